@@ -1,0 +1,162 @@
+"""Load a Jupyter notebook and validate it, without running anything.
+
+Stage 1 of the pipeline: a path in, a `Notebook` out. Every way a file can fail to be a usable
+notebook becomes a `NotebookError` whose one-line message says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.errors import NotebookError
+
+# nbformat.validate is slow on notebooks with many outputs and adds nothing we rely on: we read
+# cells defensively. The size cap keeps a hostile 2 GB "notebook" from exhausting memory.
+MAX_NOTEBOOK_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Output:
+    """One saved output of a code cell, reduced to text."""
+
+    kind: str
+    """'stream', 'execute_result', 'display_data' or 'error'."""
+    text: str
+    """stream text, text/plain, or the traceback's last line for errors."""
+    html: str = ""
+    """text/html, when the output has it (pandas tables)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One notebook cell."""
+
+    index: int
+    """Position in the notebook, from 0 (what reports call 'cell N')."""
+    kind: str
+    """'code', 'markdown' or 'raw'."""
+    source: str
+    outputs: tuple[Output, ...] = ()
+    execution_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A notebook as the analysis sees it."""
+
+    path: str
+    cells: tuple[Cell, ...]
+    nbformat: int
+    """The format version after upgrading (always 4)."""
+    upgraded_from: int | None = None
+    """The original major version when the file was older than v4."""
+    language: str = "python"
+
+    @property
+    def code_cells(self) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.kind == "code")
+
+    @property
+    def markdown_cells(self) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.kind == "markdown")
+
+
+def load_notebook(path: str | Path) -> Notebook:
+    """Read `path` as a notebook; raise NotebookError saying what to fix when it is not one."""
+    p = Path(path)
+    if not p.exists():
+        raise NotebookError(f"{p}: no such file; give the path of the .ipynb you want checked")
+    if p.is_dir():
+        raise NotebookError(f"{p} is a folder; give the path of an .ipynb file inside it")
+    size = p.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(
+            f"{p} is {size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_BYTES // 2**20} MB limit; "
+            "clear large outputs (Cell > All Output > Clear) and save again"
+        )
+    try:
+        raw = p.read_bytes()
+        data = json.loads(raw)
+    except PermissionError:
+        raise NotebookError(f"{p} cannot be read (permission denied)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        where = f" (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
+        raise NotebookError(
+            f"{p} is not valid JSON{where}; it is not a saved notebook: re-save it from Jupyter"
+        ) from None
+    return notebook_from_dict(data, str(p))
+
+
+def notebook_from_dict(data: Any, path: str = "<notebook>") -> Notebook:
+    if not isinstance(data, dict) or "nbformat" not in data or not isinstance(
+        data.get("cells", data.get("worksheets")), list
+    ):
+        raise NotebookError(
+            f"{path} is JSON but not a Jupyter notebook (no 'nbformat' and 'cells'); "
+            "hand in the .ipynb file saved by Jupyter"
+        )
+    version = data.get("nbformat")
+    if not isinstance(version, int) or version < 3 or version > 4:
+        raise NotebookError(f"{path} has nbformat {version!r}; only notebook formats 3 and 4 are read")
+    upgraded_from = None
+    if version == 3:
+        data = _upgrade_v3(data, path)
+        upgraded_from = 3
+    cells = tuple(_cell(i, c) for i, c in enumerate(data.get("cells", [])) if isinstance(c, dict))
+    if not any(c.source.strip() for c in cells):
+        raise NotebookError(f"{path} is an empty notebook (no cell has any content); save your work and hand it in again")
+    language = str(
+        (data.get("metadata") or {}).get("language_info", {}).get("name")
+        or (data.get("metadata") or {}).get("kernelspec", {}).get("language")
+        or "python"
+    )
+    return Notebook(path=path, cells=cells, nbformat=4, upgraded_from=upgraded_from, language=language)
+
+
+def _upgrade_v3(data: dict, path: str) -> dict:
+    # nbformat knows the v3 -> v4 mapping (worksheets, prompt_number, pyout...); use it.
+    import nbformat
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            node = nbformat.from_dict(data)
+            return nbformat.convert(node, 4)
+    except Exception as e:  # nbformat raises many types on malformed v3 input
+        raise NotebookError(f"{path} is an nbformat 3 notebook that cannot be upgraded ({e}); re-save it in Jupyter") from None
+
+
+def _text(value: Any) -> str:
+    """nbformat stores multi-line strings either as one string or a list of lines."""
+    if isinstance(value, list):
+        return "".join(v for v in value if isinstance(v, str))
+    return value if isinstance(value, str) else ""
+
+
+def _cell(index: int, cell: dict) -> Cell:
+    kind = cell.get("cell_type") if cell.get("cell_type") in ("code", "markdown", "raw") else "raw"
+    outputs = tuple(_output(o) for o in cell.get("outputs") or () if isinstance(o, dict)) if kind == "code" else ()
+    count = cell.get("execution_count")
+    return Cell(
+        index=index,
+        kind=kind,
+        source=_text(cell.get("source", "")),
+        outputs=outputs,
+        execution_count=count if isinstance(count, int) else None,
+    )
+
+
+def _output(out: dict) -> Output:
+    kind = str(out.get("output_type", ""))
+    if kind == "stream":
+        return Output(kind, _text(out.get("text", "")))
+    if kind == "error":
+        return Output(kind, f"{out.get('ename', 'Error')}: {out.get('evalue', '')}")
+    data = out.get("data") or {}
+    if not isinstance(data, dict):
+        data = {}
+    return Output(kind, _text(data.get("text/plain", "")), _text(data.get("text/html", "")))

@@ -1,0 +1,161 @@
+"""The rubric: points per check, the fixed training config, the references.
+
+A rubric is a TOML file (rubrics/cifar10.toml is the default). It is loaded into frozen
+dataclasses; an unknown key, a wrong type or a missing field is rejected with the key's dotted
+name and what was expected, so a typo never silently changes a grade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from grader.config import DataConfig, TrainConfig, from_mapping
+from grader.errors import RubricError
+
+DEFAULT_RUBRIC = "cifar10.toml"
+
+# Every check the grader knows, in the order reports list them. The static ones come from
+# grader.checks; the later ones from retraining and scoring against the references.
+STATIC_CHECK_IDS = (
+    "notebook_valid",
+    "two_cnn_classes",
+    "proposed_named",
+    "losses_reported",
+    "accuracies_reported",
+    "discussion",
+    "same_config",
+)
+RUN_CHECK_IDS = (
+    "models_run",
+    "baseline_works",
+    "proposed_beats_baseline",
+    "proposed_vs_references",
+    "reported_matches",
+)
+KNOWN_CHECK_IDS = STATIC_CHECK_IDS + RUN_CHECK_IDS
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """How one check is scored."""
+
+    points: float
+    """Points awarded when the check passes."""
+    required: bool = True
+    """A failing required check makes `grader check` / `grader ci` exit 1."""
+    hint: str = ""
+    """One line telling the student how to fix a failure."""
+    threshold: float = 0.0
+    """A check-specific number (an accuracy margin, a tolerance); 0 when unused."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What the assignment asks for, beyond the points."""
+
+    name: str
+    """Shown in reports."""
+    generic_model_names: tuple[str, ...] = ()
+    """Class names that do not count as a name of the student's own (case-insensitive)."""
+    max_params: int = 50_000_000
+    """Models with more parameters are refused before any memory is allocated."""
+
+
+@dataclass(frozen=True)
+class References:
+    """The reference networks trained under the same config for comparison."""
+
+    baseline: str = "LeNet5"
+    """Class in reference_models that a working baseline should match."""
+    strong: str = "ResNet20"
+    """Class in reference_models that marks the top of the partial-credit scale."""
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """A loaded, validated rubric."""
+
+    assignment: Assignment
+    data: DataConfig
+    train: TrainConfig
+    """The grading config (`--train full`)."""
+    quick: TrainConfig
+    """The student self-check budget (`--train quick`): [train] with [train_quick] on top."""
+    references: References
+    checks: Mapping[str, CheckSpec]
+    """Check id -> scoring, in KNOWN_CHECK_IDS order."""
+    source: str
+    """Where the rubric was read from."""
+    sha256: str
+    """Hash of the rubric file's bytes, recorded in every result."""
+
+    def is_generic_name(self, class_name: str) -> bool:
+        generic = {n.lower() for n in self.assignment.generic_model_names}
+        return class_name.lower() in generic
+
+
+_TOP_LEVEL = {"assignment", "data", "train", "train_quick", "references", "checks"}
+
+
+def load_rubric(path: str | Path | None = None) -> Rubric:
+    """Read and validate a rubric; None means the default rubric shipped with the grader."""
+    if path is None:
+        raw = resources.files("rubrics").joinpath(DEFAULT_RUBRIC).read_bytes()
+        source = f"rubrics/{DEFAULT_RUBRIC}"
+    else:
+        p = Path(path)
+        try:
+            raw = p.read_bytes()
+        except FileNotFoundError:
+            raise RubricError(f"rubric {p} does not exist; pass --rubric with a TOML file") from None
+        except (IsADirectoryError, PermissionError) as e:
+            raise RubricError(f"rubric {p} cannot be read ({e.strerror}); pass a TOML file") from None
+        source = str(p)
+    try:
+        table = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RubricError(f"rubric {source} is not valid TOML: {e}") from None
+    return parse_rubric(table, source=source, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def parse_rubric(table: Mapping[str, Any], *, source: str, sha256: str = "") -> Rubric:
+    unknown = sorted(set(table) - _TOP_LEVEL)
+    if unknown:
+        raise RubricError(
+            f"unknown table [{unknown[0]}] in rubric {source}; expected: {', '.join(sorted(_TOP_LEVEL))}"
+        )
+    if "assignment" not in table:
+        raise RubricError(f"rubric {source} has no [assignment] table")
+    train = from_mapping(TrainConfig, table.get("train", {}), "train")
+    quick = from_mapping(TrainConfig, table.get("train_quick", {}), "train_quick", base=train)
+    data = from_mapping(DataConfig, table.get("data", {}), "data")
+    if data.train_size + data.val_size > 50_000 or data.train_size <= 0 or data.val_size <= 0:
+        raise RubricError(
+            f"data.train_size + data.val_size must be positive and at most 50000 in rubric {source}"
+        )
+    return Rubric(
+        assignment=from_mapping(Assignment, table["assignment"], "assignment"),
+        data=data,
+        train=train,
+        quick=quick,
+        references=from_mapping(References, table.get("references", {}), "references"),
+        checks=_parse_checks(table.get("checks", {}), source),
+        source=source,
+        sha256=sha256,
+    )
+
+
+def _parse_checks(table: Mapping[str, Any], source: str) -> dict[str, CheckSpec]:
+    if not isinstance(table, Mapping):
+        raise RubricError(f"[checks] in rubric {source} must be a table of check tables")
+    unknown = sorted(set(table) - set(KNOWN_CHECK_IDS))
+    if unknown:
+        raise RubricError(
+            f"unknown check checks.{unknown[0]} in rubric {source}; known checks: {', '.join(KNOWN_CHECK_IDS)}"
+        )
+    return {cid: from_mapping(CheckSpec, table[cid], f"checks.{cid}") for cid in KNOWN_CHECK_IDS if cid in table}
