@@ -265,12 +265,17 @@ def _read_table(index: int, rows: list[list[str]], active: str, models: list[str
                 track.evidence[metric] = f"cell {index}: table column '{header[i]}'"
 
 
+_HEADER_TOKEN = re.compile(r"^[A-Za-z_][\w%()./-]*$")
+
+
 def _text_table(text: str) -> list[list[str]]:
-    """A DataFrame printed as text: a header naming a loss/acc column, then aligned rows."""
+    """A DataFrame printed as text: a header of column names naming a loss/acc, then rows."""
     lines = [l for l in text.splitlines() if l.strip()]
-    if len(lines) < 2 or not _KEYWORD.search(_normalize(lines[0])) or ":" in lines[0]:
+    if len(lines) < 2 or not _KEYWORD.search(_normalize(lines[0])):
         return []
     header = lines[0].split()
+    if not all(_HEADER_TOKEN.match(token) for token in header):
+        return []  # "Epoch 1/10 | train loss 1.98" is a log line, not a header
     rows = [header]
     for line in lines[1:]:
         cells = line.split()

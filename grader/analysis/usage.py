@@ -130,7 +130,10 @@ class _Reader:
         value = stmt.value
         built = [dotted_name(c.func) for c in ast.walk(value) if isinstance(c, ast.Call) and dotted_name(c.func) in self.models]
         optimizer = self._optimizer_spec(value)
+        refers_to_self = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
         for name in names:
+            if name in self.bindings and name in refers_to_self and not built:
+                continue  # model = model.to(device); model = train(model, ...): still that model
             self.bindings.pop(name, None)
             self.constants.pop(name, None)
             self.optimizers.pop(name, None)
