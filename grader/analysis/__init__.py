@@ -96,11 +96,11 @@ def analyze(notebook: Notebook) -> Analysis:
     baseline, proposed = pick_pair(models, roles, usage)
     unknown = Role("unknown", "the notebook does not say", False)
     analyzed = tuple(AnalyzedModel(m, roles.get(m.name, unknown)) for m in models)
-    reported = extract_reported(notebook, usage, [m.name for m in models], {n: r.role for n, r in roles.items()})
+    reported, output_warnings = extract_reported(notebook, usage, [m.name for m in models], {n: r.role for n, r in roles.items()})
     # Results can only be discussed after a model or a result appears: the assignment's own
     # instructions, above them, are not a discussion.
     starts = [m.cell for m in found] + [c for c in [first_metric_cell(notebook)] if c is not None]
-    warnings = list(parse_warnings)
+    warnings = list(parse_warnings) + list(output_warnings)
     warnings += [f"'{name}' is defined more than once; the last definition counts" for name in defs.redefined if name in {m.name for m in found}]
     return Analysis(
         models=analyzed,

@@ -19,6 +19,9 @@ from grader.analysis.usage import Usage
 from grader.notebook import Notebook, Output
 
 METRICS = ("train_loss", "val_loss", "val_acc", "test_acc")
+# An output is read from its last MAX_OUTPUT_CHARS characters: the last values are at the end,
+# and a 50 MB log would otherwise take many seconds to read line by line.
+MAX_OUTPUT_CHARS = 1_000_000
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _KEYWORD = re.compile(r"\b(loss|acc|accuracy|correct)\b")
@@ -30,6 +33,7 @@ _EPOCH = (
     re.compile(r"^\s*\[\s*(\d+)\s*,\s*\d+\s*\]"),  # the PyTorch tutorial's "[2,  2000] loss: ..."
     re.compile(r"^\s*(\d+)\s+(?:train|trn|loss)\b"),  # "30 train loss 0.03 ..."
 )
+_KERAS_PROGRESS = re.compile(r"^\s*\d+/\d+\b.*\s-\s")  # "352/352 ━━━ 5s - accuracy: 0.6 - loss: 1.1"
 _PROGRESS = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")  # tqdm over epochs: "| 3/50 [00:12<...]"
 _CIFAR_CLASS = re.compile(r"\b(plane|airplane|car|automobile|bird|cat|deer|dog|frog|horse|ship|truck)s?\b")
 _SPLIT = {"train": "train", "training": "train", "trn": "train", "val": "val", "valid": "val",
@@ -82,10 +86,18 @@ class _Track:
         return Reported(**{m: self.values.get(m) for m in METRICS}, epochs=epochs, evidence=dict(self.evidence))
 
 
-def extract_reported(notebook: Notebook, usage: Usage, models: list[str], roles: dict[str, str]) -> dict[str, Reported]:
-    """Model class -> what its outputs report, for the models that report anything."""
+def extract_reported(
+    notebook: Notebook, usage: Usage, models: list[str], roles: dict[str, str]
+) -> tuple[dict[str, Reported], tuple[str, ...]]:
+    """Model class -> what its outputs report (models that report anything), and warnings."""
+    warnings = tuple(
+        f"cell {cell.index} prints {len(o.text) / 1e6:.0f} MB of output; only its last {MAX_OUTPUT_CHARS // 1_000_000} MB were read"
+        for cell in notebook.code_cells
+        for o in cell.outputs
+        if len(o.text) > MAX_OUTPUT_CHARS
+    )
     if not models:
-        return {}
+        return {}, warnings
     tracks: dict[str, _Track] = {}
     current: str | None = None
     for cell in notebook.code_cells:
@@ -99,7 +111,7 @@ def extract_reported(notebook: Notebook, usage: Usage, models: list[str], roles:
         _read_cell(cell.index, cell.outputs, candidates, models, roles, tracks)
         current = candidates[-1]
     found = {m: t.freeze() for m, t in tracks.items()}
-    return {m: r for m, r in found.items() if any(getattr(r, k) is not None for k in METRICS)}
+    return {m: r for m, r in found.items() if any(getattr(r, k) is not None for k in METRICS)}, warnings
 
 
 def _read_cell(index: int, outputs: tuple[Output, ...], candidates: list[str], models: list[str],
@@ -109,13 +121,14 @@ def _read_cell(index: int, outputs: tuple[Output, ...], candidates: list[str], m
         if output.kind == "error":
             continue
         if "<table" in output.html:
-            _read_table(index, _html_rows(output.html), active, models, tracks)
+            _read_table(index, _html_rows(output.html[:MAX_OUTPUT_CHARS]), active, models, tracks)
             continue
-        rows = _text_table(output.text)
+        rows = _text_table(output.text[:MAX_OUTPUT_CHARS])
         if rows:
             _read_table(index, rows, active, models, tracks)
             continue
-        for raw in _without_classification_report(output.text).splitlines():
+        text = output.text[-MAX_OUTPUT_CHARS:]
+        for raw in _without_classification_report(text).splitlines():
             named = _model_named(raw, candidates if len(candidates) > 1 else [], roles)
             if named:
                 active = named
@@ -133,7 +146,8 @@ def _read_cell(index: int, outputs: tuple[Output, ...], candidates: list[str], m
             progress = _PROGRESS.search(line)
             if progress and "epoch" in line:
                 track.progress = int(progress.group(1))
-            for metric, value in _metrics_in_line(line, number is not None):
+            epoch_line = number is not None or bool(_KERAS_PROGRESS.match(line))
+            for metric, value in _metrics_in_line(line, epoch_line):
                 track.values[metric] = value
                 track.evidence[metric] = f"cell {index}: {raw.strip()[:160]}"
 
@@ -227,7 +241,7 @@ def first_metric_cell(notebook: Notebook) -> int | None:
     """The first code cell whose outputs print a loss or an accuracy."""
     for cell in notebook.code_cells:
         for output in cell.outputs:
-            lines = _without_classification_report(output.text).splitlines()
+            lines = _without_classification_report(output.text[:MAX_OUTPUT_CHARS]).splitlines()
             if any(_metrics_in_line(_normalize(l), False) for l in lines):
                 return cell.index
     return None

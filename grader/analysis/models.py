@@ -180,7 +180,8 @@ def helper_classes(cells: tuple[ParsedCell, ...], defs: Definitions, module_clas
     part_of: dict[str, str] = {}
     for name in sorted(module_classes):
         for other in sorted(module_classes - {name}):
-            if name in referenced_names(defs.classes[other].node):
+            body = defs.classes[other].node.body  # bases are not parts: class C(A) does not contain A
+            if any(name in referenced_names(stmt) for stmt in body):
                 part_of.setdefault(name, f"used inside {other}")
     standalone: set[str] = set()
     for node in _code_outside_model_classes(cells):

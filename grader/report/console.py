@@ -15,11 +15,10 @@ _LABELS = {"train_loss": "train loss", "val_loss": "val loss", "val_acc": "val a
 
 def print_check(report: CheckReport, console: Console | None = None) -> None:
     console = console or Console()
-    if not report.valid:
-        console.print(f"[bold red]error:[/] {report.error}", highlight=False)
-        return
     a = report.analysis
-    assert a is not None
+    if a is None:
+        console.print(f"[bold red]error:[/] {report.error}", highlight=False, soft_wrap=True)
+        return
     console.print(f"[bold]{report.notebook}[/]  [dim]rubric {report.rubric.source}[/]", highlight=False)
     if a.models or a.helpers or a.other_models:
         console.print(_models_table(report))
