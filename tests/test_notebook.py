@@ -57,3 +57,23 @@ def test_v3_notebook_is_upgraded(tmp_path):
     assert nb.upgraded_from == 3
     assert nb.code_cells[0].source == "print('hi')"
     assert nb.code_cells[0].outputs[0].text == "hi\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"nbformat": 4, "metadata": [], "cells": [{"cell_type": "code", "source": "x=1"}]},
+        {"nbformat": 4, "metadata": {"language_info": "py"}, "cells": [{"cell_type": "code", "source": "x=1"}]},
+        {"nbformat": 4, "cells": [{"cell_type": "code", "source": ["a", 3], "outputs": [{"output_type": "stream", "text": 7}, "junk", {"output_type": "display_data", "data": []}]}]},
+        {"nbformat": 4, "cells": [{"cell_type": "code", "source": "(" * 300 + ")" * 300}]},
+        {"nbformat": 4, "cells": [{"cell_type": "code", "source": "x = " + "-" * 100_000 + "1"}]},
+        {"nbformat": 4, "cells": [{"cell_type": "code", "source": "y = " + "+".join(["1"] * 5000)}]},
+        {"nbformat": 4, "cells": [{"source": "no type"}, {"cell_type": "code", "source": "x = 1", "outputs": None}]},
+    ],
+)
+def test_malformed_or_hostile_notebooks_are_analysed_without_crashing(data):
+    from grader.analysis import analyze
+    from grader.notebook import notebook_from_dict
+
+    analysis = analyze(notebook_from_dict(data))
+    assert analysis.models == ()
