@@ -33,11 +33,13 @@ class CheckResult:
     hint: str = ""
     """How to fix a failure (empty when the check passed)."""
     required: bool = True
+    cell: int | None = None
+    """The notebook cell the check is about (for annotations and feedback), when there is one."""
 
     def to_dict(self) -> dict:
         return {
             "id": self.id, "passed": self.passed, "points": self.points, "max_points": self.max_points,
-            "message": self.message, "hint": self.hint, "required": self.required,
+            "message": self.message, "hint": self.hint, "required": self.required, "cell": self.cell,
         }
 
 
@@ -103,7 +105,7 @@ def check_notebook(path: str | Path, *, rubric_path: str | Path | None = None, r
     try:
         notebook = load_notebook(path)
     except NotebookError as e:
-        failed = _result("notebook_valid", rubric, False, 0.0, str(e))
+        failed = make_result("notebook_valid", rubric, False, 0.0, str(e))
         return CheckReport(str(path), rubric, None, (failed,), error=str(e))
     return check_analysis(notebook, analyze(notebook), rubric)
 
@@ -114,11 +116,12 @@ def check_analysis(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Ch
         if check_id not in rubric.checks:
             continue  # a rubric may leave a check out; it then neither scores nor fails
         passed, fraction, message = check(notebook, analysis, rubric)
-        results.append(_result(check_id, rubric, passed, fraction, message))
+        results.append(make_result(check_id, rubric, passed, fraction, message, cell=cell_for(check_id, notebook, analysis)))
     return CheckReport(notebook.path, rubric, analysis, tuple(results))
 
 
-def _result(check_id: str, rubric: Rubric, passed: bool, fraction: float, message: str) -> CheckResult:
+def make_result(check_id: str, rubric: Rubric, passed: bool, fraction: float, message: str, cell: int | None = None) -> CheckResult:
+    """A CheckResult with the rubric's points and hint; `fraction` is the partial credit of a failure."""
     spec = rubric.checks.get(check_id)
     max_points = spec.points if spec else 0.0
     return CheckResult(
@@ -129,7 +132,23 @@ def _result(check_id: str, rubric: Rubric, passed: bool, fraction: float, messag
         message=message,
         hint="" if passed or spec is None else spec.hint,
         required=spec.required if spec else True,
+        cell=cell,
     )
+
+
+def cell_for(check_id: str, notebook: Notebook, analysis: Analysis) -> int | None:
+    """Where in the notebook a student should look for what a check is about."""
+    proposed = analysis.model(analysis.proposed)
+    trained = {m: c for c, u in sorted(analysis.usage.cells.items(), reverse=True) for m in u.trained}
+    if check_id == "proposed_named" and proposed:
+        return proposed.model.cell
+    if check_id in ("losses_reported", "accuracies_reported", "same_config"):
+        return trained.get(analysis.proposed or "") or trained.get(analysis.baseline or "")
+    if check_id == "two_cnn_classes":
+        return analysis.models[0].model.cell if analysis.models else None
+    if check_id == "discussion":
+        return analysis.discussion.cell if analysis.discussion.present else (notebook.cells[-1].index if notebook.cells else None)
+    return None
 
 
 # --- the checks -------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""Grade a class: every submission in a folder, in parallel, resumable, nothing lost.
+
+Each submission's files are written atomically as soon as it finishes; a re-run skips students
+whose notebook, rubric, grader version and budget are unchanged; a crash, timeout or hostile
+notebook is one student's 'error' result and the batch goes on; Ctrl-C leaves every finished
+result in place. The gradebook and the summary are rebuilt from the stored results at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.analysis.similarity import SimilarPair, similar_pairs
+from grader.errors import GraderError
+from grader.grade import Budget, grade_submission, submission_fingerprint
+from grader.report.feedback import write_feedback
+from grader.report.gradebook import gradebook_csv
+from grader.report.gradescope import gradescope_results
+from grader.result import GradeResult, load_result, write_atomic
+from grader.rubric import KNOWN_CHECK_IDS, Rubric
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    notebook: Path | None
+    """None when the student's folder holds no single notebook (the problem is in `problem`)."""
+    problem: str = ""
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: results by student, and who was graded now vs reused."""
+
+    results: dict[str, GradeResult] = field(default_factory=dict)
+    graded: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    similar: list[SimilarPair] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def discover(root: Path) -> list[Submission]:
+    """Notebooks directly in `root` (id = file name) and student folders holding one notebook."""
+    if not root.is_dir():
+        raise GraderError(f"{root} is not a folder; give a folder of notebooks or of student folders")
+    found: list[Submission] = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix == ".ipynb":
+            found.append(Submission(_student_id(entry.stem), entry))
+        elif entry.is_dir():
+            notebooks = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            if len(notebooks) == 1:
+                found.append(Submission(_student_id(entry.name), notebooks[0]))
+            else:
+                what = "no notebook" if not notebooks else f"{len(notebooks)} notebooks ({', '.join(p.name for p in notebooks[:4])})"
+                found.append(Submission(_student_id(entry.name), None, f"the folder holds {what}; hand in exactly one .ipynb"))
+    if not found:
+        raise GraderError(f"{root} holds no .ipynb files or student folders; nothing to grade")
+    ids = [s.student for s in found]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise GraderError(f"several submissions map to the student id {duplicates[0]!r}; rename one of them")
+    return found
+
+
+def _student_id(name: str) -> str:
+    # Ids become folder names in the output: keep them safe to use as one.
+    return re.sub(r"[^\w.@+-]", "_", name).strip("._") or "student"
+
+
+def grade_batch(
+    root: Path,
+    out: Path,
+    *,
+    rubric: Rubric,
+    budget: Budget,
+    workers: int = 1,
+    data_dir: Path | None = None,
+    require_isolation: bool = False,
+    on_start: Callable[[int, int], None] = lambda total, todo: None,
+    on_done: Callable[[GradeResult, bool], None] = lambda result, reused: None,
+) -> BatchReport:
+    submissions = discover(root)
+    report = BatchReport()
+    todo: list[Submission] = []
+    for sub in submissions:
+        stored = load_result(out / sub.student / RESULT)
+        if sub.notebook and stored and stored.fingerprint == submission_fingerprint(sub.notebook, rubric, budget):
+            report.results[sub.student] = stored
+            report.reused.append(sub.student)
+        else:
+            todo.append(sub)
+    on_start(len(submissions), len(todo))
+    for student in report.reused:
+        on_done(report.results[student], True)
+    options = dict(rubric=rubric, budget=budget, data_dir=data_dir, require_isolation=require_isolation)
+    try:
+        if workers <= 1:
+            for sub in todo:
+                _store(out, _grade_one(sub, **options), report, on_done)
+        else:
+            _grade_parallel(todo, out, workers, options, report, on_done)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finish_batch(out, report, rubric)
+    return report
+
+
+def _grade_parallel(todo, out, workers, options, report, on_done) -> None:
+    pool = ProcessPoolExecutor(max_workers=workers)
+    futures: dict[Future, Submission] = {pool.submit(_grade_one, sub, **options): sub for sub in todo}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                sub = futures[future]
+                try:
+                    result = future.result()
+                except Exception as e:  # a worker died (killed, out of memory): that student only
+                    result = _error_result(sub, f"the grading worker failed ({type(e).__name__}: {e})", options["rubric"])
+                _store(out, result, report, on_done)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _grade_one(sub: Submission, *, rubric: Rubric, budget: Budget, data_dir, require_isolation) -> GradeResult:
+    if sub.notebook is None:
+        return _error_result(sub, sub.problem, rubric)
+    try:
+        return grade_submission(sub.notebook, student=sub.student, rubric=rubric, budget=budget,
+                                data_dir=data_dir, require_isolation=require_isolation)
+    except GraderError as e:
+        return _error_result(sub, str(e), rubric)
+
+
+def _error_result(sub: Submission, message: str, rubric: Rubric) -> GradeResult:
+    max_score = sum(spec.points for spec in rubric.checks.values())
+    return GradeResult(student=sub.student, notebook=str(sub.notebook or ""), notebook_sha256="", fingerprint="",
+                       status="error", score=0.0, max_score=max_score, checks=[], error=message)
+
+
+def _store(out: Path, result: GradeResult, report: BatchReport, on_done) -> None:
+    folder = out / result.student
+    write_submission_files(result, folder)
+    report.results[result.student] = result
+    report.graded.append(result.student)
+    on_done(result, False)
+
+
+def write_submission_files(result: GradeResult, folder: Path) -> None:
+    """feedback and Gradescope files first, result.json last: its presence means 'complete'."""
+    write_feedback(result, folder)
+    write_atomic(folder / "results.json", json.dumps(gradescope_results(result), indent=2))
+    write_atomic(folder / RESULT, json.dumps(result.to_dict(), indent=2))
+
+
+def finish_batch(out: Path, report: BatchReport, rubric: Rubric) -> None:
+    signatures = {
+        student: (r.provenance.get("signatures") or {}).get(r.proposed or "", {})
+        for student, r in report.results.items()
+    }
+    report.similar = similar_pairs(signatures)
+    similar: dict[str, list[str]] = {}
+    for pair in report.similar:
+        similar.setdefault(pair.a, []).append(pair.b)
+        similar.setdefault(pair.b, []).append(pair.a)
+    check_ids = [c for c in KNOWN_CHECK_IDS if c in rubric.checks]
+    write_atomic(out / "gradebook.csv", gradebook_csv(report.results.values(), check_ids, similar))
+    if report.similar:
+        lines = ["student_a,student_b,source_similarity,reason"]
+        lines += [f"{p.a},{p.b},{p.ratio},{p.reason}" for p in report.similar]
+        write_atomic(out / "similar.csv", "\n".join(lines) + "\n")

@@ -1,0 +1,74 @@
+"""The terminal view of a batch: a progress bar with the current student and an ETA, then a
+summary with the score distribution and what needs the instructor's eye."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from grader.batch import BatchReport
+from grader.result import GradeResult
+
+BUCKETS = 10
+SHOWN_PAIRS = 5
+
+
+class BatchView:
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.console,
+        )
+        self.task = None
+
+    def __enter__(self) -> "BatchView":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def start(self, total: int, todo: int) -> None:
+        self.task = self.progress.add_task(f"grading {todo} of {total} (the rest unchanged)", total=total)
+
+    def done(self, result: GradeResult, reused: bool) -> None:
+        verb = "unchanged" if reused else ("could not grade" if result.status == "error" else "graded")
+        self.progress.update(self.task, advance=1, description=f"{verb} {result.student}: {result.score:g}/{result.max_score:g}")
+
+    def summary(self, report: BatchReport, out: Path) -> None:
+        results = list(report.results.values())
+        console = self.console
+        if report.interrupted:
+            console.print(f"[yellow]interrupted[/]: {len(report.graded)} graded this run; every finished result is in {out}", highlight=False)
+        if not results:
+            return
+        fractions = [r.score / r.max_score if r.max_score else 0.0 for r in results]
+        console.print(f"[bold]{len(results)} submissions[/] ({len(report.graded)} graded now, {len(report.reused)} unchanged)", highlight=False)
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("score")
+        table.add_column("students", justify="right")
+        table.add_column("")
+        counts = [0] * BUCKETS
+        for f in fractions:
+            counts[min(int(f * BUCKETS), BUCKETS - 1)] += 1
+        for i in reversed(range(BUCKETS)):
+            table.add_row(f"{i * 10:>3}-{i * 10 + 10}%", str(counts[i]), "█" * counts[i])
+        console.print(table)
+        console.print(f"mean {statistics.mean(fractions):.0%}, median {statistics.median(fractions):.0%}", highlight=False)
+        errors = [r.student for r in results if r.status == "error"]
+        if errors:
+            console.print(f"[red]could not grade[/] {', '.join(errors)} (see their result.json)", highlight=False)
+        flagged = [r.student for r in results if r.flags]
+        if flagged:
+            console.print(f"[yellow]flagged for review[/]: {', '.join(flagged)}", highlight=False)
+        for pair in report.similar[:SHOWN_PAIRS]:
+            console.print(f"[yellow]similar[/]: {pair.a} and {pair.b} ({pair.reason}, {pair.ratio:.0%})", highlight=False)
+        if len(report.similar) > SHOWN_PAIRS:
+            console.print(f"... {len(report.similar) - SHOWN_PAIRS} more similar pairs in {out / 'similar.csv'}", highlight=False)
+        console.print(f"gradebook: {out / 'gradebook.csv'}", highlight=False)

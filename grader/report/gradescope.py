@@ -1,0 +1,27 @@
+"""Gradescope's autograder results.json, rendered from a GradeResult.
+
+Format: https://gradescope-autograders.readthedocs.io/en/latest/specs/ (tests with score,
+max_score, status and output; an optional leaderboard).
+"""
+
+from __future__ import annotations
+
+from grader.result import GradeResult
+
+
+def gradescope_results(result: GradeResult) -> dict:
+    tests = []
+    for number, c in enumerate(result.checks, 1):
+        output = c["message"] + (f"\nHow to fix: {c['hint']}" if c.get("hint") else "")
+        tests.append({
+            "name": c["id"], "number": str(number), "score": c["points"], "max_score": c["max_points"],
+            "status": "passed" if c["passed"] else "failed", "output": output,
+        })
+    summary = f"{result.student}: {result.score:g} / {result.max_score:g}"
+    if result.error:
+        summary += f"\nThis submission could not be graded: {result.error}"
+    payload = {"score": result.score, "output": summary, "stdout_visibility": "hidden", "tests": tests}
+    accuracy = result.test_accuracy
+    if accuracy is not None:
+        payload["leaderboard"] = [{"name": "Test accuracy", "value": round(accuracy * 100, 2), "order": "desc"}]
+    return payload
