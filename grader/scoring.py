@@ -57,7 +57,7 @@ def _not_run(*names_and_values: tuple[str, float | None]) -> str | None:
 
 def _baseline_works(name: str | None, base: float | None, ref: float | None, rubric: Rubric):
     margin = rubric.checks["baseline_works"].threshold
-    reason = _not_run((name or "the baseline", base), (rubric.references.baseline, ref))
+    reason = _not_run((name or "the baseline", base), (f"the reference {rubric.references.baseline}", ref))
     if reason:
         return False, 0.0, reason
     assert base is not None and ref is not None
@@ -81,7 +81,7 @@ def _proposed_beats_baseline(base_name: str | None, base: float | None, prop_nam
 
 def _proposed_vs_references(name: str | None, prop: float | None, ref_base: float | None, ref_strong: float | None, rubric: Rubric):
     refs = rubric.references
-    reason = _not_run((name or "the proposed model", prop), (refs.baseline, ref_base), (refs.strong, ref_strong))
+    reason = _not_run((name or "the proposed model", prop), (f"the reference {refs.baseline}", ref_base), (f"the reference {refs.strong}", ref_strong))
     if reason:
         return False, 0.0, reason
     assert prop is not None and ref_base is not None and ref_strong is not None

@@ -1,0 +1,96 @@
+"""Batch grading: every file written, nothing regraded when nothing changed, nothing lost."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import SUBMISSIONS
+from grader.batch import discover, grade_batch
+from grader.errors import GraderError
+from grader.result import load_result
+
+FILES = {"result.json", "results.json", "feedback.md", "feedback.html"}
+
+
+@pytest.fixture
+def class_dir(tmp_path):
+    root = tmp_path / "class"
+    root.mkdir()
+    for name in ("complete", "generic_name", "missing_discussion"):
+        shutil.copy(SUBMISSIONS / f"{name}.ipynb", root / f"{name}.ipynb")
+    folder = root / "dana smith"
+    (folder / ".ipynb_checkpoints").mkdir(parents=True)
+    shutil.copy(SUBMISSIONS / "different_config.ipynb", folder / "hw3.ipynb")
+    shutil.copy(SUBMISSIONS / "different_config.ipynb", folder / ".ipynb_checkpoints" / "hw3-checkpoint.ipynb")
+    (root / "erin").mkdir()
+    (root / "erin" / "notes.txt").write_text("forgot the notebook")
+    return root
+
+
+def test_discover_ids_and_problems(class_dir):
+    subs = {s.student: s for s in discover(class_dir)}
+    assert set(subs) == {"complete", "generic_name", "missing_discussion", "dana_smith", "erin"}
+    assert subs["dana_smith"].notebook.name == "hw3.ipynb"  # checkpoints ignored
+    assert subs["erin"].notebook is None and "holds no notebook" in subs["erin"].problem
+    with pytest.raises(GraderError, match="holds no .ipynb files"):
+        discover(class_dir / "erin")
+
+
+def test_batch_writes_everything_and_reuses_unchanged(class_dir, tmp_path, rubric):
+    out = tmp_path / "out"
+    first = grade_batch(class_dir, out, rubric=rubric, budget="none")
+    assert sorted(first.graded) == ["complete", "dana_smith", "erin", "generic_name", "missing_discussion"]
+    for student in first.graded:
+        assert FILES <= {p.name for p in (out / student).iterdir()}
+    assert first.results["erin"].status == "error" and "holds no notebook" in first.results["erin"].error
+    rows = (out / "gradebook.csv").read_text().splitlines()
+    assert rows[0].startswith("student,status,total,max,notebook_valid,two_cnn_classes")
+    assert [r.split(",")[0] for r in rows[1:]] == ["complete", "dana_smith", "erin", "generic_name", "missing_discussion"]
+    assert rows[1].startswith("complete,graded,70,70,")
+
+    second = grade_batch(class_dir, out, rubric=rubric, budget="none")
+    assert second.graded == ["erin"]  # an ungradable folder is retried; the rest is unchanged
+    assert sorted(second.reused) == ["complete", "dana_smith", "generic_name", "missing_discussion"]
+
+    (class_dir / "complete.ipynb").write_text((SUBMISSIONS / "missing_discussion.ipynb").read_text())
+    (out / "generic_name" / "result.json").write_text("{truncated")
+    third = grade_batch(class_dir, out, rubric=rubric, budget="none")
+    assert sorted(third.graded) == ["complete", "erin", "generic_name"]
+    assert third.results["complete"].score == 55
+
+
+def test_interrupted_batch_keeps_finished_results_and_resumes(class_dir, tmp_path, rubric):
+    out = tmp_path / "out"
+    seen = []
+
+    def stop_after_two(result, reused):
+        seen.append(result.student)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    first = grade_batch(class_dir, out, rubric=rubric, budget="none", on_done=stop_after_two)
+    assert first.interrupted and len(first.graded) == 2
+    for student in first.graded:
+        assert load_result(out / student / "result.json") is not None
+    second = grade_batch(class_dir, out, rubric=rubric, budget="none")
+    assert set(second.reused) == set(first.graded) - {"erin"}
+    assert set(second.graded) | set(second.reused) == {"complete", "dana_smith", "erin", "generic_name", "missing_discussion"}
+
+
+def test_parallel_workers_give_the_same_gradebook(class_dir, tmp_path, rubric):
+    grade_batch(class_dir, tmp_path / "a", rubric=rubric, budget="none", workers=1)
+    grade_batch(class_dir, tmp_path / "b", rubric=rubric, budget="none", workers=2)
+    assert (tmp_path / "a" / "gradebook.csv").read_text() == (tmp_path / "b" / "gradebook.csv").read_text()
+
+
+def test_gradescope_results(tmp_path, rubric):
+    root = tmp_path / "c"
+    root.mkdir()
+    shutil.copy(SUBMISSIONS / "generic_name.ipynb", root / "ann.ipynb")
+    grade_batch(root, tmp_path / "out", rubric=rubric, budget="none")
+    data = json.loads((tmp_path / "out" / "ann" / "results.json").read_text())
+    assert data["score"] == 65
+    named = next(t for t in data["tests"] if t["name"] == "proposed_named")
+    assert named["status"] == "failed" and named["max_score"] == 5 and "How to fix" in named["output"]
+    assert {t["status"] for t in data["tests"]} == {"passed", "failed"}
