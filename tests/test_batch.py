@@ -94,3 +94,32 @@ def test_gradescope_results(tmp_path, rubric):
     named = next(t for t in data["tests"] if t["name"] == "proposed_named")
     assert named["status"] == "failed" and named["max_score"] == 5 and "How to fix" in named["output"]
     assert {t["status"] for t in data["tests"]} == {"passed", "failed"}
+
+
+def test_killed_batch_resumes_without_redoing_finished_students(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "class"
+    root.mkdir()
+    for i in range(40):
+        shutil.copy(SUBMISSIONS / "complete.ipynb", root / f"s{i:02d}.ipynb")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "grader.cli", "grade", str(root), "--out", str(out), "--no-train"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*/result.json"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up: like a power cut
+    proc.wait()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/result.json")}
+    assert 3 <= len(finished) < 40
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/result.json")}
+    assert len(after) == 40
+    assert all(after[s] == t for s, t in finished.items())  # finished students were not regraded
+    assert f"{40 - len(finished)} graded now, {len(finished)} unchanged" in done.stderr

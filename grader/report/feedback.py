@@ -31,7 +31,7 @@ def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
     lines += [f"**Score: {result.score:g} / {result.max_score:g}**", "", "## Checks", "",
               "| | Check | Points | What the grader found |", "|---|---|---|---|"]
     for c in result.checks:
-        mark = "✅" if c["passed"] else ("❌" if c.get("required", True) else "⚠️")
+        mark = "✓" if c["passed"] else ("✗" if c.get("required", True) else "!")  # glyphs every font has
         lines.append(f"| {mark} | {c['id']} | {c['points']:g} / {c['max_points']:g} | {_cell(c['message'])} |")
     fixes = [c for c in result.checks if not c["passed"] and c.get("hint")]
     if fixes:
@@ -44,7 +44,8 @@ def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
     pair = [n for n in (result.baseline, result.proposed) if n]
     if pair:
         lines += ["", "## Reported vs reproduced", "",
-                  "What your notebook printed, next to what the grader measured by retraining your classes under its fixed configuration.", "",
+                  "What your notebook printed, next to what the grader measured by retraining your classes under its fixed configuration"
+                  + ("." if result.retrain else " (this run did not retrain: static checks only)."), "",
                   "| Model | Reported val acc | Reported test acc | Reproduced val acc | Reproduced test acc |", "|---|---|---|---|---|"]
         for name in pair:
             rep, run = result.reported.get(name, {}), result.retrain.get(name, {})
@@ -115,6 +116,10 @@ def learning_curves_png(result: GradeResult) -> bytes | None:
         style = "--" if "reference" in label else "-"
         loss_ax.plot(epochs, [e.get("train_loss") for e in history["epochs"]], style, marker="o", label=label)
         acc_ax.plot(epochs, [e.get("val_accuracy") for e in history["epochs"]], style, marker="o", label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
     acc_ax.set(title="Validation accuracy", xlabel="epoch", ylabel="accuracy")
     acc_ax.legend(fontsize=8)
