@@ -108,8 +108,8 @@ def load_array(path: Path, spec: ArraySpec):
         raise ChildOutputError(f"{path.name} has dtype {getattr(array, 'dtype', '?')}, expected kind {spec.kinds!r}")
     if spec.shape and (array.ndim != len(spec.shape) or any(
             want is not None and got != want for got, want in zip(array.shape, spec.shape))):
-        want = tuple("N" if w is None else w for w in spec.shape)
-        raise ChildOutputError(f"{path.name} has shape {array.shape}, expected {want}")
+        want = ", ".join("N" if w is None else str(w) for w in spec.shape)
+        raise ChildOutputError(f"{path.name} has shape {array.shape}, expected ({want})")
     return array
 
 
