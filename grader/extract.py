@@ -92,8 +92,9 @@ def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str])
     chosen = _closure(wanted, table, rejected, warnings)
     import_nodes = [d.node for d in sorted({id(d.node): d for d in chosen if d.is_import}.values(), key=lambda d: d.order)]
     star = [d.node for d in table.values() if d.name.startswith("*")]
-    future = [n for n in import_nodes if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
-    import_nodes = future + [n for n in import_nodes if n not in future]  # __future__ must come first
+    # __future__ imports change how the whole module compiles: keep them all, and first.
+    future = [d.node for d in table.values() if isinstance(d.node, ast.ImportFrom) and d.node.module == "__future__"]
+    import_nodes = future + [n for n in import_nodes if n not in future]
     body_defs = _dependency_order([d for d in chosen if not d.is_import], table)
     lines = ["# Extracted by the grader from the notebook: model classes and what they need.", ""]
     seen: set[str] = set()
@@ -126,7 +127,7 @@ def _definitions(cells) -> tuple[dict[str, _Definition], Imports, dict[str, int]
         for stmt in pc.tree.body:
             order += 1
             for name, is_import in _bound_names(stmt, imports):
-                if is_import or _safe_statement(stmt, imports):
+                if is_import or _safe_statement(stmt, imports, table):
                     table[name] = _Definition(name, stmt, pc.cell.index, order, is_import)
                     rejected.pop(name, None)
                 else:
@@ -156,19 +157,21 @@ def _bound_names(stmt: ast.stmt, imports: Imports) -> list[tuple[str, bool]]:
     return []
 
 
-def _safe_statement(stmt: ast.stmt, imports: Imports) -> bool:
+def _safe_statement(stmt: ast.stmt, imports: Imports, table: Mapping[str, _Definition]) -> bool:
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return True
     if isinstance(stmt, ast.Assign) and all(isinstance(t, (ast.Name, ast.Tuple, ast.List)) for t in stmt.targets):
-        return _safe_value(stmt.value, imports)
+        return _safe_value(stmt.value, imports, table)
     if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-        return _safe_value(stmt.value, imports)
+        return _safe_value(stmt.value, imports, table)
     return False
 
 
-def _safe_value(node: ast.AST, imports: Imports) -> bool:
-    """A right-hand side that only builds a value."""
+def _safe_value(node: ast.AST, imports: Imports, table: Mapping[str, _Definition]) -> bool:
+    """A right-hand side that only builds a value from names we extract (`trainset.classes` is not one)."""
     for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id not in table and not hasattr(builtins, sub.id):
+            return False
         if isinstance(sub, ast.Call):
             name = imports.resolve(sub.func)
             if not name or not any(name == s or (s.endswith(".") and name.startswith(s)) for s in SAFE_CALLS):
