@@ -7,7 +7,8 @@ import pytest
 from grader.rubric import load_rubric
 from grader.run_models import Timeouts, run_models
 from grader.sandbox import Limits
-from tests.notebooks import IMPORTS, LENET, notebook
+from sandbox_notebooks import IMPORTS, LENET, notebook
+from sandbox_fixtures import isolation  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from grader.extract import extract_models
-from tests.notebooks import IMPORTS, LENET, code, markdown, notebook
+from sandbox_notebooks import IMPORTS, LENET, markdown, notebook
 
 NOTEBOOK = notebook(
     "%matplotlib inline\n!pip install torchsummary\nfrom __future__ import annotations",

@@ -1,4 +1,4 @@
-"""Shared fixtures: the sandbox's isolation, probed once per test session."""
+"""Sandbox fixtures (imported by the sandbox test modules): the isolation, probed once per session."""
 
 from __future__ import annotations
 
