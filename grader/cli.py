@@ -48,6 +48,8 @@ def check(notebook: Path, as_json: bool, rubric: Path | None) -> None:
     result = check_notebook(notebook, rubric_path=rubric)
     if as_json:
         click.echo(jsonout.dumps(result.to_dict()))
+    elif not result.valid:
+        click.echo(f"error: {result.error}", err=True)
     else:
         console.print_check(result)
     sys.exit(result.exit_code)

@@ -1,0 +1,166 @@
+"""Static analysis of a student notebook: what it defines, trains, reports and discusses.
+
+`analyze(notebook, rubric)` is the whole stage: no student code runs and torch is never
+imported. The result, `Analysis`, is a frozen record the checks and reports read.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from grader.analysis.discussion import Discussion, find_discussion
+from grader.analysis.metrics import METRICS, Reported, extract_reported, first_metric_cell
+from grader.analysis.models import Definitions, ModelClass, collect_definitions, find_model_classes
+from grader.analysis.roles import Role, assign_roles, pick_pair
+from grader.analysis.source import ParsedCell, parse_cells, walk_top_level
+from grader.analysis.usage import Usage, analyze_usage
+from grader.notebook import Notebook
+
+__all__ = ["Analysis", "AnalyzedModel", "OtherModel", "SameConfig", "analyze", "METRICS", "Reported"]
+
+
+@dataclass(frozen=True)
+class AnalyzedModel:
+    """A model class with its role."""
+
+    model: ModelClass
+    role: Role
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def to_dict(self) -> dict:
+        m = self.model
+        return {
+            "name": m.name, "role": self.role.role, "role_guessed": self.role.guessed,
+            "role_reason": self.role.reason, "is_cnn": m.is_cnn, "cell": m.cell, "line": m.line,
+        }
+
+
+@dataclass(frozen=True)
+class OtherModel:
+    """A model the notebook builds without an nn.Module class (so it cannot be graded as one)."""
+
+    name: str
+    kind: str
+    """'nn.Sequential variable', 'Keras model' or 'torchvision model'."""
+    cell: int
+    line: int
+
+
+@dataclass(frozen=True)
+class SameConfig:
+    """Whether the baseline and the proposed model were trained the same way."""
+
+    same: bool | None
+    """None when the notebook does not show how both were trained."""
+    detail: str
+    differing: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"same": self.same, "detail": self.detail, "differing": list(self.differing)}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the static checks need to know about one notebook."""
+
+    models: tuple[AnalyzedModel, ...]
+    """Stand-alone nn.Module classes (helper blocks excluded), in definition order."""
+    helpers: tuple[ModelClass, ...]
+    other_models: tuple[OtherModel, ...]
+    baseline: str | None
+    proposed: str | None
+    reported: dict[str, Reported]
+    config: SameConfig
+    discussion: Discussion
+    warnings: tuple[str, ...]
+    uses_magics: bool
+    definitions: Definitions
+    cells: tuple[ParsedCell, ...]
+    usage: Usage
+
+    def model(self, name: str | None) -> AnalyzedModel | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+def analyze(notebook: Notebook) -> Analysis:
+    cells, parse_warnings = parse_cells(notebook)
+    defs = collect_definitions(cells)
+    found = find_model_classes(cells, defs)
+    models = [m for m in found if not m.helper]
+    usage = analyze_usage(cells, defs, {m.name for m in models})
+    roles = assign_roles(notebook, models, usage)
+    baseline, proposed = pick_pair(models, roles, usage)
+    unknown = Role("unknown", "the notebook does not say", False)
+    analyzed = tuple(AnalyzedModel(m, roles.get(m.name, unknown)) for m in models)
+    reported, output_warnings = extract_reported(notebook, usage, [m.name for m in models], {n: r.role for n, r in roles.items()})
+    # Results can only be discussed after a model or a result appears: the assignment's own
+    # instructions, above them, are not a discussion.
+    starts = [m.cell for m in found] + [c for c in [first_metric_cell(notebook)] if c is not None]
+    warnings = list(parse_warnings) + list(output_warnings)
+    warnings += [f"'{name}' is defined more than once; the last definition counts" for name in defs.redefined if name in {m.name for m in found}]
+    return Analysis(
+        models=analyzed,
+        helpers=tuple(m for m in found if m.helper),
+        other_models=find_other_models(cells, defs),
+        baseline=baseline,
+        proposed=proposed,
+        reported=reported,
+        config=compare_config(usage, baseline, proposed),
+        discussion=find_discussion(notebook, min(starts)) if starts else Discussion(False, None),
+        warnings=tuple(warnings),
+        uses_magics=any(c.has_magics for c in cells),
+        definitions=defs,
+        cells=cells,
+        usage=usage,
+    )
+
+
+def compare_config(usage: Usage, baseline: str | None, proposed: str | None) -> SameConfig:
+    if not baseline or not proposed:
+        return SameConfig(None, "needs a baseline and a proposed model to compare")
+    missing = [m for m in (baseline, proposed) if m not in usage.training_function and not usage.settings.get(m)]
+    if missing:
+        return SameConfig(None, f"could not find where {' and '.join(missing)} is trained")
+    a, b = usage.settings.get(baseline, {}), usage.settings.get(proposed, {})
+    differing = tuple(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k in a and k in b)
+    fa, fb = usage.training_function.get(baseline), usage.training_function.get(proposed)
+    if fa != fb:
+        return SameConfig(False, f"{baseline} is trained by {fa}, {proposed} by {fb}", ("training function",) + differing)
+    if differing:
+        detail = "; ".join(f"{k}: {a[k]} vs {b[k]}" for k in differing)
+        return SameConfig(False, f"settings differ ({baseline} vs {proposed}): {detail}", differing)
+    return SameConfig(True, f"both trained by {fa} with the same settings")
+
+
+def find_other_models(cells: tuple[ParsedCell, ...], defs: Definitions) -> tuple[OtherModel, ...]:
+    """Models built as variables (nn.Sequential), with Keras, or taken from torchvision."""
+    found: dict[str, OtherModel] = {}
+    for parsed in cells:
+        if parsed.tree is None:
+            continue
+        for stmt in walk_top_level(parsed.tree):
+            if not isinstance(stmt, ast.Assign) or not isinstance(stmt.value, ast.Call):
+                continue
+            target = stmt.targets[0]
+            if not isinstance(target, ast.Name):
+                continue
+            kind = _model_kind(defs.imports.resolve(stmt.value.func))
+            if kind:
+                found[target.id] = OtherModel(target.id, kind, parsed.cell.index, stmt.lineno)
+    return tuple(found.values())
+
+
+def _model_kind(callee: str) -> str | None:
+    if callee in ("torch.nn.Sequential",):
+        return "nn.Sequential variable"
+    if callee.startswith(("tensorflow.keras", "keras")) and callee.rsplit(".", 1)[-1] in ("Sequential", "Model"):
+        return "Keras model"
+    if callee.rsplit(".", 1)[-1] in ("Sequential",) and callee.startswith(("tensorflow", "keras", "tf.")):
+        return "Keras model"
+    if callee.startswith("torchvision.models."):
+        return "torchvision model"
+    return None

@@ -54,14 +54,31 @@ def parse_cells(notebook: Notebook) -> tuple[tuple[ParsedCell, ...], tuple[str, 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # SyntaxWarning for "\d" in student strings
                 tree = ast.parse(python)
+            if _depth(tree) > MAX_DEPTH:
+                raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
             parsed.append(ParsedCell(cell, python, tree, has_magics=has_magics))
-        except (SyntaxError, ValueError) as e:
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
             line = getattr(e, "lineno", None)
             where = f" line {line}" if line else ""
-            msg = getattr(e, "msg", str(e))
+            msg = getattr(e, "msg", str(e)) or "too deeply nested"
             problems.append(f"cell {cell.index}{where} is not valid Python ({msg}); it was skipped")
             parsed.append(ParsedCell(cell, python, None, error=msg, has_magics=has_magics))
     return tuple(parsed), tuple(problems)
+
+
+# Deeper trees would make the recursive parts of `ast` (unparse, the compiler) overflow the stack.
+MAX_DEPTH = 200
+
+
+def _depth(tree: ast.AST) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 @dataclass

@@ -1,0 +1,47 @@
+"""Wall time of `grader check` on every example submission, as a user runs it (a new process).
+
+Prints the median of several runs per notebook, and, for scale, the time a new Python process
+takes just to `import torch` (the cost the static path avoids). Run from the repository root:
+
+    python bench/bench_check.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wall(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(f"python {platform.python_version()} on {platform.machine()}, {args.runs} runs each, median wall seconds")
+    torch_import = wall([sys.executable, "-c", "import torch"], args.runs)
+    worst = 0.0
+    for notebook in sorted((REPO / "submissions").glob("*.ipynb")):
+        seconds = wall([sys.executable, "-m", "grader.cli", "check", str(notebook), "--json"], args.runs)
+        worst = max(worst, seconds)
+        print(f"  grader check {notebook.name:<28} {seconds:6.3f} s")
+    print(f"  python -c 'import torch'             {torch_import:6.3f} s")
+    print(f"slowest check {worst:.3f} s; import torch alone takes {torch_import / worst:.1f}x as long")
+
+
+if __name__ == "__main__":
+    main()

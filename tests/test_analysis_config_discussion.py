@@ -1,0 +1,46 @@
+from grader.analysis import analyze
+from nbfactory import LENET, WIDENET, code, md, notebook
+
+TRAIN = "def train(model, loader, epochs=10, lr=0.01, log_every=100):\n    pass\n"
+
+
+def config(*cells):
+    a = analyze(notebook(code(LENET + WIDENET + TRAIN), *cells))
+    return a.config
+
+
+def test_same_function_and_settings():
+    c = config(code("EPOCHS = 5\na = LeNet()\ntrain(a, loader, epochs=EPOCHS)\nb = WideNet()\ntrain(b, loader, epochs=5, log_every=10)"))
+    assert c.same is True  # logging options are not optimization settings
+
+
+def test_constants_resolved_at_the_time_of_the_call():
+    c = config(code("LR = 0.01\na = LeNet()\ntrain(a, loader, lr=LR)\nLR = 0.1\nb = WideNet()\ntrain(b, loader, lr=LR)"))
+    assert c.same is False and c.differing == ("lr",)
+    assert "lr: 0.01 vs 0.1" in c.detail
+
+
+def test_optimizers_are_compared():
+    c = config(code(
+        "import torch\na = LeNet()\nopt = torch.optim.SGD(a.parameters(), 0.01, 0.9)\nfor e in range(10):\n    loss = step(a, opt); loss.backward()\n"
+        "b = WideNet()\nopt = torch.optim.Adam(b.parameters(), lr=0.001)\nfor e in range(10):\n    loss = step(b, opt); loss.backward()\n"
+    ))
+    assert c.same is False
+    assert "optimizer: SGD(lr=0.01, momentum=0.9) vs Adam(lr=0.001)" in c.detail
+
+
+def test_untrained_model_cannot_be_compared():
+    c = config(code("a = LeNet()\ntrain(a, loader)\nb = WideNet()"))
+    assert c.same is None and "could not find where WideNet is trained" in c.detail
+
+
+def test_discussion_needs_prose_about_results_after_the_models():
+    words = "The proposed model is better than the baseline because batch normalization and more filters improve generalization on the validation set by a wide margin."
+    before = analyze(notebook(md(words), code(LENET)))
+    assert before.discussion.present is False
+    after = analyze(notebook(code(LENET), md("## Discussion\n(Add text here)"), md("## Results\n" + words)))
+    assert after.discussion.present is True and after.discussion.cell == 2
+    headings_only = analyze(notebook(code(LENET), md("# Results\n## Which model is better?")))
+    assert headings_only.discussion.present is False
+    commented_out = analyze(notebook(code(LENET), md("<!-- " + words + " -->")))
+    assert commented_out.discussion.present is False
