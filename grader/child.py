@@ -175,12 +175,16 @@ def _forward(torch, model, batch, report):
 
 
 def _train(model, request: dict, in_dir: str, report: dict) -> None:
-    """The seam to the trainer (grader/train.py, copied into in/ as the package `grader`).
+    """The seam to the trainer (issue 3). NOT WIRED YET: no grader.train in this build.
 
-    Expected from the trainer: `grader.train.train_in_child(model, data, config) -> dict` with
-    data = {"train_x": uint8 (N,32,32,3) or (N,3,32,32), "train_y": int64 (N,), "val_x", "test_x"}
-    (no labels for val and test) and config the rubric's TrainConfig as a dict; it returns
-    {"history": [{"epoch", "train_loss", ...}], "val_logits": ndarray, "test_logits": ndarray}.
+    The parent copies grader/train.py and the grader modules it imports into IN_DIR/grader/, and
+    the data as .npy: train_x uint8 (N,3,32,32) with train_y int64, val_x and test_x WITHOUT
+    labels. Issue 3's `train(model, data, config, evaluate=...)` takes an `evaluate(split, logits)`
+    callback for per-epoch validation scores (best_val selection); inside the sandbox that callback
+    must ask the parent, which holds the labels: a request/reply file pair the sandbox's poll loop
+    answers (to be added with the wiring). Expected here: `train_in_child(model, data, config)`
+    returning {"history": [...], "val_logits": ndarray, "test_logits": ndarray}; the parent
+    computes val/test accuracy from the logits.
     """
     import numpy as np
 

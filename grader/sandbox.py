@@ -43,7 +43,8 @@ class Limits:
     """Resource limits for one child."""
 
     memory_bytes: int = 6 * 2**30
-    """Resident memory of the whole process tree (all its processes together)."""
+    """Anonymous resident memory (RssAnon + RssShmem) of the whole process tree together; a watchdog
+    enforces it, because RLIMIT_AS breaks CUDA."""
     cpu_seconds: int = 0
     """CPU time per process; 0 means the run's total deadline times the CPU count."""
     file_bytes: int = 2 * 2**30
@@ -399,10 +400,20 @@ def _comm(pid: int) -> str:
 
 
 def _rss(pid: int) -> int:
+    """Anonymous resident memory (heap, tensors, shared memory) of one process.
+
+    File-backed pages (torch's 1 GB of CUDA libraries, mapped and partly resident) are left out:
+    they are shared and reclaimable, and counting them made the cap depend on the page cache.
+    """
     try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
         return 0
+    kb = 0
+    for line in text.splitlines():
+        if line.startswith(("RssAnon:", "RssShmem:")):
+            kb += int(line.split()[1])
+    return kb * 1024
 
 
 def _signal(pid: int, sig: int) -> None:
