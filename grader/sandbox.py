@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import threading

@@ -14,7 +14,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 MAX_JSON_BYTES = 4 * 2**20
 MAX_STRING = 4000
