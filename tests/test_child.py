@@ -1,0 +1,148 @@
+"""What the child tells a student about a model that does not run (through the real sandbox)."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.rubric import load_rubric
+from grader.run_models import Timeouts, run_models
+from grader.sandbox import Limits
+from sandbox_notebooks import IMPORTS, LENET, notebook
+from sandbox_fixtures import isolation  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+CLASSES = '''
+class MnistSized(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 4 * 4, 120)
+        self.fc2 = nn.Linear(120, 10)
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+class NeedsWidth(nn.Module):
+    def __init__(self, width, depth):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+
+class WideResNetLite(nn.Module):
+    def __init__(self, num_classes, width=16):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.fc = nn.Linear(width, num_classes)
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.conv(x), 1).flatten(1))
+
+class Enormous(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(100_000, 100_000)
+
+class SoftmaxOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+    def forward(self, x):
+        return F.softmax(self.fc(x.flatten(1)), dim=1)
+
+class Predicts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+    def forward(self, x):
+        return self.fc(x.flatten(1)).argmax(1)
+
+class FlattensWrong(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 5)
+        self.fc = nn.Linear(16 * 24 * 24, 10)
+    def forward(self, x):
+        return self.fc(self.conv(x).view(-1, 16 * 24 * 24))
+
+class TenClassesOf100(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 100)
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+'''
+
+NAMES = ["LeNet5", "MnistSized", "NeedsWidth", "WideResNetLite", "Enormous", "SoftmaxOut", "Predicts",
+         "FlattensWrong", "TenClassesOf100"]
+
+
+@pytest.fixture(scope="module")
+def runs(isolation):
+    nb = notebook(IMPORTS, LENET, CLASSES, "model = WideResNetLite(10, width=48)\nn = NeedsWidth(w, 3)")
+    # 1 GB: the 10-billion-parameter model must be refused before anything is allocated.
+    result = run_models(nb, NAMES, load_rubric(), isolation=isolation,
+                        timeouts=Timeouts(instantiate_s=30, forward_s=30), limits=Limits(memory_bytes=2**30))
+    return result
+
+
+def test_a_working_model_passes_with_its_size(runs):
+    lenet = runs.models["LeNet5"]
+    assert lenet.passed and lenet.built_as == "LeNet5()"
+    assert lenet.params == 62006
+    assert lenet.flops == 2 * (6 * 28 * 28 * 75 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10)
+
+
+def test_a_linear_layer_sized_for_another_image_size_is_named_with_both_shapes(runs):
+    m = runs.models["MnistSized"]
+    assert m.kind == "shape"
+    assert "layer fc1 = Linear(in_features=256, out_features=120) receives 400 features" in m.message
+    assert "nn.Linear(400, 120)" in m.message
+
+
+def test_arguments_are_taken_from_the_notebook_or_asked_for(runs):
+    built = runs.models["WideResNetLite"]
+    assert built.passed and built.built_as == "WideResNetLite(10, width=48)"
+    needs = runs.models["NeedsWidth"]
+    assert needs.kind == "needs_args"
+    assert "NeedsWidth(width, depth) needs arguments" in needs.message
+
+
+def test_too_many_parameters_are_refused_before_allocation(runs):
+    m = runs.models["Enormous"]
+    assert m.kind == "too_many_params"
+    assert "10,000,100,000 parameters, over the limit of 50,000,000" in m.message
+
+
+def test_softmax_output_passes_with_a_logits_hint(runs):
+    m = runs.models["SoftmaxOut"]
+    assert m.passed
+    assert "CrossEntropyLoss expects raw logits" in m.hint
+
+
+def test_outputs_that_are_not_logits_fail(runs):
+    assert "int64 values (class ids?)" in runs.models["Predicts"].message
+    assert "to (4, 100) instead of (4, 10)" in runs.models["TenClassesOf100"].message
+    assert "reshapes to [-1, 9216]" in runs.models["FlattensWrong"].message
+
+
+def test_the_check_scores_the_share_of_models_that_run(runs):
+    check = runs.check
+    assert not check.passed and check.id == "models_run"
+    assert check.points == pytest.approx(check.max_points * 3 / len(NAMES), abs=0.01)
+    assert "MnistSized" in check.message
+
+
+def test_the_train_phase_reports_a_missing_trainer_instead_of_faking_one(isolation):
+    from grader.extract import extract_models
+    from grader.run_models import CHILD_SCRIPT, RESULT_SCHEMA
+    from grader.sandbox import Phase, run_in_sandbox
+
+    ex = extract_models(notebook(IMPORTS, LENET), ["LeNet5"])
+    request = {"task": "train", "module": "submission.py", "model": {"name": "LeNet5", "args": None}, "data": {}, "config": {}}
+    child = run_in_sandbox(CHILD_SCRIPT, phases=[Phase("import", 120), Phase("instantiate", 30), Phase("train", 60)],
+                           isolation=isolation, request=request, schema=RESULT_SCHEMA,
+                           inputs={"submission.py": ex.source.encode()})
+    assert child.status == "ok" and child.phase == "train"
+    assert child.payload["model"]["kind"] == "no_trainer"

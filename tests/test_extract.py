@@ -1,0 +1,93 @@
+"""Extraction: the model classes' dependency closure and nothing else."""
+
+from __future__ import annotations
+
+import ast
+
+from grader.extract import extract_models
+from sandbox_notebooks import IMPORTS, LENET, markdown, notebook
+
+NOTEBOOK = notebook(
+    "%matplotlib inline\n!pip install torchsummary\nfrom __future__ import annotations",
+    IMPORTS + "import torchvision\nimport torchvision.transforms as transforms\nimport matplotlib.pyplot as plt\nimport numpy as np",
+    "transform = transforms.Compose([transforms.ToTensor()])\n"
+    "trainset = torchvision.datasets.CIFAR10(root='./data', train=True, download=True, transform=transform)\n"
+    "trainloader = torch.utils.data.DataLoader(trainset, batch_size=4)",
+    markdown("# Models"),
+    "DROPOUT = 0.25\nWIDTHS = [32, 64]\ndevice = torch.device('cuda' if torch.cuda.is_available() else 'cpu')",
+    "def conv_block(c_in, c_out):\n    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))",
+    "class Block(nn.Module):\n    pass",
+    "class Block(nn.Module):\n    def __init__(self, c):\n        super().__init__()\n        self.body = conv_block(c, c)",
+    "class ProposedNet(Block):\n    def __init__(self, n_classes=10):\n        nn.Module.__init__(self)\n"
+    "        self.features = nn.Sequential(conv_block(3, WIDTHS[0]), conv_block(WIDTHS[0], WIDTHS[1]))\n"
+    "        self.drop = nn.Dropout(DROPOUT)\n        self.fc = nn.Linear(WIDTHS[1] * 8 * 8, n_classes)\n"
+    "    def forward(self, x):\n        return self.fc(self.drop(torch.flatten(self.features(x), 1)))",
+    LENET,
+    "class Unused(nn.Module):\n    pass",
+    "def train(model, loader):\n    for x, y in loader:\n        model(x)\n"
+    "model = ProposedNet(10).to(device)\ntrain(model, trainloader)\nplt.plot([1, 2])",
+    "class LeNet5(nn.Module):\n    def __init__(self, n=10):\n        super().__init__()\n        self.fc = nn.Linear(3072, n)\n"
+    "    def forward(self, x):\n        return self.fc(x.flatten(1))\nlenet = LeNet5(n=10)",
+)
+
+
+def test_the_module_holds_the_closure_and_nothing_else():
+    ex = extract_models(NOTEBOOK, ["LeNet5", "ProposedNet"])
+    assert ex.source.splitlines()[2] == "from __future__ import annotations"
+    names = set(ex.names)
+    assert {"LeNet5", "ProposedNet", "Block", "conv_block", "DROPOUT", "WIDTHS"} <= names
+    assert not names & {"Unused", "train", "trainset", "trainloader", "transform", "model", "lenet", "device"}
+    for forbidden in ("get_ipython", "DataLoader", "CIFAR10", "plt.plot", "matplotlib", "torchvision", "numpy"):
+        assert forbidden not in ex.source, forbidden
+    compile(ex.source, "submission.py", "exec")
+
+
+def test_the_last_definition_wins_and_bases_come_first():
+    ex = extract_models(NOTEBOOK, ["LeNet5", "ProposedNet"])
+    tree = ast.parse(ex.source)
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert [c.name for c in classes].count("LeNet5") == 1
+    lenet = next(c for c in classes if c.name == "LeNet5")
+    assert "nn.Linear(3072, n)" in ast.unparse(lenet)  # the redefinition in the last cell
+    order = [c.name for c in classes]
+    assert order.index("Block") < order.index("ProposedNet")
+    block = next(c for c in classes if c.name == "Block")
+    assert "conv_block" in ast.unparse(block)  # the second Block, not the empty first one
+
+
+def test_the_extracted_module_runs_on_its_own():
+    ex = extract_models(NOTEBOOK, ["LeNet5", "ProposedNet"])
+    namespace: dict = {}
+    exec(compile(ex.source, "submission.py", "exec"), namespace)
+    import torch
+
+    assert namespace["ProposedNet"]()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_literal_instantiations_are_found():
+    ex = extract_models(NOTEBOOK, ["LeNet5", "ProposedNet"])
+    assert ex.instantiations["ProposedNet"].args == (10,)
+    assert ex.instantiations["LeNet5"].kwargs == {"n": 10}
+    assert ex.instantiations["LeNet5"].source == "LeNet5(n=10)"
+
+
+def test_non_literal_arguments_and_constants():
+    nb = notebook(IMPORTS, "N = 10\nclass A(nn.Module):\n    def __init__(self, k):\n        super().__init__()",
+                  "a = A(N)\nb = A(len(trainset))")
+    inst = extract_models(nb, ["A"]).instantiations["A"]
+    assert inst is not None and inst.args == (10,)  # A(len(trainset)) is not literal and is skipped
+
+
+def test_a_dependency_on_data_is_reported():
+    nb = notebook(IMPORTS, "classes = trainset.classes",
+                  "class A(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                  "        self.fc = nn.Linear(10, len(classes))")
+    ex = extract_models(nb, ["A"])
+    assert "classes" not in ex.names
+    assert any("A uses classes, which cell 1 computes" in w for w in ex.warnings)
+
+
+def test_missing_classes_are_listed():
+    ex = extract_models(notebook(IMPORTS, LENET), ["LeNet5", "Ghost"])
+    assert ex.classes == ("LeNet5",) and ex.missing == ("Ghost",)
+    assert ex.to_dict()["missing"] == ["Ghost"]

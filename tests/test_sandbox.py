@@ -1,0 +1,139 @@
+"""The child-process runner: protocol validation, limits, deadlines, capped output, cleanup."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.errors import SandboxError
+from grader.isolation import Isolation, detect_isolation, require
+from grader.sandbox import Limits, Phase, run_in_sandbox
+from grader.sandbox_io import ArraySpec
+from sandbox_fixtures import isolation  # noqa: F401 (fixtures)
+
+ROOT = os.geteuid() == 0
+
+
+def run(tmp_path, isolation, body: str, *, phases=(Phase("main", 20),), **kwargs):
+    script = tmp_path / "script.py"
+    script.write_text("import json, os, sys\n" + textwrap.dedent(body))
+    return run_in_sandbox(script, phases=list(phases), isolation=isolation, **kwargs)
+
+
+def test_result_is_validated_and_child_runs_unprivileged_in_a_fresh_folder(tmp_path, isolation, monkeypatch):
+    monkeypatch.setenv("GRADER_SECRET_TOKEN", "s3cret")
+    r = run(tmp_path, isolation, """
+        req = json.load(open(os.path.join(sys.argv[1], "request.json")))
+        json.dump({"uid": os.getuid(), "files": sorted(os.listdir(".")), "env": sorted(os.environ),
+                   "echo": req["x"], "extra": 1}, open("out/result.json", "w"))
+    """, request={"x": "hello"}, schema={"uid": int, "files": [str], "env": [str], "echo": str})
+    assert r.status == "ok", r.detail
+    assert r.payload["echo"] == "hello"
+    assert "extra" not in r.payload  # unknown keys are dropped
+    assert r.payload["files"] == ["out", "tmp"]
+    assert "GRADER_SECRET_TOKEN" not in r.payload["env"]
+    if ROOT:
+        assert r.payload["uid"] == 65534
+    assert r.to_dict()["isolation"]["kind"] == isolation.kind
+
+
+def test_wrong_types_in_the_result_are_rejected(tmp_path, isolation):
+    r = run(tmp_path, isolation, 'json.dump({"n": "12"}, open("out/result.json", "w"))', schema={"n": int})
+    assert r.status == "invalid"
+    assert "result.n must be int" in r.detail
+
+
+def test_a_result_that_links_elsewhere_is_not_followed(tmp_path, isolation):
+    r = run(tmp_path, isolation, 'os.symlink("/etc/passwd", "out/result.json")', schema={"root": str})
+    assert r.status == "invalid"
+    assert "cannot be opened safely" in r.detail
+
+
+def test_arrays_are_loaded_without_pickle_and_shape_checked(tmp_path, isolation):
+    body = """
+        import numpy as np
+        np.save("out/good.npy", np.zeros((4, 10), np.float32))
+        np.save("out/obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        json.dump({}, open("out/result.json", "w"))
+    """
+    ok = run(tmp_path, isolation, body, arrays={"good": ArraySpec("f", (None, 10))})
+    assert ok.status == "ok" and ok.arrays["good"].shape == (4, 10)
+    bad = run(tmp_path, isolation, body, arrays={"obj": ArraySpec("f")})
+    assert bad.status == "invalid" and "obj.npy" in bad.detail
+    wrong = run(tmp_path, isolation, body, arrays={"good": ArraySpec("f", (None, 3))})
+    assert wrong.status == "invalid" and "expected (N, 3)" in wrong.detail
+
+
+def test_each_phase_has_its_own_deadline(tmp_path, isolation):
+    r = run(tmp_path, isolation, """
+        import time
+        json.dump({"phase": "slow"}, open("out/progress.json", "w"))
+        time.sleep(60)
+    """, phases=(Phase("start", 30), Phase("slow", 1, "the slow step")))
+    assert r.status == "timeout" and r.phase == "slow"
+    assert "the slow step took longer than 1 s" in r.detail
+
+
+def test_exit_codes_and_signals_are_told_apart(tmp_path, isolation):
+    exited = run(tmp_path, isolation, "sys.exit(3)")
+    assert exited.status == "exited" and exited.exit_code == 3
+    crashed = run(tmp_path, isolation, "import signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    assert crashed.status == "crashed" and "SIGSEGV" in crashed.detail
+
+
+def test_output_keeps_head_and_tail(tmp_path, isolation):
+    r = run(tmp_path, isolation, """
+        print("FIRST")
+        for i in range(20000):
+            print("x" * 50)
+        print("LAST")
+        json.dump({}, open("out/result.json", "w"))
+    """, limits=Limits(keep_bytes=1024))
+    assert r.status == "ok"
+    assert r.output_bytes > 1_000_000
+    assert r.stdout.startswith("FIRST") and r.stdout.rstrip().endswith("LAST")
+    assert "bytes omitted" in r.stdout and len(r.stdout) < 3000
+
+
+def test_no_process_survives_the_child(tmp_path, isolation):
+    # A daemonized grandchild in its own session: killpg alone would miss it.
+    r = run(tmp_path, isolation, """
+        import subprocess
+        subprocess.Popen(["sleep", "987"], start_new_session=True)
+        json.dump({}, open("out/result.json", "w"))
+    """)
+    assert r.status == "ok"
+    assert not _processes_with_args("sleep\x00987")
+
+
+def _processes_with_args(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_require_isolation_refuses_without_a_network_namespace():
+    with pytest.raises(SandboxError, match="--require-isolation"):
+        require(Isolation("none", os.geteuid(), sys.executable))
+
+
+@pytest.mark.skipif(not ROOT, reason="uid 65534 is only used when the grader runs as root")
+def test_an_interpreter_uid_65534_cannot_run_is_reported_with_what_to_do(tmp_path):
+    import venv
+
+    private = tmp_path / "private"  # pytest's tmp folders are mode 700, like /root
+    venv.EnvBuilder(symlinks=True, with_pip=False).create(private)
+    with pytest.raises(SandboxError) as e:
+        detect_isolation(str(private / "bin" / "python"), prefer="namespace")
+    assert "uid 65534 cannot run" in str(e.value)
+    assert "-m venv" in str(e.value)
