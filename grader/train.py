@@ -74,7 +74,7 @@ class EpochRecord:
     seconds: float
     """Wall time of the epoch, validation included."""
     lr: float
-    """Learning rate at the end of the epoch."""
+    """Learning rate of the epoch's last step."""
 
 
 def _finite(x: float | None) -> float | None:
@@ -426,6 +426,7 @@ def _fit(s: _Setup, data: TrainingData, config: TrainConfig, device: torch.devic
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            lr = opt.param_groups[0]["lr"]  # the rate this step used (the scheduler moves on next)
             sched.step()
             loss_sum += loss.detach() * len(idx)
             if (step + 1) % check_every == 0 or step == steps - 1:
@@ -442,7 +443,7 @@ def _fit(s: _Setup, data: TrainingData, config: TrainConfig, device: torch.devic
             status, message = "diverged", f"validation loss became NaN or infinite in epoch {epoch}; the run stopped"
             break
         record = EpochRecord(epoch, (loss_sum / seen).item(), val.loss, val.accuracy,
-                             time.perf_counter() - t0, sched.get_last_lr()[0])
+                             time.perf_counter() - t0, lr)
         epochs.append(record)
         # Keep the weights to evaluate: the best validation epoch (earliest on ties) or the last.
         if best is None or config.select == "last" or val.accuracy > best[0]:
