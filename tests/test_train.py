@@ -223,4 +223,5 @@ def test_lenet_on_real_cifar10_images(tmp_path_factory):
     cfg = TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, schedule="onecycle", batch_size=64,
                       epochs=3, seed=0)
     h = train(LeNet5, data, cfg)
+    print(f"LeNet5, 10,000 real images, 3 epochs: test accuracy {h.test_accuracy:.2%}")
     assert h.status == "ok" and h.test_accuracy > 0.35, h.to_dict()
