@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -89,6 +90,16 @@ def naive(model_cls, data, config: TrainConfig, device: torch.device) -> dict:
             "train_images_per_second": n * config.epochs / train_seconds}
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {len(os.sched_getaffinity(0))} cores"
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None, help="CIFAR-10 folder (batches or image folder); default $GRADER_DATA")
@@ -108,7 +119,7 @@ def main() -> None:
                          schedule="constant", batch_size=args.batch_size, epochs=args.epochs,
                          train_subset=args.train_subset, augment="none", seed=0, select="last")
     cls = REFERENCE_MODELS[args.model]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     print(f"{args.model}, {args.epochs} epochs, batch {args.batch_size}, {config.train_subset or len(data.train_labels)} "
           f"training images, {device.type} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"data {dataset.format} {dataset.sha256[:12]}")

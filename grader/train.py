@@ -235,6 +235,7 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     if config.train_subset:
         images, labels = images[:config.train_subset], labels[:config.train_subset]  # the split is already shuffled
     images, labels = images.to(device), labels.to(device)  # resident for the whole run, as uint8
+    val_images = data.val_images.to(device)
     n, bs = len(labels), config.batch_size
     # A last batch of one image breaks BatchNorm's training statistics: drop it.
     steps = n // bs + (1 if n % bs > 1 else 0)
@@ -283,7 +284,7 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
         train_time += time.perf_counter() - t0
         if diverged:
             break
-        val = evaluate("val", predict_logits(model, data.val_images, **predict))
+        val = evaluate("val", predict_logits(model, val_images, **predict))
         if not math.isfinite(val.loss):
             status, message = "diverged", f"validation loss became NaN or infinite in epoch {epoch}; the run stopped"
             break
