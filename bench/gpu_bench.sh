@@ -10,4 +10,5 @@ export PYTHONPATH=. PYTHONUNBUFFERED=1
 mkdir -p data && tar -xJf cifar10-jpeg.tar.xz -C data
 python3 bench/bench_train.py --data data --model LeNet5 --epochs 10 --json "$OUT/lenet5.json" 2>&1 | tee "$OUT/lenet5.txt"
 python3 bench/bench_train.py --data data --model ResNet18 --epochs 2 --json "$OUT/resnet18.json" 2>&1 | tee "$OUT/resnet18.txt"
-python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_train.py 2>&1 | tee "$OUT/pytest_gpu.txt"
+# -c /dev/null: no ini file, so the checkout around this folder does not shadow its grader package
+python3 -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . -m gpu tests/test_train.py 2>&1 | tee "$OUT/pytest_gpu.txt"
