@@ -182,9 +182,13 @@ def train(
         if not isinstance(model, nn.Module):
             model = model()
         setup = prepare_model(model, data, device)
+        if data.note:
+            setup.notes.append(data.note)
         history = _fit(setup, data, config, device, evaluate, on_epoch)
     return History(**{**history, "seconds": time.perf_counter() - start, "config": asdict(config)})
 
+
+# ---- optimizer and schedule ----------------------------------------------------------------------
 
 def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
