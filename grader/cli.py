@@ -113,6 +113,84 @@ def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, j
     click.echo(f"{notebook}: {result.score:g}/{result.max_score:g}" + (f"; failing: {', '.join(failing)}" if failing else "; every required check passes"))
     sys.exit(EXIT_FAILED if failing else EXIT_OK)
 
+@cli.group()
+def data() -> None:
+    """Get, inspect or fake the CIFAR-10 data (default folder: $GRADER_DATA or the user cache)."""
+
+
+@data.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+def download(directory: Path | None) -> None:
+    """Download the official CIFAR-10 into DIRECTORY through torchvision."""
+    from grader.data import default_data_dir, download_cifar10, load_cifar10
+
+    folder = download_cifar10(directory or default_data_dir())
+    click.echo(f"CIFAR-10 in {folder} (sha256 {load_cifar10(folder).sha256})")
+
+
+@data.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(directory: Path | None, as_json: bool) -> None:
+    """Print image counts per split and class, and the content hash, of DIRECTORY."""
+    import json
+
+    from grader.data import load_cifar10
+
+    summary = load_cifar10(directory).info()
+    click.echo(json.dumps(summary, indent=1) if as_json else _render_info(summary))
+
+
+def _render_info(d: dict) -> str:
+    kind = ("official release" if d["official"] else "image folder, not the official release files"
+            if d["format"] == "image-folder" else "NOT the official release: md5 sums differ")
+    lines = [f"{d['source']}  ({d['format']}, {kind})", f"sha256 {d['sha256']}",
+             f"{'class':<12}{'train':>8}{'test':>8}"]
+    lines += [f"{c:<12}{n:>8}{d['test']['per_class'][c]:>8}" for c, n in d["train"]["per_class"].items()]
+    lines.append(f"{'total':<12}{d['train']['total']:>8}{d['test']['total']:>8}")
+    return "\n".join(lines)
+
+
+@data.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--train", "n_train", type=click.IntRange(min=5), default=10_000, show_default=True, help="Training images.")
+@click.option("--test", "n_test", type=click.IntRange(min=1), default=2_000, show_default=True, help="Test images.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synthetic(directory: Path, n_train: int, n_test: int, seed: int) -> None:
+    """Write a learnable synthetic CIFAR-10 (torchvision's file format) into DIRECTORY."""
+    from grader.data import write_synthetic
+
+    click.echo(f"wrote {write_synthetic(directory, train=n_train, test=n_test, seed=seed)}")
+
+
+@cli.command()
+@click.option("--rubric", type=click.Path(path_type=Path), default=None, help="Rubric TOML (default: rubrics/cifar10.toml).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="CIFAR-10 folder (default: $GRADER_DATA).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Default: cuda when available.")
+@click.option("--train", "budget", type=click.Choice(["full", "quick"]), default="full", show_default=True,
+              help="The rubric's [train] or its [train_quick] budget.")
+@click.option("--force", is_flag=True, help="Retrain even when a cached result exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list and nothing else.")
+def references(rubric: Path | None, data_dir: Path | None, device: str | None, budget: str, force: bool, as_json: bool) -> None:
+    """Train the rubric's reference models under its fixed config (cached)."""
+    import json
+
+    from grader.references import run_references
+
+    def progress(name, rec):
+        click.echo(f"{name} epoch {rec.epoch}: val acc {rec.val_accuracy:.2%} ({rec.seconds:.1f} s)", err=True)
+
+    runs = run_references(rubric=rubric, data_dir=data_dir, device=device, force=force, budget=budget,
+                          on_epoch=None if as_json else progress)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in runs], indent=1))
+        return
+    for r in runs:
+        h = r.history
+        acc = "n/a" if h.test_accuracy is None else f"{h.test_accuracy:.2%}"
+        click.echo(f"{r.role:<9}{r.model:<10} test acc {acc:>7}  epoch {h.selected_epoch}/{len(h.epochs)}  "
+                   f"{h.seconds:8.1f} s on {h.device}  {'cached' if r.cached else 'trained'}  {h.status}")
+
 
 def main() -> None:
     cli(prog_name="grader")

@@ -1,0 +1,227 @@
+"""grader.train: learning, reproducibility, and every model the trainer has never seen."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grader.config import DataConfig, TrainConfig
+from grader.data import load_cifar10, training_data, write_synthetic
+from grader.train import History, ModelError, Score, predict_logits, train
+from reference_models import LeNet5
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.xz"
+QUICK = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant", batch_size=64, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic(root, train=2_000, test=500)
+    return training_data(load_cifar10(root), DataConfig(train_size=1_600, val_size=400))
+
+
+@pytest.fixture(scope="module")
+def tiny(data):
+    """A few hundred images: enough to exercise the loop, cheap enough for many tests."""
+    return training_data.__globals__["TrainingData"](**{**data.__dict__, "train_images": data.train_images[:300],
+                                                        "train_labels": data.train_labels[:300]})
+
+
+def _epochs(h: History) -> list[tuple]:
+    return [(e.train_loss, e.val_loss, e.val_accuracy, e.lr) for e in h.epochs]
+
+
+def test_lenet_learns_synthetic_data_in_one_epoch(data):
+    h = train(LeNet5, data, QUICK)
+    assert h.status == "ok" and h.selected_epoch == 1 and len(h.epochs) == 1
+    assert h.test_accuracy > 0.5  # chance is 0.1
+    assert h.params == 62_006 and h.flops_per_image > 1_000_000 and h.peak_memory_bytes > 0
+    assert h.device == "cpu" and h.precision == "fp32" and h.channels_last and h.notes == ()
+
+
+def test_history_is_json_serialisable_and_round_trips(tiny):
+    h = train(LeNet5, tiny, QUICK)
+    text = json.dumps(h.to_dict(), allow_nan=False)
+    d = json.loads(text)
+    assert set(d["epochs"][0]) == {"epoch", "train_loss", "val_loss", "val_accuracy", "seconds", "lr"}
+    assert d["config"]["optimizer"] == "adam" and History.from_dict(d).to_dict() == d
+
+
+def test_same_seed_deterministic_runs_give_identical_histories(tiny):
+    cfg = TrainConfig(optimizer="sgd", lr=0.05, nesterov=True, schedule="onecycle", batch_size=64, epochs=2,
+                      augment="crop_flip", seed=3, deterministic=True)
+    a, b = train(LeNet5, tiny, cfg), train(LeNet5, tiny, cfg)
+    assert _epochs(a) == _epochs(b) and a.test_accuracy == b.test_accuracy
+    c = train(LeNet5, tiny, TrainConfig(**{**cfg.__dict__, "seed": 4}))
+    assert _epochs(c) != _epochs(a)
+
+
+def test_forward_returning_a_tuple_uses_its_first_element(tiny):
+    class WithAux(LeNet5):
+        def forward(self, x):
+            logits = super().forward(x)
+            return logits, logits.detach() * 0  # e.g. an auxiliary head or features
+
+    h = train(WithAux, tiny, QUICK)
+    assert h.status == "ok" and any("first element is used as the logits" in n for n in h.notes)
+    m = WithAux()
+    assert predict_logits(m, tiny.val_images[:7], mean=tiny.mean, std=tiny.std).shape == (7, 10)
+
+
+def test_lazy_modules_are_initialized_before_the_optimizer(tiny):
+    def lazy_net():
+        return nn.Sequential(nn.LazyConv2d(8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.LazyLinear(32), nn.ReLU(), nn.LazyLinear(10))
+
+    h = train(lazy_net, tiny, QUICK)
+    assert h.status == "ok" and h.params == (3 * 9 * 8 + 8) + (8 * 15 * 15 * 32 + 32) + (32 * 10 + 10)
+    assert h.epochs[0].train_loss < 2.3
+
+
+def test_batchnorm_never_sees_a_training_batch_of_one(tiny):
+    seen = []
+
+    class BNNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn, self.fc = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(8, 10)
+
+        def forward(self, x):
+            if self.training:
+                seen.append(len(x))
+            return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(self.conv(x))), 1).flatten(1))
+
+    data = type(tiny)(**{**tiny.__dict__, "train_images": tiny.train_images[:129], "train_labels": tiny.train_labels[:129]})
+    h = train(BNNet, data, QUICK)  # 129 = 2 x 64 + 1
+    assert h.status == "ok" and min(seen) > 1 and any("held 1 image and was dropped" in n for n in h.notes)
+
+
+def test_diverging_model_stops_and_is_reported(tiny):
+    h = train(LeNet5, tiny, TrainConfig(optimizer="sgd", lr=1e6, momentum=0.9, schedule="constant", epochs=3))
+    assert h.status == "diverged" and "NaN or infinite" in h.message and "stopped" in h.message
+    assert len(h.epochs) < 3
+    json.dumps(h.to_dict(), allow_nan=False)  # still JSON-safe
+
+
+def test_nan_from_the_first_step_leaves_no_selected_epoch(tiny):
+    class Broken(LeNet5):
+        def forward(self, x):
+            return super().forward(x) * float("nan") if self.training else super().forward(x)
+
+    h = train(Broken, tiny, QUICK)
+    assert h.status == "diverged" and "epoch 1, step 1" in h.message
+    assert h.selected_epoch is None and h.test_accuracy is None
+
+
+def test_view_that_breaks_under_channels_last_falls_back(tiny):
+    class Tutorial(LeNet5):  # the old tutorial's x.view(-1, 16 * 5 * 5)
+        def forward(self, x):
+            x = self.pool(F.relu(self.conv1(x)))
+            x = self.pool(F.relu(self.conv2(x)))
+            x = x.view(-1, 16 * 5 * 5)
+            return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+    h = train(Tutorial, tiny, QUICK)
+    assert h.status == "ok" and not h.channels_last and any("channels_last" in n for n in h.notes)
+
+
+def test_wrong_output_shape_is_a_model_error(tiny):
+    with pytest.raises(ModelError, match=r"maps \(2, 3, 32, 32\) images to \(2, 5\); it must return \(2, 10\) logits"):
+        train(lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 5)), tiny, QUICK)
+
+
+def test_non_tensor_output_is_a_model_error(tiny):
+    class Dict(LeNet5):
+        def forward(self, x):
+            return {"logits": super().forward(x)}
+
+    with pytest.raises(ModelError, match="returned dict; it must return a logits tensor"):
+        train(Dict, tiny, QUICK)
+
+
+@pytest.mark.parametrize("optimizer,schedule", [("sgd", "cosine"), ("adamw", "onecycle"), ("adam", "constant")])
+def test_optimizers_and_schedules(tiny, optimizer, schedule):
+    cfg = TrainConfig(optimizer=optimizer, lr=1e-3 if optimizer != "sgd" else 0.02, schedule=schedule, epochs=2,
+                      select="last", batch_size=100)
+    h = train(LeNet5, tiny, cfg)
+    assert h.status == "ok" and h.selected_epoch == 2
+    if schedule != "constant":
+        assert h.epochs[-1].lr < cfg.lr / 10  # annealed by the end
+
+
+def test_evaluation_seam_never_needs_labels(tiny):
+    """The sandbox's shape: the trainer sees no val/test labels; a callback scores the logits."""
+    calls = []
+    labels = {"val": tiny.val_labels, "test": tiny.test_labels}
+
+    def evaluate(split, logits):
+        calls.append((split, tuple(logits.shape)))
+        return Score(loss=F.cross_entropy(logits, labels[split]).item(),
+                     accuracy=(logits.argmax(1) == labels[split]).float().mean().item())
+
+    h = train(LeNet5, tiny.without_labels(), QUICK, evaluate=evaluate)
+    assert calls == [("val", (400, 10)), ("test", (500, 10))] and h.test_accuracy is not None
+    with pytest.raises(ValueError, match="no val labels here"):
+        train(LeNet5, tiny.without_labels(), QUICK)
+
+
+def test_best_val_selection_restores_the_best_weights(tiny):
+    h = train(LeNet5, tiny, TrainConfig(optimizer="adam", lr=3e-3, schedule="constant", epochs=3, select="best_val"))
+    best = max(h.epochs, key=lambda e: e.val_accuracy)
+    assert h.selected_epoch == min(e.epoch for e in h.epochs if e.val_accuracy == best.val_accuracy)
+
+
+def test_train_subset_and_augmentation(tiny):
+    h = train(LeNet5, tiny, TrainConfig(optimizer="adam", lr=1e-3, epochs=1, train_subset=128, augment="crop_flip"))
+    assert h.status == "ok" and h.train_images_per_second > 0
+
+
+def test_crop_flip_moves_pixels_but_keeps_the_image():
+    from grader.train import _crop_flip
+
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.int32).reshape(2, 3, 32, 32).to(torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    y = _crop_flip(x, g)
+    assert y.shape == x.shape and y.dtype == torch.uint8 and not torch.equal(x, y)
+    assert torch.equal(_crop_flip(x, torch.Generator().manual_seed(0)), y)  # seeded
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_runs_bf16_channels_last(data):
+    h = train(LeNet5, data, QUICK, device="cuda")
+    assert h.status == "ok" and h.device == "cuda" and h.precision == "bf16" and h.test_accuracy > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.skipif(not SHARED_DATA.is_file(), reason="../shared/data/cifar10-jpeg.tar.xz is absent")
+def test_lenet_on_real_cifar10_images(tmp_path_factory):
+    """10,000 real training images, 3 epochs on the CPU: well above chance (> 35%)."""
+    root = tmp_path_factory.mktemp("cifar10-jpeg")
+    per_class = {}
+    with tarfile.open(SHARED_DATA, "r:xz") as tar:
+        for m in tar:
+            parts = m.name.split("/")
+            if not m.isfile() or len(parts) != 3:
+                continue
+            if parts[0] == "train":  # 1,200 a class: 10,000 to train on, 2,000 to validate
+                per_class[parts[1]] = per_class.get(parts[1], 0) + 1
+                if per_class[parts[1]] > 1_200:
+                    continue
+            tar.extract(m, root, filter="data")
+    ds = load_cifar10(root)
+    assert ds.format == "image-folder" and len(ds.train_labels) == 12_000 and len(ds.test_labels) == 10_000
+    data = training_data(ds, DataConfig(train_size=10_000, val_size=2_000))
+    cfg = TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, schedule="onecycle", batch_size=64,
+                      epochs=3, seed=0)
+    h = train(LeNet5, data, cfg)
+    print(f"LeNet5, 10,000 real images, 3 epochs: test accuracy {h.test_accuracy:.2%}")
+    assert h.status == "ok" and h.test_accuracy > 0.35, h.to_dict()
