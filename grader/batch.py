@@ -99,10 +99,15 @@ def grade_batch(
             report.reused.append(sub.student)
         else:
             todo.append(sub)
+    context = None
+    if budget != "none" and any(sub.notebook for sub in todo):
+        from grader.retrain import prepare_training  # data, references and isolation: once per batch
+
+        context = prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation)
     on_start(len(submissions), len(todo))
     for student in report.reused:
         on_done(report.results[student], True)
-    options = dict(rubric=rubric, budget=budget, data_dir=data_dir, require_isolation=require_isolation)
+    options = dict(rubric=rubric, budget=budget, context=context)
     try:
         if workers <= 1:
             for sub in todo:
@@ -133,12 +138,11 @@ def _grade_parallel(todo, out, workers, options, report, on_done) -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _grade_one(sub: Submission, *, rubric: Rubric, budget: Budget, data_dir, require_isolation) -> GradeResult:
+def _grade_one(sub: Submission, *, rubric: Rubric, budget: Budget, context) -> GradeResult:
     if sub.notebook is None:
         return _error_result(sub, sub.problem, rubric)
     try:
-        return grade_submission(sub.notebook, student=sub.student, rubric=rubric, budget=budget,
-                                data_dir=data_dir, require_isolation=require_isolation)
+        return grade_submission(sub.notebook, student=sub.student, rubric=rubric, budget=budget, context=context)
     except GraderError as e:
         return _error_result(sub, str(e), rubric)
 

@@ -40,12 +40,25 @@ def cli() -> None:
 @click.argument("notebook", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema grader.check/1) and nothing else.")
 @click.option("--rubric", type=click.Path(path_type=Path), default=None, help="Rubric TOML (default: rubrics/cifar10.toml).")
-def check(notebook: Path, as_json: bool, rubric: Path | None) -> None:
-    """Check NOTEBOOK against the assignment without running it."""
+@click.option("--train", "budget", type=click.Choice(["none", "quick", "full"]), default="none", show_default=True,
+              help="Also run and retrain the two models in the sandbox: quick is the self-check budget.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="CIFAR-10 folder for --train.")
+@click.option("--require-isolation", is_flag=True, help="Refuse to run student code without a network namespace.")
+def check(notebook: Path, as_json: bool, rubric: Path | None, budget: str, data_dir: Path | None,
+          require_isolation: bool) -> None:
+    """Check NOTEBOOK against the assignment (without running it, unless --train)."""
     from grader.check import check_notebook
     from grader.report import console, jsonout
+    from grader.rubric import load_rubric
 
-    result = check_notebook(notebook, rubric_path=rubric)
+    loaded = load_rubric(rubric)
+    if budget == "none":
+        result = check_notebook(notebook, rubric=loaded)
+    else:
+        from grader.grade import check_with_training
+
+        result = check_with_training(notebook, rubric=loaded, budget=budget, data_dir=data_dir,
+                                     require_isolation=require_isolation)
     if as_json:
         click.echo(jsonout.dumps(result.to_dict()))
     elif not result.valid:

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from grader import __version__
 from grader.analysis.similarity import model_signature
-from grader.check import CheckReport, check_notebook
+from grader.analysis import Analysis, analyze
+from grader.check import CheckReport, CheckResult, check_analysis, check_notebook
+from grader.errors import NotebookError
+from grader.notebook import Notebook, load_notebook
 from grader.result import GradeResult, fingerprint, sha256_file
 from grader.rubric import Rubric
 from grader.scoring import review_flags, score_against_references
+
+if TYPE_CHECKING:
+    from grader.retrain import TrainingContext
 
 Budget = Literal["none", "quick", "full"]
 
@@ -34,13 +40,17 @@ def grade_submission(
     student: str,
     rubric: Rubric,
     budget: Budget = "none",
+    context: "TrainingContext | None" = None,
     data_dir: Path | None = None,
     require_isolation: bool = False,
 ) -> GradeResult:
-    """Grade a notebook. Never raises for a bad submission: that is a result with status 'error'."""
+    """Grade a notebook. Never raises for a bad submission: that is a result with status 'error'.
+
+    With a training budget, `context` (from grader.retrain.prepare_training) carries the data,
+    the references and the isolation; a batch prepares it once, a single call here when missing.
+    """
     path = Path(notebook)
     started = time.perf_counter()
-    report = check_notebook(path, rubric=rubric)
     provenance = {
         "grader_version": __version__,
         "python": platform.python_version(),
@@ -48,42 +58,81 @@ def grade_submission(
         "budget": budget,
         "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    if budget != "none":
-        provenance["train_config"] = vars(rubric.quick if budget == "quick" else rubric.train)
     digest = sha256_file(path) if path.is_file() else ""
-    base = GradeResult(
-        student=student,
-        notebook=str(path),
-        notebook_sha256=digest,
-        fingerprint=fingerprint(digest, rubric.sha256, __version__, budget),
-        status="graded" if report.valid else "error",
-        error=report.error,
-        score=report.score,
-        max_score=report.max_score,
-        checks=[c.to_dict() for c in report.checks],
+    try:
+        loaded = load_notebook(path)
+    except NotebookError as e:
+        report = check_notebook(path, rubric=rubric)  # the failed notebook_valid check, with its message
+        result = GradeResult(student=student, notebook=str(path), notebook_sha256=digest,
+                             fingerprint=fingerprint(digest, rubric.sha256, __version__, budget), status="error",
+                             error=str(e), score=0.0, max_score=report.max_score,
+                             checks=[c.to_dict() for c in report.checks], provenance=provenance)
+        return _finish(result, started)
+    analysis = analyze(loaded)
+    report = check_analysis(loaded, analysis, rubric)
+    result = _with_analysis(GradeResult(
+        student=student, notebook=str(path), notebook_sha256=digest,
+        fingerprint=fingerprint(digest, rubric.sha256, __version__, budget), status="graded",
+        score=report.score, max_score=report.max_score, checks=[c.to_dict() for c in report.checks],
         provenance=provenance,
-    )
-    if not report.valid:
-        return _finish(base, started)
-    result = _with_analysis(base, report)
+    ), report)
     if budget != "none":
-        from grader.retrain import retrain_submission  # torch and the sandbox only when training
-
-        outcome = retrain_submission(report, rubric, budget=budget, data_dir=data_dir, require_isolation=require_isolation)
-        checks = [*result.checks, *[c.to_dict() for c in outcome.checks]]
-        assert report.analysis is not None
-        run_checks = score_against_references(report.analysis, outcome.retrain, outcome.references, rubric)
-        checks += [c.to_dict() for c in run_checks]
+        stage = run_stage(loaded, analysis, rubric, context or _prepare(rubric, budget, data_dir, require_isolation))
         result = replace(
             result,
-            checks=checks,
-            retrain=dict(outcome.retrain),
-            references=dict(outcome.references),
-            flags=result.flags + review_flags(report.analysis, outcome.retrain, rubric),
-            warnings=result.warnings + list(outcome.warnings),
-            provenance={**result.provenance, **outcome.provenance},
+            checks=[*result.checks, *[c.to_dict() for c in stage.checks]],
+            retrain=stage.retrain,
+            references=stage.references,
+            flags=result.flags + [f for f in stage.flags if f not in result.flags],
+            warnings=result.warnings + list(stage.warnings),
+            provenance={**result.provenance, **stage.provenance},
         )
     return _finish(_rescored(result), started)
+
+
+@dataclass(frozen=True)
+class RunStage:
+    """What running the models adds to the static checks."""
+
+    checks: tuple[CheckResult, ...]
+    """models_run, then the checks against the references."""
+    retrain: dict[str, dict]
+    references: dict[str, dict]
+    flags: list[str]
+    warnings: tuple[str, ...]
+    provenance: dict
+
+
+def run_stage(notebook: Notebook, analysis: Analysis, rubric: Rubric, context: "TrainingContext") -> RunStage:
+    """Run and retrain the baseline and proposed classes in the sandbox; score against the references."""
+    from grader.retrain import retrain_submission  # torch and the sandbox only when training
+
+    names = [n for n in (analysis.baseline, analysis.proposed) if n]
+    outcome = retrain_submission(notebook, names, rubric, context)
+    scored = score_against_references(analysis, outcome.retrain, outcome.references, rubric)
+    return RunStage((*outcome.checks, *scored), outcome.retrain, outcome.references,
+                    review_flags(analysis, outcome.retrain, rubric), outcome.warnings, outcome.provenance)
+
+
+def _prepare(rubric: Rubric, budget: Budget, data_dir: Path | None, require_isolation: bool) -> "TrainingContext":
+    from grader.retrain import prepare_training
+
+    return prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation)
+
+
+def check_with_training(path: str | Path, *, rubric: Rubric, budget: Budget, data_dir: Path | None = None,
+                        require_isolation: bool = False) -> CheckReport:
+    """`grader check --train`: the static report plus the run checks and the retraining results."""
+    try:
+        loaded = load_notebook(path)
+    except NotebookError:
+        return check_notebook(path, rubric=rubric)
+    analysis = analyze(loaded)
+    report = check_analysis(loaded, analysis, rubric)
+    stage = run_stage(loaded, analysis, rubric, _prepare(rubric, budget, data_dir, require_isolation))
+    extra = {"retrain": stage.retrain, "references": stage.references, "flags": stage.flags,
+             "run": {k: v for k, v in stage.provenance.items()}}
+    return replace(report, checks=(*report.checks, *stage.checks), extra=extra)
 
 
 def _with_analysis(result: GradeResult, report: CheckReport) -> GradeResult:

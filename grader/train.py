@@ -166,13 +166,15 @@ def predict_logits(
 def train(
     model: nn.Module | Callable[[], nn.Module], data: TrainingData, config: TrainConfig, *,
     device: torch.device | str = "cpu", evaluate: Evaluate | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None, test_every_epoch: bool = False,
 ) -> History:
     """Train `model` under `config` on `data`; the model ends with the selected weights.
 
     `model` may be a module or a zero-argument factory (a class); a factory is built under
     config.seed so that weight init is reproducible too. `evaluate` scores validation and test
     logits (default: the labels in `data`). `on_epoch` is called after every epoch.
+    `test_every_epoch` hands the test logits of every epoch to `evaluate` (and none at the end):
+    the sandbox uses it so that the parent, which alone holds the labels, selects the epoch.
     """
     device = torch.device(device)
     evaluate = evaluate or label_evaluator(data)
@@ -184,7 +186,7 @@ def train(
         setup = prepare_model(model, data, device)
         if data.note:
             setup.notes.append(data.note)
-        history = _fit(setup, data, config, device, evaluate, on_epoch)
+        history = _fit(setup, data, config, device, evaluate, on_epoch, test_every_epoch)
     return History(**{**history, "seconds": time.perf_counter() - start, "config": asdict(config)})
 
 
@@ -233,7 +235,7 @@ def _crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tenso
 # ---- the loop -----------------------------------------------------------------------------------
 
 def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device,
-         evaluate: Evaluate, on_epoch: Callable[[EpochRecord], None] | None) -> dict:
+         evaluate: Evaluate, on_epoch: Callable[[EpochRecord], None] | None, test_every_epoch: bool = False) -> dict:
     model, notes = s.model, s.notes
     images, labels = data.train_images, data.train_labels
     if config.train_subset:
@@ -292,17 +294,21 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
         if not math.isfinite(val.loss):
             status, message = "diverged", f"validation loss became NaN or infinite in epoch {epoch}; the run stopped"
             break
+        if test_every_epoch and data.test_images is not None:
+            evaluate("test", predict_logits(model, data.test_images, **predict))
         record = EpochRecord(epoch, (loss_sum / seen).item(), val.loss, val.accuracy,
                              time.perf_counter() - t0, lr)
         epochs.append(record)
         # Keep the weights to evaluate: the best validation epoch (earliest on ties) or the last.
-        if best is None or config.select == "last" or val.accuracy > best[0]:
+        if test_every_epoch:
+            best = (val.accuracy, epoch, {})  # whoever holds the labels selects; no weights to keep
+        elif best is None or config.select == "last" or val.accuracy > best[0]:
             best = (val.accuracy, epoch, copy.deepcopy(model.state_dict()))
         if on_epoch:
             on_epoch(record)
 
     test = None
-    if best is not None:
+    if best is not None and not test_every_epoch:
         model.load_state_dict(best[2])
         if data.test_images is not None:
             test = evaluate("test", predict_logits(model, data.test_images, **predict))

@@ -132,17 +132,3 @@ def test_the_check_scores_the_share_of_models_that_run(runs):
     assert not check.passed and check.id == "models_run"
     assert check.points == pytest.approx(check.max_points * 3 / len(NAMES), abs=0.01)
     assert "MnistSized" in check.message
-
-
-def test_the_train_phase_reports_a_missing_trainer_instead_of_faking_one(isolation):
-    from grader.extract import extract_models
-    from grader.run_models import CHILD_SCRIPT, RESULT_SCHEMA
-    from grader.sandbox import Phase, run_in_sandbox
-
-    ex = extract_models(notebook(IMPORTS, LENET), ["LeNet5"])
-    request = {"task": "train", "module": "submission.py", "model": {"name": "LeNet5", "args": None}, "data": {}, "config": {}}
-    child = run_in_sandbox(CHILD_SCRIPT, phases=[Phase("import", 120), Phase("instantiate", 30), Phase("train", 60)],
-                           isolation=isolation, request=request, schema=RESULT_SCHEMA,
-                           inputs={"submission.py": ex.source.encode()})
-    assert child.status == "ok" and child.phase == "train"
-    assert child.payload["model"]["kind"] == "no_trainer"

@@ -24,6 +24,8 @@ def print_check(report: CheckReport, console: Console | None = None) -> None:
         console.print(_models_table(report))
     if a.reported:
         console.print(_reported_table(report))
+    if report.extra.get("retrain"):
+        console.print(_retrain_table(report))
     console.print(_checks_table(report))
     for warning in a.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -65,6 +67,22 @@ def _reported_table(report: CheckReport) -> Table:
             value = getattr(r, metric)
             cells.append("[dim]-[/]" if value is None else (f"{value:.2%}" if metric.endswith("acc") else f"{value:.4g}"))
         table.add_row(name, *cells, "[dim]-[/]" if r.epochs is None else str(r.epochs))
+    return table
+
+
+def _retrain_table(report: CheckReport) -> Table:
+    run = report.extra.get("run", {})
+    title = f"Retrained by the grader ({run.get('device', '?')}, isolation: {run.get('isolation', '?')})"
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column, justify in (("model", "left"), ("val acc", "right"), ("test acc", "right"), ("params", "right"), ("seconds", "right"), ("problem", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    rows = [(name, entry, "") for name, entry in report.extra["retrain"].items()]
+    rows += [(name, entry, " (reference)") for name, entry in report.extra.get("references", {}).items()]
+    for name, entry, suffix in rows:
+        pct = lambda v: "[dim]-[/]" if v is None else f"{v:.2%}"  # noqa: E731
+        params = f"{entry['params']:,}" if isinstance(entry.get("params"), int) else "-"
+        table.add_row(name + suffix, pct(entry.get("val_acc")), pct(entry.get("test_acc")), params,
+                      f"{entry.get('seconds') or 0:.1f}", entry.get("error") or "")
     return table
 
 
