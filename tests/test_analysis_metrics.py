@@ -78,3 +78,12 @@ def test_pandas_tables_html_and_text():
 def test_no_models_means_nothing_is_attributed():
     nb = notebook(code("print('x')", "Test accuracy: 50%\n"))
     assert analyze(nb).reported == {}
+
+
+def test_outputs_of_a_model_that_is_not_a_class_are_not_attributed():
+    result = reported(
+        code("a = LeNet()\ntrain(a, epochs=1)", "Epoch 1, Loss: 2.0\n"),
+        code("seq = make_sequential()\ntrain(seq, epochs=1)", "Epoch 1, Loss: 0.5\n"),
+        code("evaluate(a)\nevaluate(seq)", "Baseline test accuracy: 50%\nProposed test accuracy: 70%\n"),
+    )
+    assert result == {"LeNet": {"train_loss": 2.0, "val_loss": None, "val_acc": None, "test_acc": 0.5, "epochs": 1}}

@@ -103,6 +103,8 @@ def extract_reported(
     for cell in notebook.code_cells:
         cell_usage = usage.cells.get(cell.index)
         candidates = [m for m in (cell_usage.models if cell_usage else ()) if m in models]
+        if not candidates and cell_usage and cell_usage.trains_other:
+            continue  # it trains a model that is not a class here: its outputs are not our models'
         if not candidates and current:
             candidates = [current]
         if not cell.outputs or not candidates:
@@ -132,6 +134,8 @@ def _read_cell(index: int, outputs: tuple[Output, ...], candidates: list[str], m
             named = _model_named(raw, candidates if len(candidates) > 1 else [], roles)
             if named:
                 active = named
+            elif _names_another_role(raw, roles.get(active)):
+                continue  # "Proposed test accuracy" while the only model here is the baseline
             line = _normalize(raw)
             track = tracks.setdefault(active, _Track())
             number = _epoch_number(line)
@@ -229,6 +233,13 @@ def _model_named(line: str, candidates: list[str], roles: dict[str, str]) -> str
         if len(holders) == 1 and role in lowered:
             return holders[0]
     return None
+
+
+def _names_another_role(line: str, role: str | None) -> bool:
+    if role not in ("baseline", "proposed"):
+        return False
+    other = "proposed" if role == "baseline" else "baseline"
+    return bool(re.search(rf"\b{other}\b", line, re.I)) and not re.search(rf"\b{role}\b", line, re.I)
 
 
 def _without_classification_report(text: str) -> str:

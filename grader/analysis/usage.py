@@ -31,6 +31,8 @@ class CellUsage:
     """Model classes in order of first appearance in the cell's top-level code."""
     trained: tuple[str, ...]
     """Model classes that a training statement of this cell takes (train(...), fit(...), a loop with backward())."""
+    trains_other: bool = False
+    """The cell trains something that is not one of the model classes (an nn.Sequential variable...)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class _Reader:
     def read_cell(self, parsed: ParsedCell) -> None:
         seen: list[str] = []
         trained: list[str] = []
+        trains_other = False
         for top in parsed.tree.body:  # type: ignore[union-attr]
             # A compound statement (a training loop) is one unit for "what does it train",
             # but its inner statements bind names, and record settings, in order.
@@ -95,12 +98,13 @@ class _Reader:
                         self._record_calls(m, _own_code(stmt))
                 self._bind(stmt)
             seen.extend(m for m in used if m not in seen)
+            trains_other = trains_other or (trains and not used)
             if trains:
                 for m in used:
                     if m not in trained:
                         trained.append(m)
                     self._record_loop(m, top)
-        self.cells[parsed.cell.index] = CellUsage(parsed.cell.index, tuple(seen), tuple(trained))
+        self.cells[parsed.cell.index] = CellUsage(parsed.cell.index, tuple(seen), tuple(trained), trains_other)
         for m in trained:
             if m not in self.training_order:
                 self.training_order.append(m)
