@@ -147,8 +147,6 @@ def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx
         check = make_result("models_run", rubric, False, 0.0, "no baseline or proposed model class to run")
         return RetrainOutcome((check,), {}, dict(ctx.references), (), ctx.provenance())
     runs = run_models(notebook, names, rubric, isolation=ctx.isolation)
-    check = make_result("models_run", rubric, runs.check.passed, runs.check.points / runs.check.max_points
-                        if runs.check.max_points else 0.0, runs.check.message)
     retrain = {}
     for name in names:
         outcome = runs.models[name]
@@ -156,7 +154,7 @@ def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx
             retrain[name] = train_in_sandbox(runs.extraction, name, rubric, ctx)
         else:
             retrain[name] = _failed(outcome.message, outcome.params, outcome.flops, 0.0)
-    return RetrainOutcome((check,), retrain, dict(ctx.references), tuple(runs.warnings),
+    return RetrainOutcome((runs.check,), retrain, dict(ctx.references), tuple(runs.warnings),
                           {**ctx.provenance(), "isolation_note": ctx.isolation.note})
 
 

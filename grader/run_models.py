@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from grader.check import CheckResult, make_result
 from grader.extract import Extraction, extract_models
 from grader.isolation import Isolation, detect_isolation, require
 from grader.notebook import Notebook
@@ -84,21 +85,6 @@ class ModelRun:
 
 
 @dataclass(frozen=True)
-class CheckOutcome:
-    """A check result in the shape every report renders."""
-
-    id: str
-    passed: bool
-    points: float
-    max_points: float
-    message: str
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "passed": self.passed, "points": self.points, "max_points": self.max_points,
-                "message": self.message}
-
-
-@dataclass(frozen=True)
 class ModelsRun:
     """The outcome of running every model class."""
 
@@ -106,7 +92,7 @@ class ModelsRun:
     """The isolation every child ran under."""
     models: Mapping[str, ModelRun]
     """Class name -> outcome, in request order."""
-    check: CheckOutcome
+    check: CheckResult
     """The models_run check."""
     extraction: Extraction
     """The module the children ran."""
@@ -203,18 +189,15 @@ def _check_logits(logits: Any, report: Mapping[str, Any]) -> tuple[str, str]:
     return "", ""
 
 
-def _score(models: Mapping[str, ModelRun], rubric: Rubric) -> CheckOutcome:
-    spec = rubric.checks.get("models_run")
-    max_points = spec.points if spec else 0.0
+def _score(models: Mapping[str, ModelRun], rubric: Rubric) -> CheckResult:
+    """Points for the share of models that run; the messages say what each failure was."""
     passed = [m for m in models.values() if m.passed]
     ok = bool(models) and len(passed) == len(models)
-    points = max_points * len(passed) / len(models) if models else 0.0
     lines = [m.message for m in models.values() if m.message] + [m.hint for m in models.values() if m.hint]
     if ok and not lines:
         lines = [f"{', '.join(models)} build and map (N, 3, 32, 32) to (N, 10) logits"]
-    if not ok and spec and spec.hint:
-        lines.append(spec.hint)
-    return CheckOutcome("models_run", ok, round(points, 2), max_points, "\n".join(lines))
+    fraction = len(passed) / len(models) if models else 0.0
+    return make_result("models_run", rubric, ok, fraction, "\n".join(lines))
 
 
 def _npy_bytes(array) -> bytes:
@@ -227,4 +210,4 @@ def _npy_bytes(array) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["CheckOutcome", "ModelRun", "ModelsRun", "Timeouts", "check_model", "judge", "run_models"]
+__all__ = ["ModelRun", "ModelsRun", "Timeouts", "check_model", "judge", "run_models"]
