@@ -62,16 +62,18 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (.ci/run installs it)")
-def test_feedback_page_in_headless_chromium(result, tmp_path):
+needs_chromium = pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (.ci/run installs it)")
+
+
+def assert_page_shows_tables_and_curves(page, tmp_path):
+    """Screenshot `page` in headless Chromium: not blank, and the curves image is drawn."""
     import matplotlib.image as mpimg
 
-    write_feedback(result, tmp_path)
     shot = tmp_path / "shot.png"
     subprocess.run(
         [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--window-size=1100,2400", f"--screenshot={shot}", (tmp_path / "feedback.html").as_uri()],
+         "--window-size=1100,2400", f"--screenshot={shot}", page.as_uri()],
         check=True, capture_output=True, timeout=120,
     )
     pixels = mpimg.imread(shot)[..., :3]
@@ -79,4 +81,11 @@ def test_feedback_page_in_headless_chromium(result, tmp_path):
     assert pixels.std() > 0.05, "the screenshot is blank"
     # The learning-curve image is drawn: matplotlib's default blue line colour appears.
     blue = (abs(pixels[..., 0] - 0.12) < 0.05) & (abs(pixels[..., 1] - 0.47) < 0.05) & (abs(pixels[..., 2] - 0.71) < 0.05)
-    assert blue.sum() > 200
+    assert blue.sum() > 50  # a blank or missing image has none
+    assert "<table>" in page.read_text()
+
+
+@needs_chromium
+def test_feedback_page_in_headless_chromium(result, tmp_path):
+    write_feedback(result, tmp_path)
+    assert_page_shows_tables_and_curves(tmp_path / "feedback.html", tmp_path)

@@ -12,6 +12,7 @@ from grader.retrain import CHILD_FILES, score_epochs
 from grader.rubric import load_rubric
 from nbfactory import write, code
 from sandbox_fixtures import isolation  # noqa: F401  (fixture)
+from test_feedback import _chromium, assert_page_shows_tables_and_curves
 
 SMALL_RUBRIC = """
 [assignment]
@@ -151,3 +152,26 @@ def test_batch_quick_grading_writes_retraining_and_curves(small, context, tmp_pa
     assert "Reproduced test acc" in (tmp_path / "out" / "ann" / "feedback.md").read_text()
     second = grade_batch(root, tmp_path / "out", rubric=rubric, budget="quick", data_dir=small / "data")
     assert first.graded == ["ann"] and second.reused == ["ann"] and second.graded == []
+    if _chromium():
+        assert_page_shows_tables_and_curves(tmp_path / "out" / "ann" / "feedback.html", tmp_path)
+
+
+@pytest.mark.slow
+def test_grader_ci_with_the_quick_retrain(small, context, tmp_path, monkeypatch):
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(small / "cache"))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    shutil.copy(SUBMISSIONS / "complete.ipynb", repo / "hw.ipynb")
+    result = CliRunner().invoke(cli, ["ci", str(repo), "--data", str(small / "data"), "--rubric", str(small / "rubric.toml"),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    stored = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert {c["id"] for c in stored["checks"]} >= {"models_run", "proposed_beats_baseline"}
+    assert set(stored["retrain"]) == {"LeNet5", "ResDropNet"}
