@@ -28,13 +28,15 @@ class BatchView:
         self.task = None
 
     def __enter__(self) -> "BatchView":
-        self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.task is not None:
+            self.progress.stop()
 
     def start(self, total: int, todo: int) -> None:
+        # Started only once there is work: an error before it (no data) prints one clean line.
+        self.progress.start()
         self.task = self.progress.add_task(f"grading {todo} of {total} (the rest unchanged)", total=total)
 
     def done(self, result: GradeResult, reused: bool) -> None:
