@@ -15,6 +15,8 @@ Protocol (what the child may write, all under its working folder):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -23,14 +25,16 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from grader import isolation as iso_mod
 from grader.isolation import Isolation
 from grader.sandbox_io import ArraySpec, ChildOutputError, load_array, read_json, validate
 
+# Slot n > 0 runs as uid UID_BASE + n (Debian leaves 65000-65533 unallocated).
+UID_BASE, UID_SLOTS = 65000, 64
 STATUSES = ("ok", "timeout", "killed_memory", "killed_output", "exited", "crashed", "invalid")
 POLL_S = 0.05
 TERM_GRACE_S = 2.0
@@ -138,6 +142,11 @@ def run_in_sandbox(
     The child reads `request` from IN_DIR/request.json and `inputs` (copied or hard-linked,
     read-only) from IN_DIR; its working folder is empty and its own.
     """
+    with _own_uid(isolation) as isolation:
+        return _run_once(script, phases, isolation, inputs, request, schema, arrays, limits, env)
+
+
+def _run_once(script, phases, isolation, inputs, request, schema, arrays, limits, env) -> ChildResult:
     root = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
     try:
         in_dir, work_dir = _prepare(root, script, inputs, request, isolation)
@@ -156,6 +165,33 @@ def run_in_sandbox(
         return _result(run, work_dir, isolation, schema, arrays, rlimits)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _own_uid(isolation: Isolation) -> Iterator[Isolation]:
+    """A uid no other running child has: RLIMIT_NPROC counts every process of a uid, so children
+    of parallel batch workers sharing uid 65534 would share one process limit, and a fork bomb in
+    one submission could starve an innocent one. The first slot is 65534 (nobody) itself."""
+    if not isolation.drops_uid or os.geteuid() != 0:
+        yield isolation
+        return
+    folder = Path(tempfile.gettempdir())
+    handle = None
+    try:
+        for slot in range(UID_SLOTS):
+            candidate = open(folder / f"grader-sandbox-uid-{slot}.lock", "a+")
+            try:
+                fcntl.flock(candidate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                candidate.close()
+                continue
+            handle = candidate
+            yield replace(isolation, uid=isolation.uid if slot == 0 else UID_BASE + slot)
+            return
+        yield isolation  # every slot busy (more than UID_SLOTS workers): share the last resort uid
+    finally:
+        if handle:
+            handle.close()  # releases the lock
 
 
 def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], request: Mapping[str, Any],
@@ -193,6 +229,7 @@ def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], reque
 def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str]) -> dict[str, str]:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": work, "TMPDIR": f"{work}/tmp", "LANG": "C.UTF-8",
+        "USER": "sandbox", "LOGNAME": "sandbox",  # the sandbox uid may have no passwd entry (getpass)
         "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "MPLBACKEND": "Agg",
         "TORCH_HOME": f"{work}/tmp/torch", "XDG_CACHE_HOME": f"{work}/tmp/cache",
     }

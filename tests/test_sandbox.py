@@ -137,3 +137,23 @@ def test_an_interpreter_uid_65534_cannot_run_is_reported_with_what_to_do(tmp_pat
         detect_isolation(str(private / "bin" / "python"), prefer="namespace")
     assert "uid 65534 cannot run" in str(e.value)
     assert "-m venv" in str(e.value)
+
+
+@pytest.mark.skipif(not ROOT, reason="uids are only dropped when the grader runs as root")
+def test_concurrent_children_run_as_different_uids(tmp_path, isolation):
+    """RLIMIT_NPROC counts per uid: parallel children must not share one, or one fork bomb starves both."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = """
+        import time
+        time.sleep(2)
+        json.dump({"uid": os.getuid()}, open("out/result.json", "w"))
+    """
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda f: run(f, isolation, body, schema={"uid": int}), folders))
+    assert all(r.status == "ok" for r in results), [r.detail for r in results]
+    uids = {r.payload["uid"] for r in results}
+    assert len(uids) == 2 and 65534 in uids and all(u != 0 for u in uids)
