@@ -290,6 +290,13 @@ class _Run:
         return self.out.total + self.err.total
 
     def wait(self) -> None:
+        try:
+            self._watch()
+        except BaseException:  # Ctrl-C or a dying worker: the child must not outlive the grader
+            self._reap()
+            raise
+
+    def _watch(self) -> None:
         deadline = self.start + sum(p.timeout_s for p in self.phases.values())
         phase_start = self.start
         while self.proc.poll() is None:

@@ -157,3 +157,26 @@ def test_concurrent_children_run_as_different_uids(tmp_path, isolation):
     assert all(r.status == "ok" for r in results), [r.detail for r in results]
     uids = {r.payload["uid"] for r in results}
     assert len(uids) == 2 and 65534 in uids and all(u != 0 for u in uids)
+
+
+def test_an_interrupted_grader_leaves_no_child_behind(tmp_path, isolation, monkeypatch):
+    """Ctrl-C while a child runs: the child is killed before the interrupt propagates."""
+    import grader.sandbox as sandbox
+
+    calls = {"n": 0}
+    real_sleep = sandbox.time.sleep
+
+    def interrupt_soon(seconds):
+        calls["n"] += 1
+        if calls["n"] == 40:  # about two seconds into the run
+            raise KeyboardInterrupt
+        real_sleep(seconds)
+
+    monkeypatch.setattr(sandbox.time, "sleep", interrupt_soon)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, isolation, """
+            import subprocess
+            subprocess.run(["sleep", "654"])
+        """)
+    monkeypatch.undo()
+    assert not _processes_with_args("sleep\x00654")
