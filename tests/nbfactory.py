@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -23,11 +24,16 @@ def code(source: str, *outputs: str | dict) -> nbformat.NotebookNode:
 
 
 def md(source: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(source)
+    return new_markdown_cell(textwrap.dedent(source).strip() + "\n")
+
+
+markdown = md
 
 
 def notebook(*cells) -> Notebook:
-    return notebook_from_dict(json.loads(nbformat.writes(new_notebook(cells=list(cells)))), "test.ipynb")
+    """A Notebook from cells; a plain string is a code cell (dedented)."""
+    made = [code(textwrap.dedent(c).strip() + "\n") if isinstance(c, str) else c for c in cells]
+    return notebook_from_dict(json.loads(nbformat.writes(new_notebook(cells=made))), "test.ipynb")
 
 
 def write(path: Path, *cells) -> Path:
@@ -60,3 +66,37 @@ WIDENET = """class WideNet(nn.Module):
     def forward(self, x):
         return self.fc(self.features(x).flatten(1))
 """
+
+
+# The sandbox tests' fixtures: the usual imports, the tutorial's LeNet5, and one more class.
+IMPORTS = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+"""
+
+LENET5 = """
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+"""
+
+
+def model_notebook(body: str, name: str = "Hostile", *extra_cells: str):
+    """A notebook with the usual imports, LeNet5 and one more model class whose body is `body`."""
+    return notebook(IMPORTS, LENET5, f"class {name}(nn.Module):\n" + textwrap.indent(textwrap.dedent(body).strip(), "    "),
+                    *extra_cells)

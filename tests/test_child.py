@@ -7,7 +7,7 @@ import pytest
 from grader.rubric import load_rubric
 from grader.run_models import Timeouts, run_models
 from grader.sandbox import Limits
-from sandbox_notebooks import IMPORTS, LENET, notebook
+from nbfactory import IMPORTS, LENET5, notebook
 from sandbox_fixtures import isolation  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ NAMES = ["LeNet5", "MnistSized", "NeedsWidth", "WideResNetLite", "Enormous", "So
 
 @pytest.fixture(scope="module")
 def runs(isolation):
-    nb = notebook(IMPORTS, LENET, CLASSES, "model = WideResNetLite(10, width=48)\nn = NeedsWidth(w, 3)")
+    nb = notebook(IMPORTS, LENET5, CLASSES, "model = WideResNetLite(10, width=48)\nn = NeedsWidth(w, 3)")
     # 1 GB: the 10-billion-parameter model must be refused before anything is allocated.
     result = run_models(nb, NAMES, load_rubric(), isolation=isolation,
                         timeouts=Timeouts(instantiate_s=30, forward_s=30), limits=Limits(memory_bytes=2**30))

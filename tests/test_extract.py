@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from grader.extract import extract_models
-from sandbox_notebooks import IMPORTS, LENET, markdown, notebook
+from nbfactory import IMPORTS, LENET5, markdown, notebook
 
 NOTEBOOK = notebook(
     "%matplotlib inline\n!pip install torchsummary\nfrom __future__ import annotations",
@@ -22,7 +22,7 @@ NOTEBOOK = notebook(
     "        self.features = nn.Sequential(conv_block(3, WIDTHS[0]), conv_block(WIDTHS[0], WIDTHS[1]))\n"
     "        self.drop = nn.Dropout(DROPOUT)\n        self.fc = nn.Linear(WIDTHS[1] * 8 * 8, n_classes)\n"
     "    def forward(self, x):\n        return self.fc(self.drop(torch.flatten(self.features(x), 1)))",
-    LENET,
+    LENET5,
     "class Unused(nn.Module):\n    pass",
     "def train(model, loader):\n    for x, y in loader:\n        model(x)\n"
     "model = ProposedNet(10).to(device)\ntrain(model, trainloader)\nplt.plot([1, 2])",
@@ -88,6 +88,6 @@ def test_a_dependency_on_data_is_reported():
 
 
 def test_missing_classes_are_listed():
-    ex = extract_models(notebook(IMPORTS, LENET), ["LeNet5", "Ghost"])
+    ex = extract_models(notebook(IMPORTS, LENET5), ["LeNet5", "Ghost"])
     assert ex.classes == ("LeNet5",) and ex.missing == ("Ghost",)
     assert ex.to_dict()["missing"] == ["Ghost"]
