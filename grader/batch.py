@@ -1,5 +1,8 @@
 """Grade a class: every submission in a folder, in parallel, resumable, nothing lost.
 
+One driver for every executor (grader/executors.py: a local process pool, or Ray): the executor
+grades, this module stores, reports progress, handles Ctrl-C and writes the gradebook.
+
 Each submission's files are written atomically as soon as it finishes; a re-run skips students
 whose notebook, rubric, grader version and budget are unchanged; a crash, timeout or hostile
 notebook is one student's 'error' result and the batch goes on; Ctrl-C leaves every finished
@@ -11,13 +14,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.analysis.similarity import SimilarPair, similar_pairs
 from grader.errors import GraderError
-from grader.grade import Budget, grade_submission, submission_fingerprint
+from grader.executors import Executor, GradeOptions, LocalExecutor
+from grader.grade import Budget, submission_fingerprint
 from grader.report.feedback import write_feedback
 from grader.report.gradebook import gradebook_csv
 from grader.report.gradescope import gradescope_results
@@ -29,6 +33,8 @@ RESULT = "result.json"
 
 @dataclass(frozen=True)
 class Submission:
+    """One student's hand-in, as found in the submissions folder."""
+
     student: str
     notebook: Path | None
     """None when the student's folder holds no single notebook (the problem is in `problem`)."""
@@ -84,11 +90,13 @@ def grade_batch(
     rubric: Rubric,
     budget: Budget,
     workers: int = 1,
+    executor: Executor | None = None,
     data_dir: Path | None = None,
     require_isolation: bool = False,
     on_start: Callable[[int, int], None] = lambda total, todo: None,
     on_done: Callable[[GradeResult, bool], None] = lambda result, reused: None,
 ) -> BatchReport:
+    """Grade what changed in `root` into `out` with `executor` (default: a local pool of `workers`)."""
     submissions = discover(root)
     report = BatchReport()
     todo: list[Submission] = []
@@ -107,50 +115,16 @@ def grade_batch(
     on_start(len(submissions), len(todo))
     for student in report.reused:
         on_done(report.results[student], True)
-    options = dict(rubric=rubric, budget=budget, context=context)
+    options = GradeOptions(rubric=rubric, budget=budget, context=context, require_isolation=require_isolation)
     try:
-        if workers <= 1:
-            for sub in todo:
-                _store(out, _grade_one(sub, **options), report, on_done)
-        else:
-            _grade_parallel(todo, out, workers, options, report, on_done)
+        # closing(): an interrupted loop stops the executor's pending work (pool, Ray tasks) at once.
+        with closing((executor or LocalExecutor(workers)).grade(todo, options)) as results:
+            for result in results:
+                _store(out, result, report, on_done)
     except KeyboardInterrupt:
         report.interrupted = True
     finish_batch(out, report, rubric)
     return report
-
-
-def _grade_parallel(todo, out, workers, options, report, on_done) -> None:
-    pool = ProcessPoolExecutor(max_workers=workers)
-    futures: dict[Future, Submission] = {pool.submit(_grade_one, sub, **options): sub for sub in todo}
-    try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                sub = futures[future]
-                try:
-                    result = future.result()
-                except Exception as e:  # a worker died (killed, out of memory): that student only
-                    result = _error_result(sub, f"the grading worker failed ({type(e).__name__}: {e})", options["rubric"])
-                _store(out, result, report, on_done)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _grade_one(sub: Submission, *, rubric: Rubric, budget: Budget, context) -> GradeResult:
-    if sub.notebook is None:
-        return _error_result(sub, sub.problem, rubric)
-    try:
-        return grade_submission(sub.notebook, student=sub.student, rubric=rubric, budget=budget, context=context)
-    except GraderError as e:
-        return _error_result(sub, str(e), rubric)
-
-
-def _error_result(sub: Submission, message: str, rubric: Rubric) -> GradeResult:
-    max_score = sum(spec.points for spec in rubric.checks.values())
-    return GradeResult(student=sub.student, notebook=str(sub.notebook or ""), notebook_sha256="", fingerprint="",
-                       status="error", score=0.0, max_score=max_score, checks=[], error=message)
 
 
 def _store(out: Path, result: GradeResult, report: BatchReport, on_done) -> None:

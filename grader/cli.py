@@ -73,21 +73,32 @@ def check(notebook: Path, as_json: bool, rubric: Path | None, budget: str, data_
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (one subfolder per student).")
 @click.option("--rubric", type=click.Path(path_type=Path), default=None, help="Rubric TOML (default: rubrics/cifar10.toml).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="CIFAR-10 folder for retraining.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Submissions graded in parallel.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Submissions graded in parallel by the local executor (default 1).")
 @click.option("--quick", is_flag=True, help="Retrain with the rubric's quick budget instead of the full grading config.")
 @click.option("--no-train", is_flag=True, help="Static checks only: no retraining, no references.")
 @click.option("--require-isolation", is_flag=True, help="Refuse to run student code without a network namespace.")
-def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | None, workers: int, quick: bool,
-          no_train: bool, require_isolation: bool) -> None:
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a process pool here (--workers); ray: one Ray task per submission on a Ray cluster.")
+@click.option("--ray-address", default=None, help="The Ray cluster (default: $RAY_ADDRESS, a `ray start` cluster here, else a new local one).")
+@click.option("--cpus-per-task", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="CPUs each submission's Ray task reserves (default 1).")
+@click.option("--gpus-per-task", type=click.FloatRange(min=0), default=None,
+              help="GPUs each Ray task reserves; 0.25 lets four trainings share a GPU (default 0).")
+def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | None, workers: int | None, quick: bool,
+          no_train: bool, require_isolation: bool, executor: str, ray_address: str | None,
+          cpus_per_task: float | None, gpus_per_task: float | None) -> None:
     """Grade every notebook in SUBMISSIONS (a folder of notebooks or of student folders)."""
     from grader.batch import grade_batch
+    from grader.executors import make_executor
     from grader.report.batchview import BatchView
     from grader.rubric import load_rubric
 
     loaded = load_rubric(rubric)
     budget = "none" if no_train else ("quick" if quick else "full")
+    runner = make_executor(executor, workers=workers, ray_address=ray_address, cpus_per_task=cpus_per_task,
+                           gpus_per_task=gpus_per_task)
     with BatchView() as view:
-        report = grade_batch(submissions, out, rubric=loaded, budget=budget, workers=workers, data_dir=data_dir,
+        report = grade_batch(submissions, out, rubric=loaded, budget=budget, executor=runner, data_dir=data_dir,
                              require_isolation=require_isolation, on_start=view.start, on_done=view.done)
     view.summary(report, out)
     sys.exit(130 if report.interrupted else EXIT_OK)

@@ -1,0 +1,61 @@
+"""Executors as the command line meets them: local by default without Ray, Ray's options only with Ray."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO, SUBMISSIONS
+from grader.batch import grade_batch
+from grader.cli import cli
+from grader.errors import GraderError
+from grader.executors import LocalExecutor, make_executor
+
+
+def run(*args):
+    return CliRunner(env={"COLUMNS": "240"}).invoke(cli, list(map(str, args)))
+
+
+@pytest.fixture
+def two(tmp_path):
+    root = tmp_path / "class"
+    root.mkdir()
+    for name in ("complete", "one_cnn_class"):
+        shutil.copy(SUBMISSIONS / f"{name}.ipynb", root / f"{name}.ipynb")
+    return root
+
+
+def test_local_grading_never_imports_ray(two, tmp_path):
+    code = ("import sys; from pathlib import Path; from grader.batch import grade_batch; from grader.rubric import load_rubric;"
+            f"grade_batch(Path({str(two)!r}), Path({str(tmp_path / 'out')!r}), rubric=load_rubric(), budget='none', workers=2);"
+            "assert 'ray' not in sys.modules, 'ray was imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "gradebook.csv").exists()
+
+
+def test_without_ray_the_ray_executor_says_how_to_install_it(two, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+    result = run("grade", two, "--out", tmp_path / "out", "--no-train", "--executor", "ray")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: Ray is not installed; pip install 'cnn-grader[ray]'"
+    assert not (tmp_path / "out").exists()
+
+
+def test_ray_options_need_the_ray_executor(two, tmp_path):
+    result = run("grade", two, "--out", tmp_path / "out", "--no-train", "--gpus-per-task", "0.25")
+    assert result.exit_code == 2
+    assert "--gpus-per-task applies to the Ray executor only; add --executor ray" in result.stderr
+    with pytest.raises(GraderError, match="--ray-address applies"):
+        make_executor("local", ray_address="auto")
+    with pytest.raises(GraderError, match="--workers applies to the local executor only"):
+        make_executor("ray", workers=4)
+
+
+def test_an_executor_object_grades_like_workers(two, tmp_path, rubric):
+    by_workers = grade_batch(two, tmp_path / "a", rubric=rubric, budget="none", workers=1)
+    by_executor = grade_batch(two, tmp_path / "b", rubric=rubric, budget="none", executor=LocalExecutor(2))
+    assert sorted(by_workers.graded) == sorted(by_executor.graded) == ["complete", "one_cnn_class"]
+    assert (tmp_path / "a" / "gradebook.csv").read_text() == (tmp_path / "b" / "gradebook.csv").read_text()

@@ -1,0 +1,156 @@
+"""The Ray executor on a local Ray instance (2 CPUs, loopback only): the same gradebook as the
+local executor, lost workers retried, and the data and sandbox prepared again on another node."""
+
+import os
+import shutil
+import signal
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from conftest import SUBMISSIONS  # noqa: E402
+from grader.batch import grade_batch  # noqa: E402
+from grader.executors import GradeOptions  # noqa: E402
+from grader.ray_executor import RayExecutor, SharedData, grade_on_node, node_isolation, node_options  # noqa: E402
+from grader.result import load_result  # noqa: E402
+from grader.rubric import load_rubric  # noqa: E402
+from sandbox_fixtures import isolation  # noqa: E402,F401  (fixture)
+from test_retrain import SMALL_RUBRIC  # noqa: E402
+
+CLASS = ("complete", "generic_name", "one_cnn_class")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # address="local": always a new instance of our own, never a cluster someone started here.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Synthetic CIFAR-10, the small rubric of test_retrain, and a reference cache of our own."""
+    from grader.data import write_synthetic
+
+    root = tmp_path_factory.mktemp("ray")
+    write_synthetic(root / "data", train=2000, test=500)
+    (root / "rubric.toml").write_text(SMALL_RUBRIC)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(root / "cache"))  # references trained once, for both executors
+    try:
+        yield root
+    finally:
+        mp.undo()
+
+
+def class_dir(root: Path, names=CLASS) -> Path:
+    root.mkdir()
+    for name in names:
+        shutil.copy(SUBMISSIONS / f"{name}.ipynb", root / f"{name}.ipynb")
+    (root / "erin").mkdir()  # a student folder without a notebook: an 'error' result either way
+    return root
+
+
+@pytest.mark.slow
+def test_ray_grades_like_the_local_executor(local_ray, small, isolation, tmp_path):  # noqa: F811
+    root = class_dir(tmp_path / "class")
+    rubric = load_rubric(small / "rubric.toml")
+    options = dict(rubric=rubric, budget="quick", data_dir=small / "data")
+    local = grade_batch(root, tmp_path / "local", **options)
+    remote = grade_batch(root, tmp_path / "ray", executor=RayExecutor(), **options)
+    assert sorted(remote.graded) == sorted(local.graded) == sorted([*CLASS, "erin"])
+    gradebook = (tmp_path / "ray" / "gradebook.csv").read_text()
+    assert gradebook == (tmp_path / "local" / "gradebook.csv").read_text()
+    header = gradebook.splitlines()[0]
+    assert "seconds" not in header and "graded_at" not in header  # nothing in it differs between runs
+    stored = load_result(tmp_path / "ray" / "complete" / "result.json")
+    assert stored.status == "graded" and set(stored.retrain) == {"LeNet5", "ResDropNet"}
+    assert stored.notebook == str(root / "complete.ipynb")  # the driver's path, not the task's copy
+    assert all(entry["error"] is None for entry in stored.retrain.values())
+    again = grade_batch(root, tmp_path / "ray", executor=RayExecutor(), **options)
+    assert sorted(again.reused) == sorted(CLASS) and again.graded == ["erin"]  # resumable as before
+
+
+def test_a_lost_worker_is_retried_and_the_batch_completes(local_ray, tmp_path, rubric):
+    root = class_dir(tmp_path / "class", names=("complete", "generic_name"))
+    shutil.copy(SUBMISSIONS / "missing_discussion.ipynb", root / "victim.ipynb")
+    marker = tmp_path / "killed-once"
+
+    def kill_first_attempt(sub, source, options, shared):
+        result = grade_on_node(sub, source, options, shared)
+        if sub.student == "victim" and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)  # after the work, so all of it is lost, as when a node dies
+        return result
+
+    report = grade_batch(root, tmp_path / "out", rubric=rubric, budget="none", executor=RayExecutor(task=kill_first_attempt))
+    assert marker.exists()  # the worker was killed once
+    assert sorted(report.graded) == ["complete", "erin", "generic_name", "victim"]
+    victim = load_result(tmp_path / "out" / "victim" / "result.json")
+    assert victim.status == "graded" and victim.score == 55
+    assert (tmp_path / "out" / "gradebook.csv").read_text().count("\n") == 5
+
+
+def test_another_node_writes_the_arrays_once_and_probes_its_own_sandbox(local_ray, small, isolation, tmp_path,  # noqa: F811
+                                                                        monkeypatch):
+    from grader.retrain import prepare_training
+
+    rubric = load_rubric(small / "rubric.toml")
+    ctx = prepare_training(rubric, "quick", data_dir=small / "data", isolation=isolation)
+    arrays = {name: np.load(path) for name, path in {**ctx.files, **ctx.labels}.items()}
+    # As the driver's context looks on another node: its array files are not there.
+    elsewhere = tmp_path / "driver" / "grader-arrays-test"
+    moved = replace(ctx, files={k: str(elsewhere / f"{k}.npy") for k in ctx.files},
+                    labels={k: str(elsewhere / f"{k}.npy") for k in ctx.labels})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node"))
+    (tmp_path / "node").mkdir()
+    node_isolation.cache_clear()
+    options = GradeOptions(rubric=rubric, budget="quick", context=moved)
+    local = node_options(options, SharedData([ray.put(arrays)], driver_host="another-host")).context
+    for name, path in {**local.files, **local.labels}.items():
+        assert Path(path).parent == tmp_path / "node" / "grader-arrays-test"
+        assert np.array_equal(np.load(path), arrays[name])
+    assert set(local.files) == set(ctx.files) and set(local.labels) == set(ctx.labels)
+    assert local.isolation.kind == isolation.kind and node_isolation.cache_info().misses == 1
+    # A later task on that node finds the files: nothing is fetched (here: nothing could be).
+    later = node_options(options, SharedData([], driver_host="another-host")).context
+    assert later.files == local.files and node_isolation.cache_info().hits == 1
+
+
+def test_a_grader_failure_in_the_task_is_that_students_result(tmp_path, rubric):
+    from grader.batch import Submission
+
+    ctx = replace(_fake_context(), files={"train_x": str(tmp_path / "gone" / "train_x.npy")}, labels={})
+    notebook = SUBMISSIONS / "complete.ipynb"
+    result = grade_on_node(Submission("ann", notebook), notebook.read_bytes(),
+                           GradeOptions(rubric=rubric, budget="quick", context=ctx), SharedData([], "another-host"))
+    assert result.status == "error" and result.fingerprint == ""  # graded again by the next run
+    assert "neither on this node nor in Ray's object store" in result.error
+    assert result.notebook == str(notebook)
+
+
+def _fake_context():
+    from grader.config import TrainConfig
+    from grader.isolation import Isolation
+    from grader.retrain import TrainingContext
+
+    return TrainingContext(budget="quick", config=TrainConfig(), device="cpu", files={}, labels={}, mean=(0.5,) * 3,
+                           std=(0.5,) * 3, data_sha256="", data_note="", references={},
+                           isolation=Isolation("none", os.geteuid(), "python"), train_timeout_s=1.0)
+
+
+def test_the_notebook_travels_with_the_task(tmp_path, rubric):
+    from grader.batch import Submission
+
+    driver_only = tmp_path / "driver" / "ann.ipynb"  # the submissions folder is not on the worker's node
+    result = grade_on_node(Submission("ann", driver_only), (SUBMISSIONS / "complete.ipynb").read_bytes(),
+                           GradeOptions(rubric=rubric, budget="none", context=None), SharedData())
+    assert (result.status, result.score, result.notebook) == ("graded", 70, str(driver_only))
