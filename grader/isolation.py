@@ -17,13 +17,17 @@ the sandbox user cannot read: a pyenv Python under /root, mode 700).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 from grader.errors import SandboxError
 
@@ -235,3 +239,34 @@ def _tempdir() -> str:
 
 
 __all__ = ["Isolation", "KINDS", "command", "detect_isolation", "inside_paths", "require"]
+
+
+# Slot n > 0 runs as uid UID_BASE + n (Debian leaves 65000-65533 unallocated).
+UID_BASE, UID_SLOTS = 65000, 64
+
+
+@contextlib.contextmanager
+def exclusive_uid(isolation: Isolation) -> Iterator[Isolation]:
+    """A uid no other running child has: RLIMIT_NPROC counts every process of a uid, so children
+    of parallel batch workers sharing uid 65534 would share one process limit, and a fork bomb in
+    one submission could starve an innocent one. The first slot is 65534 (nobody) itself."""
+    if not isolation.drops_uid or os.geteuid() != 0:
+        yield isolation
+        return
+    folder = Path(tempfile.gettempdir())
+    handle = None
+    try:
+        for slot in range(UID_SLOTS):
+            candidate = open(folder / f"grader-sandbox-uid-{slot}.lock", "a+")
+            try:
+                fcntl.flock(candidate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                candidate.close()
+                continue
+            handle = candidate
+            yield replace(isolation, uid=isolation.uid if slot == 0 else UID_BASE + slot)
+            return
+        yield isolation  # every slot busy (more than UID_SLOTS workers): share the last resort uid
+    finally:
+        if handle:
+            handle.close()  # releases the lock

@@ -154,7 +154,7 @@ def node_arrays(ctx: "TrainingContext", shared: SharedData) -> dict[str, str]:
     driver_paths = {**ctx.files, **ctx.labels}
     if all(Path(p).is_file() for p in driver_paths.values()):
         return driver_paths  # the driver's node, or a file system every node shares
-    from grader.retrain import _write_arrays
+    from grader.retrain import write_arrays
 
     # The driver's folder name is a hash of the data and the split: the same name, the same arrays.
     folder = Path(tempfile.gettempdir()) / Path(ctx.files["train_x"]).parent.name
@@ -166,7 +166,7 @@ def node_arrays(ctx: "TrainingContext", shared: SharedData) -> dict[str, str]:
                 raise GraderError("the batch's arrays are neither on this node nor in Ray's object store")
             import ray
 
-            _write_arrays(folder, ray.get(shared.arrays[0]))
+            write_arrays(folder, ray.get(shared.arrays[0]))
     return paths
 
 

@@ -105,7 +105,7 @@ def prepare_training(rubric: Rubric, budget: str, *, data_dir: Path | None = Non
     }
     key = hashlib.sha256(json.dumps([data.data_sha256, asdict(rubric.data), subset]).encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / f"grader-arrays-{key}"
-    paths = _write_arrays(folder, {k: np.ascontiguousarray(v.numpy()) for k, v in arrays.items()})
+    paths = write_arrays(folder, {k: np.ascontiguousarray(v.numpy()) for k, v in arrays.items()})
     runs = run_references(rubric=rubric, data_dir=data_dir, device=dev, budget="quick" if budget == "quick" else "full")
     references = {run.model: _reference_entry(run.history) for run in runs}
     slowest = max((run.history.seconds for run in runs), default=0.0)
@@ -117,7 +117,8 @@ def prepare_training(rubric: Rubric, budget: str, *, data_dir: Path | None = Non
     )
 
 
-def _write_arrays(folder: Path, arrays: Mapping[str, Any]) -> dict[str, str]:
+def write_arrays(folder: Path, arrays: Mapping[str, Any]) -> dict[str, str]:
+    """Save arrays as .npy once (readable by the sandbox user), returning their paths."""
     import numpy as np
 
     folder.mkdir(mode=0o755, exist_ok=True)

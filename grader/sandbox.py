@@ -15,26 +15,21 @@ Protocol (what the child may write, all under its working folder):
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from grader import isolation as iso_mod
 from grader.isolation import Isolation
-from grader.sandbox_io import ArraySpec, ChildOutputError, load_array, read_json, validate
+from grader.sandbox_io import ArraySpec, Capture, ChildOutputError, load_array, read_json, validate
 
-# Slot n > 0 runs as uid UID_BASE + n (Debian leaves 65000-65533 unallocated).
-UID_BASE, UID_SLOTS = 65000, 64
 STATUSES = ("ok", "timeout", "killed_memory", "killed_output", "exited", "crashed", "invalid")
 POLL_S = 0.05
 TERM_GRACE_S = 2.0
@@ -142,7 +137,7 @@ def run_in_sandbox(
     The child reads `request` from IN_DIR/request.json and `inputs` (copied or hard-linked,
     read-only) from IN_DIR; its working folder is empty and its own.
     """
-    with _own_uid(isolation) as isolation:
+    with iso_mod.exclusive_uid(isolation) as isolation:
         return _run_once(script, phases, isolation, inputs, request, schema, arrays, limits, env)
 
 
@@ -165,33 +160,6 @@ def _run_once(script, phases, isolation, inputs, request, schema, arrays, limits
         return _result(run, work_dir, isolation, schema, arrays, rlimits)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _own_uid(isolation: Isolation) -> Iterator[Isolation]:
-    """A uid no other running child has: RLIMIT_NPROC counts every process of a uid, so children
-    of parallel batch workers sharing uid 65534 would share one process limit, and a fork bomb in
-    one submission could starve an innocent one. The first slot is 65534 (nobody) itself."""
-    if not isolation.drops_uid or os.geteuid() != 0:
-        yield isolation
-        return
-    folder = Path(tempfile.gettempdir())
-    handle = None
-    try:
-        for slot in range(UID_SLOTS):
-            candidate = open(folder / f"grader-sandbox-uid-{slot}.lock", "a+")
-            try:
-                fcntl.flock(candidate, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                candidate.close()
-                continue
-            handle = candidate
-            yield replace(isolation, uid=isolation.uid if slot == 0 else UID_BASE + slot)
-            return
-        yield isolation  # every slot busy (more than UID_SLOTS workers): share the last resort uid
-    finally:
-        if handle:
-            handle.close()  # releases the lock
 
 
 def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], request: Mapping[str, Any],
@@ -240,34 +208,6 @@ def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str]) -> dict[str
     return env
 
 
-class _Capture:
-    """Reads one pipe to the end on a thread, keeping the head and the tail."""
-
-    def __init__(self, stream, keep: int):
-        self.head, self.tail, self.keep, self.total = bytearray(), bytearray(), keep, 0
-        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self.thread.start()
-
-    def _read(self, stream) -> None:
-        fd = stream.fileno()
-        while chunk := os.read(fd, 1 << 16):
-            self.total += len(chunk)
-            room = self.keep - len(self.head)
-            if room > 0:
-                self.head += chunk[:room]
-                chunk = chunk[room:]
-            self.tail += chunk
-            if len(self.tail) > 2 * self.keep:
-                del self.tail[: len(self.tail) - self.keep]
-        stream.close()
-
-    def text(self) -> str:
-        tail = bytes(self.tail[-self.keep:])
-        omitted = self.total - len(self.head) - len(tail)
-        middle = f"\n[... {omitted} bytes omitted ...]\n" if omitted > 0 else ""
-        return (bytes(self.head).decode("utf-8", "replace") + middle + tail.decode("utf-8", "replace"))
-
-
 class _Run:
     """One child process tree from start to its last process, and why it ended."""
 
@@ -282,8 +222,8 @@ class _Run:
         self.start = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)
-        self.out = _Capture(self.proc.stdout, limits.keep_bytes)
-        self.err = _Capture(self.proc.stderr, limits.keep_bytes)
+        self.out = Capture(self.proc.stdout, limits.keep_bytes)
+        self.err = Capture(self.proc.stderr, limits.keep_bytes)
 
     @property
     def output_bytes(self) -> int:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,31 @@ def _no_constant(name: str):
 
 
 __all__ = ["ArraySpec", "ChildOutputError", "load_array", "read_json", "validate"]
+
+
+class Capture:
+    """Reads one pipe to the end on a thread, keeping the head and the tail."""
+
+    def __init__(self, stream, keep: int):
+        self.head, self.tail, self.keep, self.total = bytearray(), bytearray(), keep, 0
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        fd = stream.fileno()
+        while chunk := os.read(fd, 1 << 16):
+            self.total += len(chunk)
+            room = self.keep - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            self.tail += chunk
+            if len(self.tail) > 2 * self.keep:
+                del self.tail[: len(self.tail) - self.keep]
+        stream.close()
+
+    def text(self) -> str:
+        tail = bytes(self.tail[-self.keep:])
+        omitted = self.total - len(self.head) - len(tail)
+        middle = f"\n[... {omitted} bytes omitted ...]\n" if omitted > 0 else ""
+        return (bytes(self.head).decode("utf-8", "replace") + middle + tail.decode("utf-8", "replace"))
