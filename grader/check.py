@@ -1,7 +1,7 @@
 """The static checks: what the assignment asks for, judged from the notebook alone.
 
 `check_notebook` is what `grader check` runs: load the rubric and the notebook, analyze, then
-apply each check in `STATIC_CHECKS` (the one list of checks, in report order). A check is a
+apply each check in `STATIC_CHECKS` (ids and order from grader.rubric.STATIC_CHECK_IDS). A check is a
 small function of the analysis and the rubric that returns `(passed, fraction, message)`.
 """
 
@@ -15,7 +15,7 @@ from grader import __version__
 from grader.analysis import Analysis, analyze
 from grader.errors import NotebookError
 from grader.notebook import Notebook, load_notebook
-from grader.rubric import Rubric, load_rubric
+from grader.rubric import STATIC_CHECK_IDS, Rubric, load_rubric
 
 SCHEMA = "grader.check/1"
 
@@ -101,18 +101,27 @@ class CheckReport:
 
 def check_notebook(path: str | Path, *, rubric_path: str | Path | None = None, rubric: Rubric | None = None) -> CheckReport:
     """Analyze and score a notebook. A bad rubric raises; a bad notebook is a failed report."""
-    rubric = rubric or load_rubric(rubric_path)
+    return read_and_check(path, rubric or load_rubric(rubric_path))[1]
+
+
+def read_and_check(path: str | Path, rubric: Rubric) -> tuple[Notebook | None, CheckReport]:
+    """The notebook (None when unusable) and its static report: the start of every command."""
     try:
         notebook = load_notebook(path)
     except NotebookError as e:
-        failed = make_result("notebook_valid", rubric, False, 0.0, str(e))
-        return CheckReport(str(path), rubric, None, (failed,), error=str(e))
-    return check_analysis(notebook, analyze(notebook), rubric)
+        return None, _unreadable_report(path, rubric, e)
+    return notebook, check_analysis(notebook, analyze(notebook), rubric)
+
+
+def _unreadable_report(path: str | Path, rubric: Rubric, error: NotebookError) -> CheckReport:
+    """The report for a file that is not a usable notebook: notebook_valid fails, nothing else runs."""
+    failed = make_result("notebook_valid", rubric, False, 0.0, str(error))
+    return CheckReport(str(path), rubric, None, (failed,), error=str(error))
 
 
 def check_analysis(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> CheckReport:
     results = []
-    for check_id, check in STATIC_CHECKS:
+    for check_id, check in STATIC_CHECKS.items():
         if check_id not in rubric.checks:
             continue  # a rubric may leave a check out; it then neither scores nor fails
         passed, fraction, message = check(notebook, analysis, rubric)
@@ -237,12 +246,15 @@ def same_config(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdi
     return bool(c.same), 0.0, c.detail
 
 
-STATIC_CHECKS: tuple[tuple[str, Callable[[Notebook, Analysis, Rubric], Verdict]], ...] = (
-    ("notebook_valid", notebook_valid),
-    ("two_cnn_classes", two_cnn_classes),
-    ("proposed_named", proposed_named),
-    ("losses_reported", _reported_check(("train_loss", "val_loss"), ("training loss", "validation loss"))),
-    ("accuracies_reported", _reported_check(("val_acc", "test_acc"), ("validation accuracy", "test accuracy"))),
-    ("discussion", discussion),
-    ("same_config", same_config),
-)
+# The ids and their order come from grader.rubric (the rubric validates against them); this maps
+# each id to the function that judges it.
+STATIC_CHECKS: dict[str, Callable[[Notebook, Analysis, Rubric], Verdict]] = {
+    "notebook_valid": notebook_valid,
+    "two_cnn_classes": two_cnn_classes,
+    "proposed_named": proposed_named,
+    "losses_reported": _reported_check(("train_loss", "val_loss"), ("training loss", "validation loss")),
+    "accuracies_reported": _reported_check(("val_acc", "test_acc"), ("validation accuracy", "test accuracy")),
+    "discussion": discussion,
+    "same_config": same_config,
+}
+assert tuple(STATIC_CHECKS) == STATIC_CHECK_IDS, "grader.rubric.STATIC_CHECK_IDS and STATIC_CHECKS must agree"

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Literal
 
 from grader import __version__
 from grader.analysis.similarity import model_signature
-from grader.analysis import Analysis, analyze
-from grader.check import CheckReport, CheckResult, check_analysis, check_notebook
-from grader.errors import NotebookError
-from grader.notebook import Notebook, load_notebook
+from grader.analysis import Analysis
+from grader.check import CheckReport, CheckResult, read_and_check
+from grader.notebook import Notebook
 from grader.result import GradeResult, fingerprint, sha256_file
 from grader.rubric import Rubric
-from grader.scoring import review_flags, score_against_references
+from grader.scoring import guessed_role_flags, score_against_references
 
 if TYPE_CHECKING:
     from grader.retrain import TrainingContext
@@ -59,17 +58,14 @@ def grade_submission(
         "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     digest = sha256_file(path) if path.is_file() else ""
-    try:
-        loaded = load_notebook(path)
-    except NotebookError as e:
-        report = check_notebook(path, rubric=rubric)  # the failed notebook_valid check, with its message
+    loaded, report = read_and_check(path, rubric)
+    if loaded is None or report.analysis is None:
         result = GradeResult(student=student, notebook=str(path), notebook_sha256=digest,
                              fingerprint=fingerprint(digest, rubric.sha256, __version__, budget), status="error",
-                             error=str(e), score=0.0, max_score=report.max_score,
+                             error=report.error, score=0.0, max_score=report.max_score,
                              checks=[c.to_dict() for c in report.checks], provenance=provenance)
         return _finish(result, started)
-    analysis = analyze(loaded)
-    report = check_analysis(loaded, analysis, rubric)
+    analysis = report.analysis
     result = _with_analysis(GradeResult(
         student=student, notebook=str(path), notebook_sha256=digest,
         fingerprint=fingerprint(digest, rubric.sha256, __version__, budget), status="graded",
@@ -83,7 +79,7 @@ def grade_submission(
             checks=[*result.checks, *[c.to_dict() for c in stage.checks]],
             retrain=stage.retrain,
             references=stage.references,
-            flags=result.flags + [f for f in stage.flags if f not in result.flags],
+            flags=result.flags + stage.flags,
             warnings=result.warnings + list(stage.warnings),
             provenance={**result.provenance, **stage.provenance},
         )
@@ -110,8 +106,8 @@ def run_stage(notebook: Notebook, analysis: Analysis, rubric: Rubric, context: "
     names = [n for n in (analysis.baseline, analysis.proposed) if n]
     outcome = retrain_submission(notebook, names, rubric, context)
     scored = score_against_references(analysis, outcome.retrain, outcome.references, rubric)
-    return RunStage((*outcome.checks, *scored), outcome.retrain, outcome.references,
-                    review_flags(analysis, outcome.retrain, rubric), outcome.warnings, outcome.provenance)
+    return RunStage((*outcome.checks, *scored.checks), outcome.retrain, outcome.references,
+                    list(scored.flags), outcome.warnings, outcome.provenance)
 
 
 def _prepare(rubric: Rubric, budget: Budget, data_dir: Path | None, require_isolation: bool) -> "TrainingContext":
@@ -123,13 +119,10 @@ def _prepare(rubric: Rubric, budget: Budget, data_dir: Path | None, require_isol
 def check_with_training(path: str | Path, *, rubric: Rubric, budget: Budget, data_dir: Path | None = None,
                         require_isolation: bool = False) -> CheckReport:
     """`grader check --train`: the static report plus the run checks and the retraining results."""
-    try:
-        loaded = load_notebook(path)
-    except NotebookError:
-        return check_notebook(path, rubric=rubric)
-    analysis = analyze(loaded)
-    report = check_analysis(loaded, analysis, rubric)
-    stage = run_stage(loaded, analysis, rubric, _prepare(rubric, budget, data_dir, require_isolation))
+    loaded, report = read_and_check(path, rubric)
+    if loaded is None or report.analysis is None:
+        return report
+    stage = run_stage(loaded, report.analysis, rubric, _prepare(rubric, budget, data_dir, require_isolation))
     extra = {"retrain": stage.retrain, "references": stage.references, "flags": stage.flags,
              "run": {k: v for k, v in stage.provenance.items()}}
     return replace(report, checks=(*report.checks, *stage.checks), extra=extra)
@@ -140,11 +133,6 @@ def _with_analysis(result: GradeResult, report: CheckReport) -> GradeResult:
     assert a is not None
     data = report.to_dict()
     signatures = {name: model_signature(a.definitions, name) for name in (a.baseline, a.proposed) if name}
-    flags = [
-        f"role of {m.name} is a guess: {m.role.reason}"
-        for m in a.models
-        if m.role.guessed and m.name in (a.baseline, a.proposed)
-    ]
     return replace(
         result,
         models=data["models"],
@@ -152,7 +140,7 @@ def _with_analysis(result: GradeResult, report: CheckReport) -> GradeResult:
         proposed=a.proposed,
         reported=data["reported"],
         student_settings={name: dict(a.usage.settings.get(name, {})) for name in (a.baseline, a.proposed) if name},
-        flags=flags,
+        flags=guessed_role_flags(a),
         warnings=list(a.warnings),
         provenance={**result.provenance, "signatures": signatures},
     )

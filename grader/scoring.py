@@ -11,6 +11,7 @@ and `grader ci` can score from stored results without retraining.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 from grader.analysis import Analysis
@@ -23,7 +24,16 @@ References = Mapping[str, Mapping]
 """Reference class name -> {"test_acc", "val_acc", "history", ...} trained under the same config."""
 
 
-def score_against_references(analysis: Analysis, retrain: Retrain, references: References, rubric: Rubric) -> tuple[CheckResult, ...]:
+@dataclass(frozen=True)
+class Scored:
+    """The run checks, and what they found that an instructor should look at."""
+
+    checks: tuple[CheckResult, ...]
+    flags: tuple[str, ...]
+    """For review; never part of the score (a reported accuracy the retraining does not reproduce)."""
+
+
+def score_against_references(analysis: Analysis, retrain: Retrain, references: References, rubric: Rubric) -> Scored:
     """The run checks the rubric lists, in rubric order (models_run is scored by the sandbox stage)."""
     base_name, prop_name = analysis.baseline, analysis.proposed
     base = _accuracy(retrain, base_name)
@@ -34,14 +44,18 @@ def score_against_references(analysis: Analysis, retrain: Retrain, references: R
         "baseline_works": lambda: _baseline_works(base_name, base, ref_base, rubric),
         "proposed_beats_baseline": lambda: _proposed_beats_baseline(base_name, base, prop_name, prop),
         "proposed_vs_references": lambda: _proposed_vs_references(prop_name, prop, ref_base, ref_strong, rubric),
-        "reported_matches": lambda: _reported_matches(analysis, retrain, rubric),
     }
-    results = []
+    results, flags = [], []
     for check_id, check in checks.items():
         if check_id in rubric.checks:
             passed, fraction, message = check()
             results.append(make_result(check_id, rubric, passed, fraction, message))
-    return tuple(results)
+    if "reported_matches" in rubric.checks:
+        passed, message, gap = _reported_matches(analysis, retrain, rubric)
+        results.append(make_result("reported_matches", rubric, passed, 0.0, message))
+        if gap:
+            flags.append(f"reported vs reproduced: {message}")
+    return Scored(tuple(results), tuple(flags))
 
 
 def _accuracy(results: Mapping[str, Mapping], name: str | None) -> float | None:
@@ -92,7 +106,8 @@ def _proposed_vs_references(name: str | None, prop: float | None, ref_base: floa
     return fraction >= 1.0, fraction, f"{name} ({prop:.1%}) lands {where}"
 
 
-def _reported_matches(analysis: Analysis, retrain: Retrain, rubric: Rubric):
+def _reported_matches(analysis: Analysis, retrain: Retrain, rubric: Rubric) -> tuple[bool, str, bool]:
+    """(passed, message, a gap beyond the tolerance was found)."""
     tolerance = rubric.checks["reported_matches"].threshold
     gaps, compared = [], []
     for name in (analysis.baseline, analysis.proposed):
@@ -105,22 +120,18 @@ def _reported_matches(analysis: Analysis, retrain: Retrain, rubric: Rubric):
         if abs(gap) > tolerance:
             gaps.append(name)
     if not compared:
-        return False, 0.0, "not compared: no model has both a reported and a reproduced test accuracy"
+        return False, "not compared: no model has both a reported and a reproduced test accuracy", False
     verdict = (
         f"differs by more than {tolerance:.0%} for {', '.join(gaps)}; flagged for review, not penalised"
         if gaps else f"within {tolerance:.0%}"
     )
-    return not gaps, 0.0, f"{'; '.join(compared)} ({verdict})"
+    return not gaps, f"{'; '.join(compared)} ({verdict})", bool(gaps)
 
 
-def review_flags(analysis: Analysis, retrain: Retrain, rubric: Rubric) -> list[str]:
-    """Things an instructor should look at; none of them changes the score."""
-    flags = []
-    if "reported_matches" in rubric.checks:
-        passed, _, message = _reported_matches(analysis, retrain, rubric)
-        if not passed and not message.startswith("not compared"):
-            flags.append(f"reported vs reproduced: {message}")
-    for model in analysis.models:
-        if model.role.guessed and model.name in (analysis.baseline, analysis.proposed):
-            flags.append(f"role of {model.name} is a guess: {model.role.reason}")
-    return flags
+def guessed_role_flags(analysis: Analysis) -> list[str]:
+    """The baseline or proposed role the grader had to guess: worth an instructor's look."""
+    return [
+        f"role of {m.name} is a guess: {m.role.reason}"
+        for m in analysis.models
+        if m.role.guessed and m.name in (analysis.baseline, analysis.proposed)
+    ]

@@ -8,7 +8,6 @@ from grader.rubric import load_rubric
 from grader.run_models import Timeouts, run_models
 from grader.sandbox import Limits
 from nbfactory import IMPORTS, LENET5, notebook
-from sandbox_fixtures import isolation  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 

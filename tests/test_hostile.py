@@ -18,7 +18,6 @@ from grader.rubric import load_rubric
 from grader.run_models import ModelRun, Timeouts, check_model, run_models
 from grader.sandbox import Limits
 from nbfactory import model_notebook
-from sandbox_fixtures import each_isolation, isolation  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 RUBRIC = load_rubric()

@@ -19,7 +19,6 @@ from grader.executors import GradeOptions  # noqa: E402
 from grader.ray_executor import RayExecutor, SharedData, grade_on_node, node_isolation, node_options  # noqa: E402
 from grader.result import load_result  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
-from sandbox_fixtures import isolation  # noqa: E402,F401  (fixture)
 from test_retrain import SMALL_RUBRIC  # noqa: E402
 
 CLASS = ("complete", "generic_name", "one_cnn_class")
@@ -60,7 +59,7 @@ def class_dir(root: Path, names=CLASS) -> Path:
 
 
 @pytest.mark.slow
-def test_ray_grades_like_the_local_executor(local_ray, small, isolation, tmp_path):  # noqa: F811
+def test_ray_grades_like_the_local_executor(local_ray, small, isolation, tmp_path):
     root = class_dir(tmp_path / "class")
     rubric = load_rubric(small / "rubric.toml")
     options = dict(rubric=rubric, budget="quick", data_dir=small / "data")
@@ -99,7 +98,7 @@ def test_a_lost_worker_is_retried_and_the_batch_completes(local_ray, tmp_path, r
     assert (tmp_path / "out" / "gradebook.csv").read_text().count("\n") == 5
 
 
-def test_another_node_writes_the_arrays_once_and_probes_its_own_sandbox(local_ray, small, isolation, tmp_path,  # noqa: F811
+def test_another_node_writes_the_arrays_once_and_probes_its_own_sandbox(local_ray, small, isolation, tmp_path,
                                                                         monkeypatch):
     from grader.retrain import prepare_training
 

@@ -11,7 +11,6 @@ from grader.config import TrainConfig
 from grader.retrain import CHILD_FILES, score_epochs
 from grader.rubric import load_rubric
 from nbfactory import write, code
-from sandbox_fixtures import isolation  # noqa: F401  (fixture)
 from test_feedback import _chromium, assert_page_shows_tables_and_curves
 
 SMALL_RUBRIC = """
@@ -59,7 +58,7 @@ def small(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def context(small, isolation):  # noqa: F811
+def context(small, isolation):
     from grader.retrain import prepare_training
 
     mp = pytest.MonkeyPatch()

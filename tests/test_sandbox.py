@@ -7,14 +7,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from grader.errors import SandboxError
 from grader.isolation import Isolation, detect_isolation, require
 from grader.sandbox import Limits, Phase, run_in_sandbox
 from grader.sandbox_io import ArraySpec
-from sandbox_fixtures import isolation  # noqa: F401 (fixtures)
 
 ROOT = os.geteuid() == 0
 

@@ -5,7 +5,7 @@ import pytest
 from conftest import SUBMISSIONS
 from grader.analysis import analyze
 from grader.notebook import load_notebook
-from grader.scoring import review_flags, score_against_references
+from grader.scoring import score_against_references
 
 REFS = {"LeNet5": {"test_acc": 0.60}, "ResNet20": {"test_acc": 0.80}}
 
@@ -17,7 +17,7 @@ def analysis():
 
 def scored(analysis, rubric, base, prop, refs=REFS):
     retrain = {"LeNet5": {"test_acc": base}, "ResDropNet": {"test_acc": prop}}
-    return {c.id: c for c in score_against_references(analysis, retrain, refs, rubric)}
+    return {c.id: c for c in score_against_references(analysis, retrain, refs, rubric).checks}
 
 
 def test_a_good_submission(analysis, rubric):
@@ -47,10 +47,14 @@ def test_a_reported_gap_is_flagged_not_penalised(analysis, rubric):
     assert "LeNet5: reported 60.1%, reproduced 45.0%" in gap.message
     assert "flagged for review, not penalised" in gap.message
     retrain = {"LeNet5": {"test_acc": 0.45}, "ResDropNet": {"test_acc": 0.60}}
-    assert any(f.startswith("reported vs reproduced") for f in review_flags(analysis, retrain, rubric))
+    flags = score_against_references(analysis, retrain, REFS, rubric).flags
+    assert flags == (f"reported vs reproduced: {gap.message}",)
+    assert score_against_references(analysis, {"LeNet5": {"test_acc": 0.60}}, REFS, rubric).flags == ()
 
 
 def test_missing_runs_are_not_scored(analysis, rubric):
-    checks = {c.id: c for c in score_against_references(analysis, {"LeNet5": {"test_acc": None, "error": "timed out"}}, {}, rubric)}
+    scored = score_against_references(analysis, {"LeNet5": {"test_acc": None, "error": "timed out"}}, {}, rubric)
+    assert scored.flags == ()
+    checks = {c.id: c for c in scored.checks}
     assert checks["baseline_works"].message == "not scored: no retrained test accuracy for LeNet5, the reference LeNet5"
     assert all(c.points == 0 for c in checks.values())
