@@ -25,9 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from grader.batch import grade_batch  # noqa: E402
-from grader.executors import LocalExecutor  # noqa: E402
-from grader.ray_executor import RayExecutor  # noqa: E402
+from grader.grading.batch import grade_batch  # noqa: E402
+from grader.grading.executors.local import LocalExecutor  # noqa: E402
+from grader.grading.executors.ray import RayExecutor  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 
 
@@ -88,8 +88,8 @@ def main() -> None:
 def _synthetic(work: Path, budget: str) -> dict:
     """Synthetic data, the small test rubric, and its references trained before timing starts."""
     from grader.data import write_synthetic
-    from grader.retrain import prepare_training
-    from test_retrain import SMALL_RUBRIC
+    from grader.training.context import prepare_training
+    from support import SMALL_RUBRIC
 
     write_synthetic(work / "data", train=2000, test=500)
     (work / "rubric.toml").write_text(SMALL_RUBRIC)

@@ -1,4 +1,4 @@
-"""Seconds per epoch: the assignment notebook's naive loop against grader.train, in one run.
+"""Seconds per epoch: the assignment notebook's naive loop against grader.child.train, in one run.
 
 Both train the same model class from the same seed for the same epochs on the same split
 (the rubric's 40,000/10,000, seed 5) with the notebook's optimizer (SGD lr 0.01, momentum 0.9,
@@ -7,7 +7,7 @@ constant) and batch size:
   naive   torchvision's CIFAR10 dataset (its __getitem__: uint8 HWC -> PIL -> ToTensor ->
           Normalize) and a DataLoader (batch 64, shuffle, no workers), validation and test
           loaders with batch 1000: the loop of the assignment's notebook.
-  grader  grader.train.train: resident uint8 data, index-gathers, normalization on the device.
+  grader  grader.child.train.train: resident uint8 data, index-gathers, normalization on the device.
 
 An epoch is the training pass plus the validation pass, for both. Prints the median seconds
 per epoch (robust to a neighbour's process stealing a core for one epoch; every epoch's time is
@@ -31,9 +31,10 @@ import torchvision.transforms as T
 from torch import nn
 from torchvision.datasets import CIFAR10
 
-from grader.config import DataConfig, TrainConfig
+from grader.child.config import TrainConfig
+from grader.child.train import train
+from grader.config import DataConfig
 from grader.data import load_cifar10, training_data
-from grader.train import train
 from reference_models import REFERENCE_MODELS
 
 
@@ -143,7 +144,7 @@ def main() -> None:
                   f"test accuracy {r['test_accuracy']:.2%}  (epochs: {', '.join(f'{s:.2f}' for s in r['epoch_seconds'])})")
     if "naive" in result and "grader" in result:
         result["ratio"] = result["naive"]["seconds_per_epoch"] / result["grader"]["seconds_per_epoch"]
-        print(f"  ratio: grader.train is {result['ratio']:.2f}x faster per epoch than the naive loop")
+        print(f"  ratio: grader.child.train is {result['ratio']:.2f}x faster per epoch than the naive loop")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

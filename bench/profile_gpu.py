@@ -1,4 +1,4 @@
-"""Where a grader.train step goes on a GPU: bare training steps in each mode, then a profile.
+"""Where a grader.child.train step goes on a GPU: bare training steps in each mode, then a profile.
 
     PYTHONPATH=. python bench/profile_gpu.py   (synthetic data; no dataset needed)
 """
@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from grader.config import DataConfig, TrainConfig
+from grader.child.config import TrainConfig
+from grader.child.train import train
+from grader.config import DataConfig
 from grader.data import load_cifar10, training_data, write_synthetic
-from grader.train import train
 from reference_models import LeNet5, ResNet18
 
 
@@ -52,7 +53,7 @@ def main() -> None:
     cfg = TrainConfig(optimizer="sgd", lr=0.01, schedule="constant", batch_size=64, epochs=1, select="last")
     for cls in (LeNet5, ResNet18):
         h = train(cls, data, cfg, device="cuda")
-        print(f"grader.train {cls.__name__}: {h.train_images_per_second:.0f} img/s "
+        print(f"grader.child.train {cls.__name__}: {h.train_images_per_second:.0f} img/s "
               f"({64e3 / h.train_images_per_second:.2f} ms/step), {h.precision}, cl={h.channels_last}")
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
             train(cls, data, cfg, device="cuda")

@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.errors import SandboxError  # noqa: E402
-from grader.isolation import KINDS, detect_isolation  # noqa: E402
-from grader.sandbox import Limits, Phase, run_in_sandbox  # noqa: E402
+from grader.sandbox.isolation import KINDS, detect_isolation  # noqa: E402
+from grader.sandbox.process import Limits, Phase, run_in_sandbox  # noqa: E402
 
 CHILD = '''
 import json, os
@@ -39,8 +39,7 @@ def main() -> None:
         except SandboxError as e:
             print(f"{kind}: unavailable: {e}")
             continue
-        r = run_in_sandbox(script, phases=[Phase("main", 240)], isolation=iso, limits=Limits(memory_bytes=3 * 2**30),
-                           schema={"cuda": bool, "value": (float, type(None)), "uid": int, "device": str})
+        r = run_in_sandbox(script, phases=[Phase("main", 240)], isolation=iso, limits=Limits(memory_bytes=3 * 2**30))
         print(f"{kind}: status={r.status} detail={r.detail!r} payload={r.payload} seconds={r.seconds:.1f}")
         if r.status != "ok":
             print(r.stderr_tail(8))

@@ -15,6 +15,10 @@ import click
 
 from grader import __version__
 from grader.errors import GraderError
+from grader.grading.executors.base import Executor
+from grader.grading.grade import grade_submission
+from grader.grading.result import GradeResult
+from grader.rubric import Budget, load_rubric
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -44,28 +48,26 @@ def cli() -> None:
               help="Also run and retrain the two models in the sandbox: quick is the self-check budget.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="CIFAR-10 folder for --train.")
 @click.option("--require-isolation", is_flag=True, help="Refuse to run student code without a network namespace.")
-def check(notebook: Path, as_json: bool, rubric: Path | None, budget: str, data_dir: Path | None,
+def check(notebook: Path, as_json: bool, rubric: Path | None, budget: Budget, data_dir: Path | None,
           require_isolation: bool) -> None:
     """Check NOTEBOOK against the assignment (without running it, unless --train)."""
-    from grader.check import check_notebook
-    from grader.report import console, jsonout
-    from grader.rubric import load_rubric
+    from grader.report.console import print_result
 
-    loaded = load_rubric(rubric)
-    if budget == "none":
-        result = check_notebook(notebook, rubric=loaded)
-    else:
-        from grader.grade import check_with_training
-
-        result = check_with_training(notebook, rubric=loaded, budget=budget, data_dir=data_dir,
-                                     require_isolation=require_isolation)
+    result = grade_submission(notebook, student=notebook.stem, rubric=load_rubric(rubric), budget=budget,
+                              data_dir=data_dir, require_isolation=require_isolation)
     if as_json:
-        click.echo(jsonout.dumps(result.to_dict()))
-    elif not result.valid:
+        click.echo(result.to_json())
+    elif result.status == "error":
         click.echo(f"error: {result.error}", err=True)
     else:
-        console.print_check(result)
-    sys.exit(result.exit_code)
+        print_result(result)
+    sys.exit(_exit_code(result))
+
+
+def _exit_code(result: GradeResult) -> int:
+    if result.status == "error":
+        return EXIT_UNUSABLE
+    return EXIT_FAILED if result.failing else EXIT_OK
 
 
 @cli.command()
@@ -88,20 +90,39 @@ def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | No
           no_train: bool, require_isolation: bool, executor: str, ray_address: str | None,
           cpus_per_task: float | None, gpus_per_task: float | None) -> None:
     """Grade every notebook in SUBMISSIONS (a folder of notebooks or of student folders)."""
-    from grader.batch import grade_batch
-    from grader.executors import make_executor
+    from grader.grading.batch import grade_batch
     from grader.report.batchview import BatchView
-    from grader.rubric import load_rubric
 
     loaded = load_rubric(rubric)
     budget = "none" if no_train else ("quick" if quick else "full")
-    runner = make_executor(executor, workers=workers, ray_address=ray_address, cpus_per_task=cpus_per_task,
-                           gpus_per_task=gpus_per_task)
+    runner = _executor(executor, workers=workers, ray_address=ray_address, cpus_per_task=cpus_per_task,
+                       gpus_per_task=gpus_per_task)
     with BatchView() as view:
         report = grade_batch(submissions, out, rubric=loaded, budget=budget, executor=runner, data_dir=data_dir,
                              require_isolation=require_isolation, on_start=view.start, on_done=view.done)
     view.summary(report, out)
     sys.exit(130 if report.interrupted else EXIT_OK)
+
+
+def _executor(kind: str, *, workers: int | None, ray_address: str | None, cpus_per_task: float | None,
+              gpus_per_task: float | None) -> Executor:
+    """The executor the command line asked for; an option given must be that executor's."""
+    if kind == "local":
+        given = [flag for flag, value in (("--ray-address", ray_address), ("--cpus-per-task", cpus_per_task),
+                                          ("--gpus-per-task", gpus_per_task)) if value is not None]
+        if given:
+            raise GraderError(f"{given[0]} applies to the Ray executor only; add --executor ray or drop {given[0]}")
+        from grader.grading.executors.local import LocalExecutor
+
+        return LocalExecutor(workers or 1)
+    if workers is not None:
+        raise GraderError("--workers applies to the local executor only; with Ray, --cpus-per-task and "
+                          "--gpus-per-task decide how many submissions run at once")
+    from grader.grading.executors.ray import RayExecutor, RaySettings, require_ray
+
+    require_ray()
+    return RayExecutor(RaySettings(address=ray_address, cpus_per_task=1.0 if cpus_per_task is None else cpus_per_task,
+                                   gpus_per_task=0.0 if gpus_per_task is None else gpus_per_task))
 
 
 @cli.command()
@@ -114,12 +135,11 @@ def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | No
               help="Folder for result.json and the feedback files.")
 def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, junit: Path | None, out: Path) -> None:
     """Check the notebook of a student's repository in CI (annotations, step summary, JUnit)."""
-    from grader.batch import write_submission_files
-    from grader.ci import annotations, find_notebook, step_summary
-    from grader.grade import grade_submission
+    from grader.grading.batch import write_submission_files
+    from grader.grading.submissions import find_notebook
     from grader.report.feedback import feedback_markdown
+    from grader.report.github import annotations, step_summary
     from grader.report.junit import junit_xml
-    from grader.rubric import load_rubric
 
     notebook = find_notebook(path)
     result = grade_submission(notebook, student=notebook.stem, rubric=load_rubric(rubric),
@@ -130,12 +150,14 @@ def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, j
     step_summary(result, feedback_markdown(result))
     if junit:
         junit.write_text(junit_xml(result), encoding="utf-8")
-    failing = [c["id"] for c in result.checks if c.get("required", True) and not c["passed"]]
     if result.status == "error":
         click.echo(f"error: {result.error}", err=True)
-        sys.exit(EXIT_UNUSABLE)
-    click.echo(f"{notebook}: {result.score:g}/{result.max_score:g}" + (f"; failing: {', '.join(failing)}" if failing else "; every required check passes"))
-    sys.exit(EXIT_FAILED if failing else EXIT_OK)
+    else:
+        failing = ", ".join(c.id for c in result.failing)
+        click.echo(f"{notebook}: {result.score:g}/{result.max_score:g}"
+                   + (f"; failing: {failing}" if failing else "; every required check passes"))
+    sys.exit(_exit_code(result))
+
 
 @cli.group()
 def data() -> None:
@@ -195,11 +217,12 @@ def synthetic(directory: Path, n_train: int, n_test: int, seed: int) -> None:
               help="The rubric's [train] or its [train_quick] budget.")
 @click.option("--force", is_flag=True, help="Retrain even when a cached result exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list and nothing else.")
-def references(rubric: Path | None, data_dir: Path | None, device: str | None, budget: str, force: bool, as_json: bool) -> None:
+def references(rubric: Path | None, data_dir: Path | None, device: str | None, budget: Budget, force: bool, as_json: bool) -> None:
     """Train the rubric's reference models under its fixed config (cached)."""
     import json
 
-    from grader.references import run_references
+    from grader.training.references import run_references
+    from grader.typed import to_plain
 
     def progress(name, rec):
         click.echo(f"{name} epoch {rec.epoch}: val acc {rec.val_accuracy:.2%} ({rec.seconds:.1f} s)", err=True)
@@ -207,7 +230,7 @@ def references(rubric: Path | None, data_dir: Path | None, device: str | None, b
     runs = run_references(rubric=rubric, data_dir=data_dir, device=device, force=force, budget=budget,
                           on_epoch=None if as_json else progress)
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in runs], indent=1))
+        click.echo(json.dumps(to_plain(runs), indent=1))
         return
     for r in runs:
         h = r.history

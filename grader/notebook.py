@@ -54,7 +54,6 @@ class Notebook:
     """The format version after upgrading (always 4)."""
     upgraded_from: int | None = None
     """The original major version when the file was older than v4."""
-    language: str = "python"
 
     @property
     def code_cells(self) -> tuple[Cell, ...]:
@@ -109,11 +108,7 @@ def notebook_from_dict(data: Any, path: str = "<notebook>") -> Notebook:
     cells = tuple(_cell(i, c) for i, c in enumerate(data.get("cells", [])) if isinstance(c, dict))
     if not any(c.source.strip() for c in cells):
         raise NotebookError(f"{path} is an empty notebook (no cell has any content); save your work and hand it in again")
-    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    info = metadata.get("language_info") if isinstance(metadata.get("language_info"), dict) else {}
-    kernel = metadata.get("kernelspec") if isinstance(metadata.get("kernelspec"), dict) else {}
-    language = str(info.get("name") or kernel.get("language") or "python")
-    return Notebook(path=path, cells=cells, nbformat=4, upgraded_from=upgraded_from, language=language)
+    return Notebook(path=path, cells=cells, nbformat=4, upgraded_from=upgraded_from)
 
 
 def _upgrade_v3(data: dict, path: str) -> dict:

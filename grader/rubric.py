@@ -12,32 +12,17 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
-from grader.config import DataConfig, TrainConfig, from_mapping
+from grader.checks import CHECK_IDS, CheckResult, Verdict, ids
+from grader.child.config import TrainConfig
+from grader.config import DataConfig, from_mapping
 from grader.errors import RubricError
 
 DEFAULT_RUBRIC = "cifar10.toml"
 
-# Every check the grader knows, in the order reports list them. The static ones come from
-# grader.checks; the later ones from retraining and scoring against the references.
-STATIC_CHECK_IDS = (
-    "notebook_valid",
-    "two_cnn_classes",
-    "proposed_named",
-    "losses_reported",
-    "accuracies_reported",
-    "discussion",
-    "same_config",
-)
-RUN_CHECK_IDS = (
-    "models_run",
-    "baseline_works",
-    "proposed_beats_baseline",
-    "proposed_vs_references",
-    "reported_matches",
-)
-KNOWN_CHECK_IDS = STATIC_CHECK_IDS + RUN_CHECK_IDS
+Budget = Literal["none", "quick", "full"]
+"""How much the grader trains: nothing (static checks only), the student's quick self-check, or the grading config."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +73,7 @@ class Rubric:
     """The student self-check budget (`--train quick`): [train] with [train_quick] on top."""
     references: References
     checks: Mapping[str, CheckSpec]
-    """Check id -> scoring, in KNOWN_CHECK_IDS order."""
+    """Check id -> scoring, in registry order (grader.checks.CHECK_IDS)."""
     source: str
     """Where the rubric was read from."""
     sha256: str
@@ -97,6 +82,28 @@ class Rubric:
     def is_generic_name(self, class_name: str) -> bool:
         generic = {n.lower() for n in self.assignment.generic_model_names}
         return class_name.lower() in generic
+
+    def train_config(self, budget: Budget) -> TrainConfig:
+        """The configuration a training budget trains under."""
+        return self.quick if budget == "quick" else self.train
+
+    def applicable(self, budget: Budget) -> tuple[str, ...]:
+        """The checks this rubric scores under `budget`, in report order (run checks need training)."""
+        stages = ids("static") + (ids("run") if budget != "none" else ())
+        return tuple(check_id for check_id in CHECK_IDS if check_id in self.checks and check_id in stages)
+
+    def max_score(self, budget: Budget) -> float:
+        return round(sum(self.checks[check_id].points for check_id in self.applicable(budget)), 2)
+
+    def score(self, check_id: str, verdict: Verdict) -> CheckResult:
+        """The verdict with this rubric's points and hint; a failure earns `verdict.fraction` of the points."""
+        spec = self.checks[check_id]
+        return CheckResult(
+            id=check_id, passed=verdict.passed,
+            points=round(spec.points * (1.0 if verdict.passed else verdict.fraction), 2), max_points=spec.points,
+            message=verdict.message, hint="" if verdict.passed else spec.hint, required=spec.required,
+            cell=verdict.cell,
+        )
 
 
 _TOP_LEVEL = {"assignment", "data", "train", "train_quick", "references", "checks"}
@@ -153,9 +160,9 @@ def parse_rubric(table: Mapping[str, Any], *, source: str, sha256: str = "") -> 
 def _parse_checks(table: Mapping[str, Any], source: str) -> dict[str, CheckSpec]:
     if not isinstance(table, Mapping):
         raise RubricError(f"[checks] in rubric {source} must be a table of check tables")
-    unknown = sorted(set(table) - set(KNOWN_CHECK_IDS))
+    unknown = sorted(set(table) - set(CHECK_IDS))
     if unknown:
         raise RubricError(
-            f"unknown check checks.{unknown[0]} in rubric {source}; known checks: {', '.join(KNOWN_CHECK_IDS)}"
+            f"unknown check checks.{unknown[0]} in rubric {source}; known checks: {', '.join(CHECK_IDS)}"
         )
-    return {cid: from_mapping(CheckSpec, table[cid], f"checks.{cid}") for cid in KNOWN_CHECK_IDS if cid in table}
+    return {cid: from_mapping(CheckSpec, table[cid], f"checks.{cid}") for cid in CHECK_IDS if cid in table}

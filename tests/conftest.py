@@ -1,3 +1,6 @@
+"""Fixtures shared by every test module: the rubric, the sandbox, and the data and references
+that training tests need, each made once per session."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +10,19 @@ from pathlib import Path
 import pytest
 
 from grader.errors import SandboxError
+from support import SHARED, SMALL_RUBRIC
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SUBMISSIONS = REPO / "submissions"
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """No test reads or writes the user's cache: references and data caches go to a session folder.
+
+    Tests that need an empty cache of their own set XDG_CACHE_HOME themselves.
+    """
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +45,10 @@ def rubric():
     return load_rubric()
 
 
-# The sandbox's isolation, probed once per session; CI (GRADER_CI=1) fails instead of skipping.
 @pytest.fixture(scope="session")
 def isolation():
     """The strongest isolation that works here; CI (GRADER_CI=1) fails instead of skipping."""
-    from grader.isolation import detect_isolation
+    from grader.sandbox.isolation import detect_isolation
 
     try:
         return detect_isolation()
@@ -50,7 +61,7 @@ def isolation():
 @pytest.fixture(scope="session", params=["bubblewrap", "namespace"])
 def each_isolation(request):
     """Each kind of network isolation in turn; skipped where it does not work (failing under CI=1 as root)."""
-    from grader.isolation import detect_isolation
+    from grader.sandbox.isolation import detect_isolation
 
     try:
         return detect_isolation(prefer=request.param)
@@ -58,3 +69,31 @@ def each_isolation(request):
         if os.environ.get("GRADER_CI") and os.geteuid() == 0:
             raise
         pytest.skip(f"{request.param} does not work here: {e}")
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """A small learnable CIFAR-10 in torchvision's format: 2,000 training and 500 test images."""
+    from grader.data import write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic(root, train=2_000, test=500)
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_rubric(tmp_path_factory) -> Path:
+    """SMALL_RUBRIC as a file: two epochs on 800 images under the quick budget."""
+    path = tmp_path_factory.mktemp("rubric") / "rubric.toml"
+    path.write_text(SMALL_RUBRIC)
+    return path
+
+
+@pytest.fixture(scope="session")
+def training_context(synthetic_data, small_rubric, isolation):
+    """The quick budget's training context on the synthetic data: the references train once per
+    session (into the session's cache), and every later batch of the session reads them from there."""
+    from grader.rubric import load_rubric
+    from grader.training.context import prepare_training
+
+    return prepare_training(load_rubric(small_rubric), "quick", data_dir=synthetic_data, isolation=isolation)

@@ -5,10 +5,12 @@ import shutil
 
 import pytest
 
-from conftest import SUBMISSIONS
-from grader.batch import discover, grade_batch
 from grader.errors import GraderError
-from grader.result import load_result
+from grader.grading import grade as grade_module
+from grader.grading.batch import grade_batch
+from grader.grading.result import load_result
+from grader.grading.submissions import discover
+from support import SUBMISSIONS
 
 FILES = {"result.json", "results.json", "feedback.md", "feedback.html"}
 
@@ -76,6 +78,28 @@ def test_interrupted_batch_keeps_finished_results_and_resumes(class_dir, tmp_pat
     second = grade_batch(class_dir, out, rubric=rubric, budget="none")
     assert set(second.reused) == set(first.graded) - {"erin"}
     assert set(second.graded) | set(second.reused) == {"complete", "dana_smith", "erin", "generic_name", "missing_discussion"}
+
+
+def test_a_grader_bug_on_one_student_is_that_students_error_and_the_batch_goes_on(class_dir, tmp_path, rubric,
+                                                                              monkeypatch):
+    """With the default single worker, an unexpected exception must not cost the class its gradebook."""
+    real = grade_module.analyze
+
+    def analyze(notebook):
+        if notebook.path.endswith("generic_name.ipynb"):
+            raise RuntimeError("a bug the grader has only on this notebook")
+        return real(notebook)
+
+    monkeypatch.setattr(grade_module, "analyze", analyze)
+    report = grade_batch(class_dir, tmp_path / "out", rubric=rubric, budget="none", workers=1)
+    assert len(report.graded) == 5
+    broken = load_result(tmp_path / "out" / "generic_name" / "result.json")
+    assert broken.status == "error" and broken.fingerprint == ""  # graded again by the next run
+    assert broken.error.startswith("the grader failed on this submission (RuntimeError: a bug the grader has only")
+    assert "Traceback" in broken.traceback and "a bug the grader has only on this notebook" in broken.traceback
+    assert "Traceback" not in (tmp_path / "out" / "generic_name" / "feedback.md").read_text()  # the student's view
+    rows = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
+    assert rows[1].startswith("complete,graded,70,70,") and rows[4].startswith("generic_name,error,0,70,")
 
 
 def test_parallel_workers_give_the_same_gradebook(class_dir, tmp_path, rubric):

@@ -1,12 +1,15 @@
-"""What the child tells a student about a model that does not run (through the real sandbox)."""
+"""What the child tells a student about a model that does or does not run (through the real sandbox)."""
 
 from __future__ import annotations
 
 import pytest
 
+from grader.analysis import analyze
+from grader.checks.run import RunFacts, models_run
 from grader.rubric import load_rubric
-from grader.run_models import Timeouts, run_models
-from grader.sandbox import Limits
+from grader.sandbox.model_child import Timeouts
+from grader.sandbox.models_run import run_models
+from grader.sandbox.process import Limits
 from nbfactory import IMPORTS, LENET5, notebook
 
 pytestmark = pytest.mark.slow
@@ -71,26 +74,50 @@ class TenClassesOf100(nn.Module):
         self.fc = nn.Linear(3 * 32 * 32, 100)
     def forward(self, x):
         return self.fc(x.flatten(1))
+
+class WithProbas(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+    def forward(self, x):
+        logits = self.fc(x.flatten(1))
+        return logits, F.softmax(logits, dim=1)
+
+class Lazy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.LazyConv2d(8, 3)
+        self.fc = nn.LazyLinear(10)
+    def forward(self, x):
+        return self.fc(F.relu(self.conv(x)).flatten(1))
+
+class ReturnsDict(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+    def forward(self, x):
+        return {"logits": self.fc(x.flatten(1))}
 '''
 
 NAMES = ["LeNet5", "MnistSized", "NeedsWidth", "WideResNetLite", "Enormous", "SoftmaxOut", "Predicts",
-         "FlattensWrong", "TenClassesOf100"]
+         "FlattensWrong", "TenClassesOf100", "WithProbas", "Lazy", "ReturnsDict"]
+PASSING = {"LeNet5", "WideResNetLite", "SoftmaxOut", "WithProbas", "Lazy"}
 
 
 @pytest.fixture(scope="module")
 def runs(isolation):
     nb = notebook(IMPORTS, LENET5, CLASSES, "model = WideResNetLite(10, width=48)\nn = NeedsWidth(w, 3)")
     # 1 GB: the 10-billion-parameter model must be refused before anything is allocated.
-    result = run_models(nb, NAMES, load_rubric(), isolation=isolation,
-                        timeouts=Timeouts(instantiate_s=30, forward_s=30), limits=Limits(memory_bytes=2**30))
-    return result
+    return run_models(nb, NAMES, max_params=load_rubric().assignment.max_params, isolation=isolation,
+                      timeouts=Timeouts(instantiate_s=30, forward_s=30), limits=Limits(memory_bytes=2**30))
 
 
 def test_a_working_model_passes_with_its_size(runs):
     lenet = runs.models["LeNet5"]
     assert lenet.passed and lenet.built_as == "LeNet5()"
     assert lenet.params == 62006
-    assert lenet.flops == 2 * (6 * 28 * 28 * 75 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10)
+    assert lenet.flops_per_image == 2 * (6 * 28 * 28 * 75 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10)
+    assert lenet.note == "" and lenet.message == ""
 
 
 def test_a_linear_layer_sized_for_another_image_size_is_named_with_both_shapes(runs):
@@ -117,7 +144,25 @@ def test_too_many_parameters_are_refused_before_allocation(runs):
 def test_softmax_output_passes_with_a_logits_hint(runs):
     m = runs.models["SoftmaxOut"]
     assert m.passed
-    assert "CrossEntropyLoss expects raw logits" in m.hint
+    assert "CrossEntropyLoss expects raw logits" in m.note
+
+
+def test_a_forward_returning_logits_and_probabilities_passes_with_a_note(runs):
+    m = runs.models["WithProbas"]
+    assert m.passed and m.kind == "ok"
+    assert m.note == "WithProbas: forward returns a tuple; its first tensor (output[0]) is used as the logits"
+
+
+def test_a_model_of_lazy_layers_builds_and_is_counted_after_its_first_forward(runs):
+    m = runs.models["Lazy"]
+    assert m.passed, m.message
+    assert m.params == (3 * 9 * 8 + 8) + (8 * 30 * 30 * 10 + 10)
+
+
+def test_a_forward_returning_a_dict_is_named(runs):
+    m = runs.models["ReturnsDict"]
+    assert not m.passed and m.kind == "not_tensor"
+    assert "forward returned a dict; it must return the logits tensor of shape (N, 10)" in m.message
 
 
 def test_outputs_that_are_not_logits_fail(runs):
@@ -127,7 +172,9 @@ def test_outputs_that_are_not_logits_fail(runs):
 
 
 def test_the_check_scores_the_share_of_models_that_run(runs):
-    check = runs.check
+    assert {name for name, m in runs.models.items() if m.passed} == PASSING
+    rubric = load_rubric()
+    check = rubric.score("models_run", models_run(RunFacts(analyze(notebook(IMPORTS)), runs.models, {}, {}, rubric)))
     assert not check.passed and check.id == "models_run"
-    assert check.points == pytest.approx(check.max_points * 3 / len(NAMES), abs=0.01)
-    assert "MnistSized" in check.message
+    assert check.points == pytest.approx(check.max_points * len(PASSING) / len(NAMES), abs=0.01)
+    assert "MnistSized" in check.message and "WithProbas: forward returns a tuple" in check.message

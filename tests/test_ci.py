@@ -7,10 +7,11 @@ from xml.etree import ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
-from conftest import SUBMISSIONS
-from grader.ci import cell_lines, find_notebook
 from grader.cli import cli
 from grader.errors import GraderError
+from grader.grading.submissions import find_notebook
+from grader.report.github import cell_lines
+from support import SUBMISSIONS
 
 
 def repo_with(tmp_path, example):

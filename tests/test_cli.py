@@ -7,11 +7,13 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import SUBMISSIONS
 from grader.cli import cli
+from grader.grading.result import GradeResult
 from nbfactory import LENET, WIDENET, code, write
+from support import SUBMISSIONS
 
-CHECK_KEYS = {"schema", "notebook", "valid", "error", "models", "reported", "config", "discussion", "warnings", "checks", "score", "max_score"}
+RESULT_KEYS = {"schema", "student", "notebook", "status", "error", "models", "reported", "config", "discussion", "warnings",
+               "checks", "score", "max_score", "runs", "references", "flags", "provenance"}
 
 
 def run(*args):
@@ -33,14 +35,16 @@ def test_failing_check_exits_1_and_shows_the_fix():
     assert "→ Give the proposed model a class name of its own" in result.output
 
 
-def test_json_is_one_object_with_the_schema():
+def test_json_is_the_result_json_of_a_static_grade():
     result = run("check", SUBMISSIONS / "complete.ipynb", "--json")
     data = json.loads(result.stdout)
-    assert CHECK_KEYS <= set(data)
-    assert data["schema"] == "grader.check/1" and data["valid"] is True
-    assert {m["name"]: m["role"] for m in data["models"]} == {"LeNet5": "baseline", "ResDropNet": "proposed"}
+    assert RESULT_KEYS <= set(data)
+    assert data["schema"] == "grader.result/2" and data["status"] == "graded"
+    assert GradeResult.from_dict(data).score == data["score"] == 70  # what `grader grade` would store
+    models = {m["name"]: (m["kind"], m["role"]) for m in data["models"]}
+    assert models == {"LeNet5": ("model", "baseline"), "ResDropNet": ("model", "proposed"), "ResidualBlock": ("helper", "unknown")}
     assert set(data["models"][0]) >= {"name", "role", "is_cnn", "cell", "line"}
-    assert set(data["reported"]["LeNet5"]) == {"train_loss", "val_loss", "val_acc", "test_acc", "epochs"}
+    assert set(data["reported"]["LeNet5"]) == {"train_loss", "val_loss", "val_acc", "test_acc", "epochs", "evidence"}
     assert [c["id"] for c in data["checks"]] == [
         "notebook_valid", "two_cnn_classes", "proposed_named", "losses_reported", "accuracies_reported", "discussion", "same_config"]
     assert data["config"]["same"] is True and data["discussion"]["present"] is True
@@ -57,7 +61,7 @@ def test_unusable_notebook_exits_2_with_one_line(tmp_path, content):
     as_json = run("check", path, "--json")
     assert as_json.exit_code == 2
     data = json.loads(as_json.stdout)
-    assert data["valid"] is False and data["error"] and data["checks"][0]["id"] == "notebook_valid"
+    assert data["status"] == "error" and data["error"] and data["checks"][0]["id"] == "notebook_valid"
 
 
 def test_bad_rubric_exits_2_naming_the_key(tmp_path):

@@ -7,11 +7,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO, SUBMISSIONS
-from grader.batch import grade_batch
 from grader.cli import cli
-from grader.errors import GraderError
-from grader.executors import LocalExecutor, make_executor
+from grader.grading.batch import grade_batch
+from grader.grading.executors.local import LocalExecutor
+from support import REPO, SUBMISSIONS
 
 
 def run(*args):
@@ -28,7 +27,7 @@ def two(tmp_path):
 
 
 def test_local_grading_never_imports_ray(two, tmp_path):
-    code = ("import sys; from pathlib import Path; from grader.batch import grade_batch; from grader.rubric import load_rubric;"
+    code = ("import sys; from pathlib import Path; from grader.grading.batch import grade_batch; from grader.rubric import load_rubric;"
             f"grade_batch(Path({str(two)!r}), Path({str(tmp_path / 'out')!r}), rubric=load_rubric(), budget='none', workers=2);"
             "assert 'ray' not in sys.modules, 'ray was imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -44,14 +43,17 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(two, tmp_path, monk
     assert not (tmp_path / "out").exists()
 
 
-def test_ray_options_need_the_ray_executor(two, tmp_path):
-    result = run("grade", two, "--out", tmp_path / "out", "--no-train", "--gpus-per-task", "0.25")
+@pytest.mark.parametrize("args, message", [
+    (["--gpus-per-task", "0.25"], "error: --gpus-per-task applies to the Ray executor only; add --executor ray or drop --gpus-per-task"),
+    (["--ray-address", "auto"], "error: --ray-address applies to the Ray executor only; add --executor ray or drop --ray-address"),
+    (["--executor", "ray", "--workers", "4"], "error: --workers applies to the local executor only; with Ray, "
+                                              "--cpus-per-task and --gpus-per-task decide how many submissions run at once"),
+])
+def test_each_executors_options_belong_to_it(two, tmp_path, args, message):
+    result = run("grade", two, "--out", tmp_path / "out", "--no-train", *args)
     assert result.exit_code == 2
-    assert "--gpus-per-task applies to the Ray executor only; add --executor ray" in result.stderr
-    with pytest.raises(GraderError, match="--ray-address applies"):
-        make_executor("local", ray_address="auto")
-    with pytest.raises(GraderError, match="--workers applies to the local executor only"):
-        make_executor("ray", workers=4)
+    assert result.stderr.strip() == message
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_executor_object_grades_like_workers(two, tmp_path, rubric):

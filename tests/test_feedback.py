@@ -1,18 +1,22 @@
 """feedback.md / feedback.html / curves.png from a result, and the page as a browser shows it."""
 
-import shutil
-import subprocess
 from dataclasses import replace
 
 import pytest
 
-from conftest import SUBMISSIONS
-from grader.grade import grade_submission
+from grader.child.protocol import EpochRecord, History
+from grader.grading.grade import grade_submission
 from grader.report.feedback import feedback_html, feedback_markdown, learning_curves_png, write_feedback
+from grader.training.runs import ModelRun
+from support import SUBMISSIONS, assert_page_shows_tables_and_curves, needs_chromium
 
 
-def history(accs):
-    return {"epochs": [{"epoch": i + 1, "train_loss": 2.0 - a, "val_accuracy": a} for i, a in enumerate(accs)]}
+def run(name, accuracies, params, test_accuracy, notes=()):
+    epochs = tuple(EpochRecord(i + 1, 2.0 - a, 1.0, a, 1.0, 0.1) for i, a in enumerate(accuracies))
+    history = History(status="ok", message="", epochs=epochs, selected_epoch=len(epochs), test_loss=1.0,
+                      test_accuracy=test_accuracy, params=params, flops_per_image=None, peak_memory_bytes=0, seconds=2.0,
+                      train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=True, notes=tuple(notes))
+    return ModelRun.trained(name, history)
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +24,12 @@ def result(rubric):
     base = grade_submission(SUBMISSIONS / "complete.ipynb", student="alice", rubric=rubric)
     return replace(
         base,
-        retrain={"LeNet5": {"test_acc": 0.55, "val_acc": 0.56, "params": 62006, "history": history([0.3, 0.45, 0.55])},
-                 "ResDropNet": {"test_acc": 0.70, "val_acc": 0.71, "params": 120000, "history": history([0.4, 0.6, 0.7])}},
-        references={"LeNet5": {"test_acc": 0.56, "params": 62006, "history": history([0.3, 0.5, 0.56])},
-                    "ResNet20": {"test_acc": 0.82, "params": 272474, "history": history([0.5, 0.7, 0.82])}},
-        flags=["reported vs reproduced: example"],
+        runs={"LeNet5": run("LeNet5", [0.3, 0.45, 0.56], 62006, 0.55),
+              "ResDropNet": run("ResDropNet", [0.4, 0.6, 0.71], 120000, 0.70,
+                                ["forward returns a tuple; its first tensor (output[0]) is used as the logits"])},
+        references={"LeNet5": run("LeNet5", [0.3, 0.5, 0.56], 62006, 0.56),
+                    "ResNet20": run("ResNet20", [0.5, 0.7, 0.82], 272474, 0.82)},
+        flags=("reported vs reproduced: example",),
     )
 
 
@@ -34,8 +39,22 @@ def test_markdown_sections(result):
     assert "| ✓ | two_cnn_classes | 20 / 20 | 2 CNN classes: LeNet5, ResDropNet |" in text
     assert "| ResDropNet | 77.1% | 76.5% | 71.0% | 70.0% |" in text  # reported vs reproduced
     assert "| ResNet20 (reference) | 82.0% | 272,474 |" in text
+    assert "- ResDropNet: forward returns a tuple; its first tensor (output[0]) is used as the logits" in text
     assert text.index("## For the instructor") > text.index("## Learning curves")
     assert "- Flag: reported vs reproduced: example" in text
+
+
+def test_each_reported_value_says_where_it_was_read(result):
+    text = feedback_markdown(result)
+    assert "- LeNet5 test accuracy: read from cell 14: `Baseline test accuracy: 60.12%`" in text
+    epoch_line = "`Epoch 10/10 | train loss 0.5000 | val loss 0.6800 | val acc 77.10%`"  # one line, three values
+    assert f"- ResDropNet training loss, validation loss and validation accuracy: read from cell 12: {epoch_line}" in text
+
+
+def test_evidence_with_backticks_stays_one_code_span(result):
+    odd = replace(result.reported["LeNet5"], evidence={"test_acc": "cell 3: acc `x` = 0.5"})
+    text = feedback_markdown(replace(result, reported={**result.reported, "LeNet5": odd}))
+    assert "- LeNet5 test accuracy: read from cell 3: ``acc `x` = 0.5``" in text
 
 
 def test_curves_are_a_real_picture(result, tmp_path):
@@ -56,33 +75,6 @@ def test_curves_are_a_real_picture(result, tmp_path):
 def test_html_escapes_student_text():
     page = feedback_html("| a |\n|---|\n| <script>alert(1)</script> |\n", title="<b>x</b>")
     assert "<script>" not in page and "&lt;script&gt;" in page and "<title>&lt;b&gt;x&lt;/b&gt;</title>" in page
-
-
-def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-needs_chromium = pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (.ci/run installs it)")
-
-
-def assert_page_shows_tables_and_curves(page, tmp_path):
-    """Screenshot `page` in headless Chromium: not blank, and the curves image is drawn."""
-    import matplotlib.image as mpimg
-
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--window-size=1100,2400", f"--screenshot={shot}", page.as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )
-    pixels = mpimg.imread(shot)[..., :3]
-    assert pixels.shape[0] >= 2000
-    assert pixels.std() > 0.05, "the screenshot is blank"
-    # The learning-curve image is drawn: matplotlib's default blue line colour appears.
-    blue = (abs(pixels[..., 0] - 0.12) < 0.05) & (abs(pixels[..., 1] - 0.47) < 0.05) & (abs(pixels[..., 2] - 0.71) < 0.05)
-    assert blue.sum() > 50  # a blank or missing image has none
-    assert "<table>" in page.read_text()
 
 
 @needs_chromium

@@ -13,19 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from grader.extract import extract_models
 from grader.rubric import load_rubric
-from grader.run_models import ModelRun, Timeouts, check_model, run_models
-from grader.sandbox import Limits
+from grader.sandbox.extract import extract_models
+from grader.sandbox.model_child import Timeouts
+from grader.sandbox.models_run import ModelCheck, check_model, run_models
+from grader.sandbox.process import Limits
 from nbfactory import model_notebook
 
 pytestmark = pytest.mark.slow
-RUBRIC = load_rubric()
+MAX_PARAMS = load_rubric().assignment.max_params
 FAST = Timeouts(import_s=120, instantiate_s=5, forward_s=10)
 SMALL = Limits(memory_bytes=1536 * 2**20, processes=64, output_bytes=16 * 2**20)
 
 
-def hostile(isolation, constructor: str, *, extra: str = "") -> ModelRun:
+def hostile(isolation, constructor: str, *, extra: str = "") -> ModelCheck:
     body = f"""
 def __init__(self):
     super().__init__()
@@ -36,7 +37,7 @@ def forward(self, x):
     return self.fc(torch.flatten(x, 1))
 """
     nb = model_notebook(body, "Hostile", extra) if extra else model_notebook(body, "Hostile")
-    run = check_model(extract_models(nb, ["Hostile"]), "Hostile", RUBRIC, isolation, timeouts=FAST, limits=SMALL)
+    run = check_model(extract_models(nb, ["Hostile"]), "Hostile", MAX_PARAMS, isolation, timeouts=FAST, limits=SMALL)
     print(f"\n[{isolation.kind}] {run.kind}: {run.message}")
     assert not run.passed
     assert run.child is not None and run.child.isolation.kind == isolation.kind
@@ -156,12 +157,11 @@ def __init__(self):
     import os
     os._exit(0)
 """
-    result = run_models(model_notebook(body, "Hostile"), ["Hostile", "LeNet5"], RUBRIC, isolation=isolation,
-                        timeouts=FAST, limits=SMALL)
+    result = run_models(model_notebook(body, "Hostile"), ["Hostile", "LeNet5"], max_params=MAX_PARAMS,
+                        isolation=isolation, timeouts=FAST, limits=SMALL)
     assert not result.models["Hostile"].passed
     assert result.models["LeNet5"].passed
-    assert result.check.points == RUBRIC.checks["models_run"].points / 2
-    assert result.to_dict()["isolation"]["kind"] == isolation.kind
+    assert result.isolation.kind == isolation.kind
 
 
 def _sleepers(arg: str) -> list[int]:

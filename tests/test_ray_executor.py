@@ -13,15 +13,15 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from conftest import SUBMISSIONS  # noqa: E402
-from grader.batch import grade_batch  # noqa: E402
-from grader.executors import GradeOptions  # noqa: E402
-from grader.ray_executor import RayExecutor, SharedData, grade_on_node, node_isolation, node_options  # noqa: E402
-from grader.result import load_result  # noqa: E402
+from grader.grading.batch import grade_batch  # noqa: E402
+from grader.grading.executors.base import GradeOptions  # noqa: E402
+from grader.grading.executors.ray import RayExecutor, SharedData, grade_on_node, node_isolation, node_options  # noqa: E402
+from grader.grading.result import load_result  # noqa: E402
+from grader.grading.submissions import Submission  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
-from test_retrain import SMALL_RUBRIC  # noqa: E402
+from support import SUBMISSIONS  # noqa: E402
 
-CLASS = ("complete", "generic_name", "one_cnn_class")
+CLASS = ("complete", "one_cnn_class")  # two models to train, and one
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +34,6 @@ def local_ray():
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """Synthetic CIFAR-10, the small rubric of test_retrain, and a reference cache of our own."""
-    from grader.data import write_synthetic
-
-    root = tmp_path_factory.mktemp("ray")
-    write_synthetic(root / "data", train=2000, test=500)
-    (root / "rubric.toml").write_text(SMALL_RUBRIC)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XDG_CACHE_HOME", str(root / "cache"))  # references trained once, for both executors
-    try:
-        yield root
-    finally:
-        mp.undo()
-
-
 def class_dir(root: Path, names=CLASS) -> Path:
     root.mkdir()
     for name in names:
@@ -59,10 +43,10 @@ def class_dir(root: Path, names=CLASS) -> Path:
 
 
 @pytest.mark.slow
-def test_ray_grades_like_the_local_executor(local_ray, small, isolation, tmp_path):
+def test_ray_grades_like_the_local_executor(local_ray, synthetic_data, small_rubric, training_context, tmp_path):
     root = class_dir(tmp_path / "class")
-    rubric = load_rubric(small / "rubric.toml")
-    options = dict(rubric=rubric, budget="quick", data_dir=small / "data")
+    rubric = load_rubric(small_rubric)
+    options = dict(rubric=rubric, budget="quick", data_dir=synthetic_data)  # references: from the session's cache
     local = grade_batch(root, tmp_path / "local", **options)
     remote = grade_batch(root, tmp_path / "ray", executor=RayExecutor(), **options)
     assert sorted(remote.graded) == sorted(local.graded) == sorted([*CLASS, "erin"])
@@ -71,9 +55,9 @@ def test_ray_grades_like_the_local_executor(local_ray, small, isolation, tmp_pat
     header = gradebook.splitlines()[0]
     assert "seconds" not in header and "graded_at" not in header  # nothing in it differs between runs
     stored = load_result(tmp_path / "ray" / "complete" / "result.json")
-    assert stored.status == "graded" and set(stored.retrain) == {"LeNet5", "ResDropNet"}
+    assert stored.status == "graded" and set(stored.runs) == {"LeNet5", "ResDropNet"}
     assert stored.notebook == str(root / "complete.ipynb")  # the driver's path, not the task's copy
-    assert all(entry["error"] is None for entry in stored.retrain.values())
+    assert all(run.error is None for run in stored.runs.values())
     again = grade_batch(root, tmp_path / "ray", executor=RayExecutor(), **options)
     assert sorted(again.reused) == sorted(CLASS) and again.graded == ["erin"]  # resumable as before
 
@@ -98,12 +82,9 @@ def test_a_lost_worker_is_retried_and_the_batch_completes(local_ray, tmp_path, r
     assert (tmp_path / "out" / "gradebook.csv").read_text().count("\n") == 5
 
 
-def test_another_node_writes_the_arrays_once_and_probes_its_own_sandbox(local_ray, small, isolation, tmp_path,
-                                                                        monkeypatch):
-    from grader.retrain import prepare_training
-
-    rubric = load_rubric(small / "rubric.toml")
-    ctx = prepare_training(rubric, "quick", data_dir=small / "data", isolation=isolation)
+def test_another_node_writes_the_arrays_once_and_probes_its_own_sandbox(local_ray, small_rubric, training_context,
+                                                                        isolation, tmp_path, monkeypatch):
+    rubric, ctx = load_rubric(small_rubric), training_context
     arrays = {name: np.load(path) for name, path in {**ctx.files, **ctx.labels}.items()}
     # As the driver's context looks on another node: its array files are not there.
     elsewhere = tmp_path / "driver" / "grader-arrays-test"
@@ -124,10 +105,8 @@ def test_another_node_writes_the_arrays_once_and_probes_its_own_sandbox(local_ra
     assert later.files == local.files and node_isolation.cache_info().hits == 1
 
 
-def test_a_grader_failure_in_the_task_is_that_students_result(tmp_path, rubric):
-    from grader.batch import Submission
-
-    ctx = replace(_fake_context(), files={"train_x": str(tmp_path / "gone" / "train_x.npy")}, labels={})
+def test_a_grader_failure_in_the_task_is_that_students_result(tmp_path, rubric, training_context):
+    ctx = replace(training_context, files={"train_x": str(tmp_path / "gone" / "train_x.npy")}, labels={})
     notebook = SUBMISSIONS / "complete.ipynb"
     result = grade_on_node(Submission("ann", notebook), notebook.read_bytes(),
                            GradeOptions(rubric=rubric, budget="quick", context=ctx), SharedData([], "another-host"))
@@ -136,19 +115,7 @@ def test_a_grader_failure_in_the_task_is_that_students_result(tmp_path, rubric):
     assert result.notebook == str(notebook)
 
 
-def _fake_context():
-    from grader.config import TrainConfig
-    from grader.isolation import Isolation
-    from grader.retrain import TrainingContext
-
-    return TrainingContext(budget="quick", config=TrainConfig(), device="cpu", files={}, labels={}, mean=(0.5,) * 3,
-                           std=(0.5,) * 3, data_sha256="", data_note="", references={},
-                           isolation=Isolation("none", os.geteuid(), "python"), train_timeout_s=1.0)
-
-
 def test_the_notebook_travels_with_the_task(tmp_path, rubric):
-    from grader.batch import Submission
-
     driver_only = tmp_path / "driver" / "ann.ipynb"  # the submissions folder is not on the worker's node
     result = grade_on_node(Submission("ann", driver_only), (SUBMISSIONS / "complete.ipynb").read_bytes(),
                            GradeOptions(rubric=rubric, budget="none", context=None), SharedData())

@@ -1,4 +1,4 @@
-"""reference_models and grader.references: the networks, and their cached runs."""
+"""reference_models and grader.training.references: the networks, and their cached runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from grader.cli import cli
 from grader.data import write_synthetic
 from grader.errors import GraderError
-from grader.references import run_references
+from grader.training.references import run_references
 from reference_models import REFERENCE_MODELS, LeNet5, ResNet18, ResNet20
 
 TINY_RUBRIC = """
@@ -66,7 +66,7 @@ def test_references_are_trained_once_then_read_from_cache(setup, tmp_path):
 
     again = run_references(rubric=rubric, data_dir=data, device="cpu")
     assert [r.cached for r in again] == [True, True]
-    assert [r.history.to_dict() for r in again] == [r.history.to_dict() for r in first]
+    assert [r.history for r in again] == [r.history for r in first]  # the whole record, read back from JSON
 
     forced = run_references(rubric=rubric, data_dir=data, device="cpu", force=True)
     assert [r.cached for r in forced] == [False, False]

@@ -5,19 +5,20 @@ import re
 
 from rich.console import Console
 
-from conftest import SUBMISSIONS
-from grader.check import check_notebook
-from grader.report.console import print_check
+from grader.grading.grade import grade_submission
+from grader.report.console import print_result
+from support import SUBMISSIONS
 
 
-def render(report) -> str:
+def render(name, rubric) -> str:
     out = io.StringIO()
-    print_check(report, Console(file=out, width=160, color_system=None))
+    result = grade_submission(SUBMISSIONS / f"{name}.ipynb", student=name, rubric=rubric)
+    print_result(result, Console(file=out, width=160, color_system=None))
     return out.getvalue()
 
 
 def test_complete_example_view(rubric):
-    text = render(check_notebook(SUBMISSIONS / "complete.ipynb", rubric=rubric))
+    text = render("complete", rubric)
     assert re.search(r"LeNet5\s+baseline\s+yes\s+cell 4:2", text)
     assert re.search(r"ResDropNet\s+proposed\s+yes", text)
     assert re.search(r"ResidualBlock\s+helper\s+yes\s+cell 6:4\s+used inside ResDropNet", text)
@@ -26,7 +27,7 @@ def test_complete_example_view(rubric):
 
 
 def test_failure_view_shows_hint_and_summary(rubric):
-    text = render(check_notebook(SUBMISSIONS / "one_cnn_class.ipynb", rubric=rubric))
+    text = render("one_cnn_class", rubric)
     assert "proposed_net" in text and "not a class" in text
     assert "→ Define two classes that subclass nn.Module" in text
     assert "5 required check(s) fail - score 35 / 70" in text

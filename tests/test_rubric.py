@@ -1,12 +1,15 @@
 import pytest
 
-from grader.config import TrainConfig
+from grader.checks import CHECK_IDS, ids
+from grader.child.config import TrainConfig
 from grader.errors import RubricError
-from grader.rubric import STATIC_CHECK_IDS, load_rubric
+from grader.rubric import load_rubric
 
 
-def test_default_rubric_loads_with_every_static_check(rubric):
-    assert set(STATIC_CHECK_IDS) <= set(rubric.checks)
+def test_default_rubric_loads_with_every_check(rubric):
+    assert tuple(rubric.checks) == CHECK_IDS
+    assert rubric.applicable("none") == ids("static") and rubric.applicable("quick") == CHECK_IDS
+    assert rubric.max_score("none") == 70 and rubric.max_score("full") == 100
     assert rubric.data.train_size == 40_000 and rubric.data.split_seed == 5
     assert rubric.data.mean == (0.5, 0.5, 0.5)
     assert rubric.is_generic_name("net") and rubric.is_generic_name("Model2")
@@ -36,13 +39,23 @@ def _write(tmp_path, text):
         ("[data]\nmean = [0.5, 0.5]\n", "data.mean in the rubric must have 3 items, not 2"),
         ("[data]\ntrain_size = 45000\n", "train_size + data.val_size must be positive and at most 50000"),
         ("[grading]\nx = 1\n", "unknown table [grading]"),
-        ("[train]\nepochs = true\n", "expected a whole number"),
+        ("[train]\nepochs = true\n", "train.epochs = True in the rubric; expected a whole number"),
+        ("[train]\nnesterov = 1\n", "train.nesterov = 1 in the rubric; expected true or false"),
+        ("[train]\n[train.lr]\nx = 1\n", "train.lr = {'x': 1} in the rubric; expected a number"),
+        ("[references]\nbaseline = 5\n", "references.baseline = 5 in the rubric; expected a string"),
+        ("[train_quick]\nepoch = 1\n", "unknown key train_quick.epoch in the rubric; expected one of: optimizer,"),
     ],
 )
 def test_bad_rubric_names_the_key(tmp_path, text, message):
     with pytest.raises(RubricError) as e:
         load_rubric(_write(tmp_path, text))
     assert message in str(e.value)
+
+
+def test_a_table_that_is_not_a_table(tmp_path):
+    (tmp_path / "r.toml").write_text('train = 3\n[assignment]\nname = "x"\n')
+    with pytest.raises(RubricError, match="^train in the rubric must be a table of keys, not a number$"):
+        load_rubric(tmp_path / "r.toml")
 
 
 def test_rubric_without_assignment_and_missing_and_invalid_files(tmp_path):
@@ -54,6 +67,12 @@ def test_rubric_without_assignment_and_missing_and_invalid_files(tmp_path):
     (tmp_path / "b.toml").write_text("[assignment\n")
     with pytest.raises(RubricError, match="is not valid TOML"):
         load_rubric(tmp_path / "b.toml")
+
+
+def test_quick_keeps_the_keys_train_sets(tmp_path):
+    rubric = load_rubric(_write(tmp_path, "[train]\nlr = 0.2\nepochs = 9\n[train_quick]\nepochs = 1\n"))
+    assert (rubric.train.lr, rubric.train.epochs, rubric.quick.lr, rubric.quick.epochs) == (0.2, 9, 0.2, 1)
+    assert rubric.train_config("quick") == rubric.quick and rubric.train_config("full") == rubric.train
 
 
 def test_integers_are_accepted_for_floats(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from dataclasses import dataclass
+
 from grader.errors import SandboxError
-from grader.isolation import Isolation, detect_isolation, require
-from grader.sandbox import Limits, Phase, run_in_sandbox
-from grader.sandbox_io import ArraySpec
+from grader.sandbox.files import ArraySpec
+from grader.sandbox.isolation import Isolation, detect_isolation, require
+from grader.sandbox.process import Limits, Phase, run_in_sandbox
 
 ROOT = os.geteuid() == 0
 
@@ -23,31 +26,48 @@ def run(tmp_path, isolation, body: str, *, phases=(Phase("main", 20),), **kwargs
     return run_in_sandbox(script, phases=list(phases), isolation=isolation, **kwargs)
 
 
-def test_result_is_validated_and_child_runs_unprivileged_in_a_fresh_folder(tmp_path, isolation, monkeypatch):
+@dataclass(frozen=True)
+class Seen:
+    uid: int
+    files: tuple[str, ...]
+    env: tuple[str, ...]
+    echo: str
+
+
+@dataclass(frozen=True)
+class Count:
+    n: int
+
+
+def test_result_is_read_as_a_record_and_child_runs_unprivileged_in_a_fresh_folder(tmp_path, isolation, monkeypatch):
     monkeypatch.setenv("GRADER_SECRET_TOKEN", "s3cret")
     r = run(tmp_path, isolation, """
         req = json.load(open(os.path.join(sys.argv[1], "request.json")))
         json.dump({"uid": os.getuid(), "files": sorted(os.listdir(".")), "env": sorted(os.environ),
                    "echo": req["x"], "extra": 1}, open("out/result.json", "w"))
-    """, request={"x": "hello"}, schema={"uid": int, "files": [str], "env": [str], "echo": str})
+    """, request=json.dumps({"x": "hello"}), report=Seen)
     assert r.status == "ok", r.detail
-    assert r.payload["echo"] == "hello"
-    assert "extra" not in r.payload  # unknown keys are dropped
-    assert r.payload["files"] == ["out", "tmp"]
-    assert "GRADER_SECRET_TOKEN" not in r.payload["env"]
+    assert isinstance(r.payload, Seen) and r.payload.echo == "hello"  # "extra", undeclared, was dropped
+    assert r.payload.files == ("out", "tmp")
+    assert "GRADER_SECRET_TOKEN" not in r.payload.env
     if ROOT:
-        assert r.payload["uid"] == 65534
-    assert r.to_dict()["isolation"]["kind"] == isolation.kind
+        assert r.payload.uid == 65534
+    assert r.isolation.kind == isolation.kind
 
 
 def test_wrong_types_in_the_result_are_rejected(tmp_path, isolation):
-    r = run(tmp_path, isolation, 'json.dump({"n": "12"}, open("out/result.json", "w"))', schema={"n": int})
+    r = run(tmp_path, isolation, 'json.dump({"n": "12"}, open("out/result.json", "w"))', report=Count)
     assert r.status == "invalid"
-    assert "result.n must be int" in r.detail
+    assert "result.n = '12' in the child's report; expected a whole number" in r.detail
+
+
+def test_a_deeply_nested_result_is_rejected_not_a_crash(tmp_path, isolation):
+    r = run(tmp_path, isolation, 'open("out/result.json", "w").write("[" * 100_000 + "]" * 100_000)', report=Count)
+    assert r.status == "invalid" and "nests too deeply" in r.detail
 
 
 def test_a_result_that_links_elsewhere_is_not_followed(tmp_path, isolation):
-    r = run(tmp_path, isolation, 'os.symlink("/etc/passwd", "out/result.json")', schema={"root": str})
+    r = run(tmp_path, isolation, 'os.symlink("/etc/passwd", "out/result.json")', report=Count)
     assert r.status == "invalid"
     assert "cannot be opened safely" in r.detail
 
@@ -151,15 +171,15 @@ def test_concurrent_children_run_as_different_uids(tmp_path, isolation):
     for folder in folders:
         folder.mkdir()
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda f: run(f, isolation, body, schema={"uid": int}), folders))
+        results = list(pool.map(lambda f: run(f, isolation, body), folders))
     assert all(r.status == "ok" for r in results), [r.detail for r in results]
-    uids = {r.payload["uid"] for r in results}
+    uids = {r.payload["uid"] for r in results}  # no record type: the JSON as it is
     assert len(uids) == 2 and 65534 in uids and all(u != 0 for u in uids)
 
 
 def test_an_interrupted_grader_leaves_no_child_behind(tmp_path, isolation, monkeypatch):
     """Ctrl-C while a child runs: the child is killed before the interrupt propagates."""
-    import grader.sandbox as sandbox
+    import grader.sandbox.process as sandbox
 
     calls = {"n": 0}
     real_sleep = sandbox.time.sleep

@@ -1,37 +1,40 @@
-"""grader.train: learning, reproducibility, and every model the trainer has never seen."""
+"""grader.child.train: learning, reproducibility, and every model the trainer has never seen."""
 
 from __future__ import annotations
 
+import copy
 import json
 import tarfile
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader.config import DataConfig, TrainConfig
-from grader.data import load_cifar10, training_data, write_synthetic
-from grader.train import History, ModelError, Score, predict_logits, train
+from grader.child.config import TrainConfig
+from grader.child.protocol import History
+from grader.child.runtime import ModelError
+from grader.child.train import predict_logits, train
+from grader.config import DataConfig
+from grader.data import load_cifar10, training_data
+from grader.typed import from_plain, to_plain
 from reference_models import LeNet5
+from support import SHARED
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.xz"
+SHARED_DATA = SHARED / "data" / "cifar10-jpeg.tar.xz"
 QUICK = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant", batch_size=64, epochs=1)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    write_synthetic(root, train=2_000, test=500)
-    return training_data(load_cifar10(root), DataConfig(train_size=1_600, val_size=400))
+def data(synthetic_data):
+    return training_data(load_cifar10(synthetic_data), DataConfig(train_size=1_600, val_size=400))
 
 
 @pytest.fixture(scope="module")
 def tiny(data):
     """A few hundred images: enough to exercise the loop, cheap enough for many tests."""
-    return training_data.__globals__["TrainingData"](**{**data.__dict__, "train_images": data.train_images[:300],
-                                                        "train_labels": data.train_labels[:300]})
+    return replace(data, train_images=data.train_images[:300], train_labels=data.train_labels[:300])
 
 
 def _epochs(h: History) -> list[tuple]:
@@ -48,10 +51,10 @@ def test_lenet_learns_synthetic_data_in_one_epoch(data):
 
 def test_history_is_json_serialisable_and_round_trips(tiny):
     h = train(LeNet5, tiny, QUICK)
-    text = json.dumps(h.to_dict(), allow_nan=False)
-    d = json.loads(text)
+    d = json.loads(json.dumps(to_plain(h), allow_nan=False))
     assert set(d["epochs"][0]) == {"epoch", "train_loss", "val_loss", "val_accuracy", "seconds", "lr"}
-    assert d["config"]["optimizer"] == "adam" and History.from_dict(d).to_dict() == d
+    assert d["config"]["optimizer"] == "adam" and d["torch_version"] == torch.__version__
+    assert from_plain(History, d, "history") == h
 
 
 def test_same_seed_deterministic_runs_give_identical_histories(tiny):
@@ -70,7 +73,7 @@ def test_forward_returning_a_tuple_uses_its_first_element(tiny):
             return logits, logits.detach() * 0  # e.g. an auxiliary head or features
 
     h = train(WithAux, tiny, QUICK)
-    assert h.status == "ok" and any("first element is used as the logits" in n for n in h.notes)
+    assert h.status == "ok" and "forward returns a tuple; its first tensor (output[0]) is used as the logits" in h.notes
     m = WithAux()
     assert predict_logits(m, tiny.val_images[:7], mean=tiny.mean, std=tiny.std).shape == (7, 10)
 
@@ -107,7 +110,7 @@ def test_diverging_model_stops_and_is_reported(tiny):
     h = train(LeNet5, tiny, TrainConfig(optimizer="sgd", lr=1e6, momentum=0.9, schedule="constant", epochs=3))
     assert h.status == "diverged" and "NaN or infinite" in h.message and "stopped" in h.message
     assert len(h.epochs) < 3
-    json.dumps(h.to_dict(), allow_nan=False)  # still JSON-safe
+    json.dumps(to_plain(h), allow_nan=False)  # still JSON-safe
 
 
 def test_nan_from_the_first_step_leaves_no_selected_epoch(tiny):
@@ -142,7 +145,7 @@ def test_non_tensor_output_is_a_model_error(tiny):
         def forward(self, x):
             return {"logits": super().forward(x)}
 
-    with pytest.raises(ModelError, match="returned dict; it must return a logits tensor"):
+    with pytest.raises(ModelError, match=r"forward returned a dict; it must return the logits tensor of shape \(N, 10\)"):
         train(Dict, tiny, QUICK)
 
 
@@ -156,26 +159,39 @@ def test_optimizers_and_schedules(tiny, optimizer, schedule):
         assert h.epochs[-1].lr < cfg.lr / 10  # annealed by the end
 
 
-def test_evaluation_seam_never_needs_labels(tiny):
-    """The sandbox's shape: the trainer sees no val/test labels; a callback scores the logits."""
+def test_without_labels_every_epochs_logits_go_to_whoever_holds_them(tiny):
+    """The sandbox's shape: the trainer sees no val/test labels; it hands over logits and scores nothing."""
     calls = []
-    labels = {"val": tiny.val_labels, "test": tiny.test_labels}
-
-    def evaluate(split, logits):
-        calls.append((split, tuple(logits.shape)))
-        return Score(loss=F.cross_entropy(logits, labels[split]).item(),
-                     accuracy=(logits.argmax(1) == labels[split]).float().mean().item())
-
-    h = train(LeNet5, tiny.without_labels(), QUICK, evaluate=evaluate)
-    assert calls == [("val", (400, 10)), ("test", (500, 10))] and h.test_accuracy is not None
+    config = replace(QUICK, epochs=2)
+    h = train(LeNet5, tiny.without_labels(), config, on_logits=lambda split, logits: calls.append((split, tuple(logits.shape))))
+    assert calls == [("val", (400, 10)), ("test", (500, 10))] * 2
+    assert [(e.val_loss, e.val_accuracy) for e in h.epochs] == [(None, None), (None, None)]
+    assert h.selected_epoch is None and h.test_accuracy is None and h.status == "ok"
     with pytest.raises(ValueError, match="no val labels here"):
         train(LeNet5, tiny.without_labels(), QUICK)
 
 
 def test_best_val_selection_restores_the_best_weights(tiny):
-    h = train(LeNet5, tiny, TrainConfig(optimizer="adam", lr=3e-3, schedule="constant", epochs=3, select="best_val"))
-    best = max(h.epochs, key=lambda e: e.val_accuracy)
-    assert h.selected_epoch == min(e.epoch for e in h.epochs if e.val_accuracy == best.val_accuracy)
+    """Validation labels are rigged so that epoch 1 is the best: the model must end with its weights."""
+    config = TrainConfig(optimizer="adam", lr=3e-3, schedule="constant", epochs=3, deterministic=True)
+    start = LeNet5()
+
+    def predictions(model):
+        return predict_logits(model, tiny.val_images, mean=tiny.mean, std=tiny.std).argmax(1)
+
+    probe = copy.deepcopy(start)  # epoch 1 alone: the same steps as the first epoch of the real run
+    train(probe, tiny, replace(config, epochs=1))
+    rigged = replace(tiny, val_labels=predictions(probe))  # epoch 1 predicts the validation set perfectly
+    model, weights, seen = copy.deepcopy(start), [], []
+
+    def snapshot(_record):
+        weights.append(copy.deepcopy(model.state_dict()))
+        seen.append(predictions(model))
+
+    h = train(model, rigged, config, on_epoch=snapshot)
+    assert h.epochs[0].val_accuracy == 1.0 and h.epochs[-1].val_accuracy < 1.0 and h.selected_epoch == 1
+    assert torch.equal(predictions(model), seen[0]) and not torch.equal(predictions(model), seen[-1])
+    assert all(torch.equal(model.state_dict()[k], weights[0][k]) for k in weights[0])
 
 
 def test_train_subset_and_augmentation(tiny):
@@ -184,7 +200,7 @@ def test_train_subset_and_augmentation(tiny):
 
 
 def test_crop_flip_moves_pixels_but_keeps_the_image():
-    from grader.train import _crop_flip
+    from grader.child.train import _crop_flip
 
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.int32).reshape(2, 3, 32, 32).to(torch.uint8)
     g = torch.Generator().manual_seed(0)

@@ -17,7 +17,7 @@ from grader.analysis.source import ParsedCell, parse_cells, walk_top_level
 from grader.analysis.usage import Usage, analyze_usage
 from grader.notebook import Notebook
 
-__all__ = ["Analysis", "AnalyzedModel", "OtherModel", "SameConfig", "analyze", "METRICS", "Reported"]
+__all__ = ["Analysis", "AnalyzedModel", "FoundModel", "OtherModel", "SameConfig", "analyze", "METRICS", "Reported"]
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,6 @@ class AnalyzedModel:
     @property
     def name(self) -> str:
         return self.model.name
-
-    def to_dict(self) -> dict:
-        m = self.model
-        return {
-            "name": m.name, "role": self.role.role, "role_guessed": self.role.guessed,
-            "role_reason": self.role.reason, "is_cnn": m.is_cnn, "cell": m.cell, "line": m.line,
-        }
 
 
 @dataclass(frozen=True)
@@ -59,8 +52,25 @@ class SameConfig:
     detail: str
     differing: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict:
-        return {"same": self.same, "detail": self.detail, "differing": list(self.differing)}
+
+@dataclass(frozen=True)
+class FoundModel:
+    """A model the notebook defines, as reports list it."""
+
+    name: str
+    kind: str
+    """'model' (a stand-alone nn.Module class), 'helper' (a block used inside a model), or how a
+    model is built without a class: 'nn.Sequential variable', 'Keras model', 'torchvision model'."""
+    cell: int
+    line: int
+    is_cnn: bool | None = None
+    """None when the grader cannot tell (a model that is not a class)."""
+    role: str = "unknown"
+    """'baseline', 'proposed' or 'unknown' (models only)."""
+    role_guessed: bool = False
+    """The role comes from names or training order, not from the notebook's words."""
+    reason: str = ""
+    """Why the model has its role; for a helper, why it is one."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,14 @@ class Analysis:
 
     def model(self, name: str | None) -> AnalyzedModel | None:
         return next((m for m in self.models if m.name == name), None)
+
+    def found(self) -> tuple[FoundModel, ...]:
+        """Models, then helper blocks, then models that are not classes: what a report lists."""
+        models = [FoundModel(m.name, "model", m.model.cell, m.model.line, m.model.is_cnn, m.role.role, m.role.guessed,
+                             m.role.reason) for m in self.models]
+        helpers = [FoundModel(h.name, "helper", h.cell, h.line, h.is_cnn, reason=h.helper_reason) for h in self.helpers]
+        others = [FoundModel(o.name, o.kind, o.cell, o.line) for o in self.other_models]
+        return tuple(models + helpers + others)
 
 
 def analyze(notebook: Notebook) -> Analysis:

@@ -31,9 +31,6 @@ class Discussion:
     """The cell that holds the discussion (the longest qualifying one)."""
     words: int = 0
 
-    def to_dict(self) -> dict:
-        return {"present": self.present, "cell": self.cell, "words": self.words}
-
 
 def find_discussion(notebook: Notebook, after_cell: int) -> Discussion:
     """The longest markdown cell after `after_cell` that compares results in prose."""

@@ -53,10 +53,7 @@ class Reported:
     epochs: int | None = None
     """Epoch-level lines printed in the model's last run."""
     evidence: dict[str, str] = field(default_factory=dict)
-    """Metric -> 'cell N: the line it came from'."""
-
-    def to_dict(self) -> dict:
-        return {m: getattr(self, m) for m in (*METRICS, "epochs")}
+    """Metric -> where it was read: 'cell N: the line it came from'."""
 
 
 @dataclass

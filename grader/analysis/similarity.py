@@ -32,19 +32,30 @@ class SimilarPair:
     reason: str
 
 
-def model_signature(defs: Definitions, class_name: str) -> dict:
-    """{"layers": [...], "source": normalized source} of a notebook class (empty when unknown)."""
+@dataclass(frozen=True)
+class Signature:
+    """What two model classes are compared by."""
+
+    layers: tuple[str, ...] = ()
+    """torch.nn constructor calls with their arguments, in order."""
+    source: str = ""
+    """The class's source with names, docstrings and formatting normalized away."""
+
+
+def model_signature(defs: Definitions, class_name: str) -> Signature:
+    """The signature of a notebook class (empty when the notebook does not define it)."""
     definition = defs.classes.get(class_name)
     if definition is None:
-        return {"layers": [], "source": ""}
+        return Signature()
     node = definition.node
     layers = []
-    for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+    calls = sorted((n for n in ast.walk(node) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
+    for call in calls:  # in source order (ast.walk is breadth-first)
         resolved = defs.imports.resolve(call.func)
         last = resolved.rsplit(".", 1)[-1]
         if resolved.startswith("torch.nn.") and last[:1].isupper() and last not in _CONTAINERS:
             layers.append(ast.unparse(ast.Call(func=ast.Name(resolved.rsplit(".", 1)[-1]), args=call.args, keywords=call.keywords)))
-    return {"layers": layers, "source": normalized_source(node)}
+    return Signature(tuple(layers), normalized_source(node))
 
 
 def normalized_source(node: ast.AST) -> str:
@@ -71,14 +82,14 @@ def normalized_source(node: ast.AST) -> str:
     return ast.unparse(tree)
 
 
-def similar_pairs(signatures: Mapping[str, dict]) -> list[SimilarPair]:
+def similar_pairs(signatures: Mapping[str, Signature]) -> list[SimilarPair]:
     """Pairs of students whose proposed models are near-identical, most similar first."""
     pairs = []
     for (a, sa), (b, sb) in combinations(sorted(signatures.items()), 2):
-        if not sa.get("source") or not sb.get("source"):
+        if not sa.source or not sb.source:
             continue
-        ratio = difflib.SequenceMatcher(None, sa["source"].split(), sb["source"].split(), autojunk=False).ratio()
-        same_layers = len(sa["layers"]) >= MIN_LAYERS and sa["layers"] == sb["layers"]
+        ratio = difflib.SequenceMatcher(None, sa.source.split(), sb.source.split(), autojunk=False).ratio()
+        same_layers = len(sa.layers) >= MIN_LAYERS and sa.layers == sb.layers
         if ratio >= SOURCE_RATIO or same_layers:
             reason = "identical layer sequence" if same_layers else "near-identical source"
             if same_layers and ratio >= SOURCE_RATIO:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from grader.analysis.models import Definitions
 from grader.analysis.source import ParsedCell, dotted_name, walk_top_level
@@ -44,8 +44,6 @@ class Usage:
     """Model class -> optimization setting -> value as written (constants resolved)."""
     training_function: dict[str, str]
     """Model class -> the function or loop that trains it ('train', 'inline loop')."""
-    variables: dict[str, str] = field(default_factory=dict)
-    """Variable -> model class at the end of the notebook."""
 
 
 def analyze_usage(cells: tuple[ParsedCell, ...], defs: Definitions, models: set[str]) -> Usage:
@@ -58,7 +56,6 @@ def analyze_usage(cells: tuple[ParsedCell, ...], defs: Definitions, models: set[
         training_order=tuple(reader.training_order),
         settings=reader.settings,
         training_function=reader.training_function,
-        variables=dict(reader.bindings),
     )
 
 

@@ -1,7 +1,7 @@
 """CIFAR-10 for the grader: loading (batches folder or image folder), caching, splitting, synthetic.
 
     load_cifar10(path)          -> Cifar10 (uint8 tensors, content hash)
-    training_data(ds, config)   -> TrainingData (the rubric's train/validation split)
+    training_data(ds, config)   -> TrainingData (grader.child.train; the rubric's train/validation split)
     write_synthetic(dir, ...)   a learnable fake CIFAR-10 in torchvision's format
     download_cifar10(dir)       the official release, through torchvision
 
@@ -10,7 +10,6 @@ Imports torch; the static `grader check` path never imports this package.
 
 from grader.data.dataset import (
     Cifar10,
-    TrainingData,
     default_data_dir,
     load_cifar10,
     split_indices,
@@ -22,6 +21,6 @@ from grader.data.formats import CLASSES
 from grader.data.synthetic import write_synthetic
 
 __all__ = [
-    "CLASSES", "Cifar10", "TrainingData", "default_data_dir", "download_cifar10", "load_cifar10",
+    "CLASSES", "Cifar10", "default_data_dir", "download_cifar10", "load_cifar10",
     "split_indices", "training_data", "user_cache_dir", "write_synthetic",
 ]

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from grader.child.train import TrainingData
 from grader.config import DataConfig
-from grader.data import formats
+import grader.data.formats as formats
 from grader.errors import DataError
 
 CACHE_SCHEMA = "grader.datacache/1"
@@ -70,38 +71,6 @@ class Cifar10:
             "train": {"total": len(self.train_labels), "per_class": counts(self.train_labels)},
             "test": {"total": len(self.test_labels), "per_class": counts(self.test_labels)},
         }
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """What one training run sees: uint8 images, labels where the caller may see them."""
-
-    train_images: torch.Tensor
-    """Training images, uint8 (N,3,32,32)."""
-    train_labels: torch.Tensor
-    """Training labels, int64 (N,)."""
-    val_images: torch.Tensor
-    """Validation images, uint8; scored every epoch for model selection."""
-    val_labels: torch.Tensor | None = None
-    """Validation labels; None where the trainer must not see them (the sandbox child)."""
-    test_images: torch.Tensor | None = None
-    """Test images, uint8; predicted once with the selected weights."""
-    test_labels: torch.Tensor | None = None
-    """Test labels; None where the trainer must not see them."""
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    """Per-channel mean after scaling pixels to [0, 1]."""
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    """Per-channel standard deviation after scaling pixels to [0, 1]."""
-    num_classes: int = 10
-    """Width of the logits a model must return."""
-    data_sha256: str = ""
-    """Content hash of the dataset the split came from ('' when unknown)."""
-    note: str = ""
-    """Anything unusual about the split (e.g. scaled down to a small dataset)."""
-
-    def without_labels(self) -> "TrainingData":
-        """The same data with validation and test labels removed, for an untrusted trainer."""
-        return TrainingData(**{**self.__dict__, "val_labels": None, "test_labels": None})
 
 
 def split_indices(n: int, config: DataConfig) -> tuple[torch.Tensor, torch.Tensor, str]:

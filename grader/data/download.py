@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from grader.data import formats
+import grader.data.formats as formats
 from grader.errors import DataError
 
 Fetch = Callable[[str, Path, Callable[[int, int], None]], None]

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from grader.batch import BatchReport
-from grader.result import GradeResult
+from grader.grading.batch import BatchReport
+from grader.grading.result import GradeResult
 
 BUCKETS = 10
 SHOWN_PAIRS = 5

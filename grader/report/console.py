@@ -1,4 +1,7 @@
-"""The terminal view of a check report (rich). Only renders; decides nothing."""
+"""The terminal view of one graded submission (rich): `grader check`, with or without --train.
+
+Only renders; decides nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,60 +11,57 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.analysis import METRICS
-from grader.check import CheckReport
+from grader.grading.result import GradeResult
 
 _LABELS = {"train_loss": "train loss", "val_loss": "val loss", "val_acc": "val acc", "test_acc": "test acc"}
 
 
-def print_check(report: CheckReport, console: Console | None = None) -> None:
+def print_result(result: GradeResult, console: Console | None = None) -> None:
     console = console or Console()
-    a = report.analysis
-    if a is None:
-        console.print(f"[bold red]error:[/] {report.error}", highlight=False, soft_wrap=True)
+    if result.status == "error":
+        console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
         return
-    console.print(f"[bold]{report.notebook}[/]  [dim]rubric {report.rubric.source}[/]", highlight=False)
-    if a.models or a.helpers or a.other_models:
-        console.print(_models_table(report))
-    if a.reported:
-        console.print(_reported_table(report))
-    if report.extra.get("retrain"):
-        console.print(_retrain_table(report))
-    console.print(_checks_table(report))
-    for warning in a.warnings:
+    console.print(f"[bold]{result.notebook}[/]  [dim]rubric {result.provenance.rubric_source}[/]", highlight=False)
+    if result.models:
+        console.print(_models_table(result))
+    if result.reported:
+        console.print(_reported_table(result))
+    if result.runs:
+        console.print(_runs_table(result))
+    console.print(_checks_table(result))
+    for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    failing = [c for c in report.checks if c.required and not c.passed]
-    summary = f"score {report.score:g} / {report.max_score:g}"
-    if failing:
-        console.print(f"[bold red]{len(failing)} required check(s) fail[/] - {summary}", highlight=False)
+    summary = f"score {result.score:g} / {result.max_score:g}"
+    if result.failing:
+        console.print(f"[bold red]{len(result.failing)} required check(s) fail[/] - {summary}", highlight=False)
     else:
         console.print(f"[bold green]all required checks pass[/] - {summary}", highlight=False)
 
 
-def _models_table(report: CheckReport) -> Table:
-    a = report.analysis
-    assert a is not None
+def _models_table(result: GradeResult) -> Table:
     table = Table(title="Models", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("class", "role", "CNN", "where", "why"):
         table.add_column(column)
-    for m in a.models:
-        role = m.role.role + (" (guess)" if m.role.guessed else "")
-        table.add_row(m.name, role, "yes" if m.model.is_cnn else "[red]no[/]", f"cell {m.model.cell}:{m.model.line}", m.role.reason)
-    for h in a.helpers:
-        table.add_row(Text(h.name, style="dim"), Text("helper", style="dim"), "yes" if h.is_cnn else "no", f"cell {h.cell}:{h.line}", Text(h.helper_reason, style="dim"))
-    for o in a.other_models:
-        table.add_row(Text(o.name, style="yellow"), Text("not a class", style="yellow"), "?", f"cell {o.cell}:{o.line}", o.kind)
+    for m in result.models:
+        where = f"cell {m.cell}:{m.line}"
+        if m.kind == "model":
+            role = m.role + (" (guess)" if m.role_guessed else "")
+            table.add_row(m.name, role, "yes" if m.is_cnn else "[red]no[/]", where, m.reason)
+        elif m.kind == "helper":
+            table.add_row(Text(m.name, style="dim"), Text("helper", style="dim"), "yes" if m.is_cnn else "no", where,
+                          Text(m.reason, style="dim"))
+        else:
+            table.add_row(Text(m.name, style="yellow"), Text("not a class", style="yellow"), "?", where, m.kind)
     return table
 
 
-def _reported_table(report: CheckReport) -> Table:
-    a = report.analysis
-    assert a is not None
+def _reported_table(result: GradeResult) -> Table:
     table = Table(title="Reported in the notebook's outputs", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("model")
     for metric in METRICS:
         table.add_column(_LABELS[metric], justify="right")
     table.add_column("epochs", justify="right")
-    for name, r in a.reported.items():
+    for name, r in result.reported.items():
         cells = []
         for metric in METRICS:
             value = getattr(r, metric)
@@ -70,32 +70,35 @@ def _reported_table(report: CheckReport) -> Table:
     return table
 
 
-def _retrain_table(report: CheckReport) -> Table:
-    run = report.extra.get("run", {})
-    title = f"Retrained by the grader ({run.get('device', '?')}, isolation: {run.get('isolation', '?')})"
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for column, justify in (("model", "left"), ("val acc", "right"), ("test acc", "right"), ("params", "right"), ("seconds", "right"), ("problem", "left")):
+def _runs_table(result: GradeResult) -> Table:
+    run = result.provenance.run
+    where = f"{run.device}, isolation: {run.isolation}" if run else "?"
+    table = Table(title=f"Retrained by the grader ({where})", box=box.SIMPLE_HEAD, title_justify="left")
+    for column, justify in (("model", "left"), ("val acc", "right"), ("test acc", "right"), ("params", "right"),
+                            ("seconds", "right"), ("problem", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    rows = [(name, entry, "") for name, entry in report.extra["retrain"].items()]
-    rows += [(name, entry, " (reference)") for name, entry in report.extra.get("references", {}).items()]
-    for name, entry, suffix in rows:
+    rows = [(name, r, "") for name, r in result.runs.items()]
+    rows += [(name, r, " (reference)") for name, r in result.references.items()]
+    for name, r, suffix in rows:
         pct = lambda v: "[dim]-[/]" if v is None else f"{v:.2%}"  # noqa: E731
-        params = f"{entry['params']:,}" if isinstance(entry.get("params"), int) else "-"
-        table.add_row(name + suffix, pct(entry.get("val_acc")), pct(entry.get("test_acc")), params,
-                      f"{entry.get('seconds') or 0:.1f}", entry.get("error") or "")
+        params = f"{r.params:,}" if r.params is not None else "-"
+        table.add_row(name + suffix, pct(r.val_accuracy), pct(r.test_accuracy), params, f"{r.seconds:.1f}", r.error or "")
     return table
 
 
-def _checks_table(report: CheckReport) -> Table:
+def _checks_table(result: GradeResult) -> Table:
     table = Table(title="Checks", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("", width=2)
     table.add_column("check")
     table.add_column("points", justify="right")
     table.add_column("result")
-    for c in report.checks:
+    for c in result.checks:
         mark = "[green]✓[/]" if c.passed else ("[red]✗[/]" if c.required else "[yellow]![/]")
         text = Text(c.message)
         if c.hint:
             text.append("\n→ " + c.hint, style="cyan")
         table.add_row(mark, c.id, f"{c.points:g}/{c.max_points:g}", text)
     return table
+
+
+__all__ = ["print_result"]

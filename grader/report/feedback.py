@@ -9,19 +9,35 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
-from grader.result import GradeResult
+from grader.grading.result import GradeResult, write_atomic
+from grader.typed import to_plain
 
 CURVES = "curves.png"
 
 
-def _pct(value) -> str:
+def _pct(value: float | None) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
 
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """`text` as inline code whatever backticks it holds (a line of the student's output)."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if text.startswith("`") or text.endswith("`") else f"{fence}{text}{fence}"
+
+
+_METRIC_WORDS = {"train_loss": "training loss", "val_loss": "validation loss", "val_acc": "validation accuracy",
+                 "test_acc": "test accuracy"}
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
@@ -31,47 +47,74 @@ def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
     lines += [f"**Score: {result.score:g} / {result.max_score:g}**", "", "## Checks", "",
               "| | Check | Points | What the grader found |", "|---|---|---|---|"]
     for c in result.checks:
-        mark = "✓" if c["passed"] else ("✗" if c.get("required", True) else "!")  # glyphs every font has
-        lines.append(f"| {mark} | {c['id']} | {c['points']:g} / {c['max_points']:g} | {_cell(c['message'])} |")
-    fixes = [c for c in result.checks if not c["passed"] and c.get("hint")]
+        mark = "✓" if c.passed else ("✗" if c.required else "!")  # glyphs every font has
+        lines.append(f"| {mark} | {c.id} | {c.points:g} / {c.max_points:g} | {_cell(c.message)} |")
+    fixes = [c for c in result.checks if not c.passed and c.hint]
     if fixes:
-        lines += ["", "### How to fix", ""] + [f"- **{c['id']}**: {c['hint']}" for c in fixes]
-    if result.models:
+        lines += ["", "### How to fix", ""] + [f"- **{c.id}**: {c.hint}" for c in fixes]
+    classes = [m for m in result.models if m.kind == "model"]
+    if classes:
         lines += ["", "## Your models", "", "| Class | Role | CNN |", "|---|---|---|"]
-        for m in result.models:
-            role = m["role"] + (" (guessed)" if m.get("role_guessed") else "")
-            lines.append(f"| {m['name']} | {role} | {'yes' if m['is_cnn'] else 'no'} |")
+        for m in classes:
+            role = m.role + (" (guessed)" if m.role_guessed else "")
+            lines.append(f"| {m.name} | {role} | {'yes' if m.is_cnn else 'no'} |")
     pair = [n for n in (result.baseline, result.proposed) if n]
     if pair:
-        lines += ["", "## Reported vs reproduced", "",
-                  "What your notebook printed, next to what the grader measured by retraining your classes under its fixed configuration"
-                  + ("." if result.retrain else " (this run did not retrain: static checks only)."), "",
-                  "| Model | Reported val acc | Reported test acc | Reproduced val acc | Reproduced test acc |", "|---|---|---|---|---|"]
-        for name in pair:
-            rep, run = result.reported.get(name, {}), result.retrain.get(name, {})
-            lines.append(f"| {name} | {_pct(rep.get('val_acc'))} | {_pct(rep.get('test_acc'))} | {_pct(run.get('val_acc'))} | {_pct(run.get('test_acc'))} |")
-    if result.references or result.retrain:
+        lines += _reported_vs_reproduced(result, pair)
+    if result.references or result.runs:
         lines += ["", "## Against the references (same data, same config)", "", "| Network | Test accuracy | Parameters |", "|---|---|---|"]
-        rows = [(f"{n} (reference)", r) for n, r in result.references.items()] + [(f"{n} (yours)", r) for n, r in result.retrain.items()]
-        for label, r in sorted(rows, key=lambda row: row[1].get("test_acc") or 0):
-            params = f"{r['params']:,}" if isinstance(r.get("params"), int) else "–"
-            lines.append(f"| {label} | {_pct(r.get('test_acc'))} | {params} |")
+        rows = [(f"{n} (reference)", r) for n, r in result.references.items()] + [(f"{n} (yours)", r) for n, r in result.runs.items()]
+        for label, r in sorted(rows, key=lambda row: row[1].test_accuracy or 0):
+            params = f"{r.params:,}" if r.params is not None else "–"
+            lines.append(f"| {label} | {_pct(r.test_accuracy)} | {params} |")
+    notes = [f"- {name}: {note}" for name, run in result.runs.items() for note in run.notes]
+    if notes:
+        lines += ["", "Notes from the retraining:", "", *notes]
     if curves:
         lines += ["", "## Learning curves", "", f"![Learning curves]({curves})"]
-    lines += ["", "---", "", "## For the instructor", ""]
+    lines += _instructor_appendix(result)
+    return "\n".join(lines) + "\n"
+
+
+def _reported_vs_reproduced(result: GradeResult, pair: list[str]) -> list[str]:
+    """The notebook's figures beside the grader's, and the line each reported figure was read from."""
+    lines = ["", "## Reported vs reproduced", "",
+             "What your notebook printed, next to what the grader measured by retraining your classes under its fixed configuration"
+             + ("." if result.runs else " (this run did not retrain: static checks only)."), "",
+             "| Model | Reported val acc | Reported test acc | Reproduced val acc | Reproduced test acc |", "|---|---|---|---|---|"]
+    for name in pair:
+        rep, run = result.reported.get(name), result.runs.get(name)
+        lines.append(f"| {name} | {_pct(rep and rep.val_acc)} | {_pct(rep and rep.test_acc)} | "
+                     f"{_pct(run and run.val_accuracy)} | {_pct(run and run.test_accuracy)} |")
+    read: dict[tuple[str, str], list[str]] = {}  # (model, where) -> the metrics read there, in METRICS order
+    for name in pair:
+        for metric, where in (result.reported[name].evidence if name in result.reported else {}).items():
+            read.setdefault((name, where), []).append(_METRIC_WORDS.get(metric, metric))
+    if read:
+        lines += ["", "Where the grader read your figures:", ""]
+        for (name, where), metrics in read.items():
+            cell, _, line = where.partition(": ")
+            lines.append(f"- {name} {_and(metrics)}: read from {cell}: {_code(line)}")
+    return lines
+
+
+def _instructor_appendix(result: GradeResult) -> list[str]:
+    lines = ["", "---", "", "## For the instructor", ""]
     lines += [f"- Flag: {f}" for f in result.flags] or ["- No flags."]
     lines += [f"- Warning: {w}" for w in result.warnings]
-    prov = result.provenance
-    if prov.get("train_config"):
-        config = ", ".join(f"{k}={v}" for k, v in prov["train_config"].items())
-        lines += ["", f"Grader's training config ({prov.get('budget')}): {config}"]
+    prov, run = result.provenance, result.provenance.run
+    if run:
+        config = ", ".join(f"{k}={v}" for k, v in to_plain(run.train_config).items())
+        lines += ["", f"Grader's training config ({prov.budget}): {config}"]
     for name, settings in result.student_settings.items():
         shown = ", ".join(f"{k}={v}" for k, v in settings.items()) or "not found in the notebook"
         lines.append(f"- {name} as the student trained it: {shown}")
-    keys = ("grader_version", "budget", "torch", "device", "isolation", "graded_at", "seconds")
-    lines += ["", "Provenance: " + "; ".join(f"{k} {prov[k]}" for k in keys if k in prov)
-              + f"; rubric {prov.get('rubric', {}).get('sha256', '')[:12]}"]
-    return "\n".join(lines) + "\n"
+    facts = [("grader_version", prov.grader_version), ("budget", prov.budget)]
+    if run:
+        facts += [("torch", run.torch), ("device", run.device), ("isolation", run.isolation)]
+    facts += [("graded_at", prov.graded_at), ("seconds", prov.seconds)]
+    lines += ["", "Provenance: " + "; ".join(f"{k} {v}" for k, v in facts) + f"; rubric {prov.rubric_sha256[:12]}"]
+    return lines
 
 
 def feedback_html(markdown_text: str, *, title: str, images: dict[str, bytes] | None = None) -> str:
@@ -98,9 +141,9 @@ hr {{ margin: 2rem 0; }}
 
 def learning_curves_png(result: GradeResult) -> bytes | None:
     """Validation accuracy and training loss per epoch for both models and the references."""
-    series = {f"{n} (yours)": r.get("history") for n, r in result.retrain.items()}
-    series.update({f"{n} (reference)": r.get("history") for n, r in result.references.items()})
-    series = {label: h for label, h in series.items() if isinstance(h, dict) and h.get("epochs")}
+    series = {f"{n} (yours)": r.history for n, r in result.runs.items()}
+    series.update({f"{n} (reference)": r.history for n, r in result.references.items()})
+    series = {label: h for label, h in series.items() if h is not None and h.epochs}
     if not series:
         return None
     import io
@@ -112,10 +155,10 @@ def learning_curves_png(result: GradeResult) -> bytes | None:
 
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     for label, history in series.items():
-        epochs = [e["epoch"] for e in history["epochs"]]
+        epochs = [e.epoch for e in history.epochs]
         style = "--" if "reference" in label else "-"
-        loss_ax.plot(epochs, [e.get("train_loss") for e in history["epochs"]], style, marker="o", label=label)
-        acc_ax.plot(epochs, [e.get("val_accuracy") for e in history["epochs"]], style, marker="o", label=label)
+        loss_ax.plot(epochs, [e.train_loss for e in history.epochs], style, marker="o", label=label)
+        acc_ax.plot(epochs, [e.val_accuracy for e in history.epochs], style, marker="o", label=label)
     from matplotlib.ticker import MaxNLocator
 
     for ax in (loss_ax, acc_ax):
@@ -132,8 +175,6 @@ def learning_curves_png(result: GradeResult) -> bytes | None:
 
 def write_feedback(result: GradeResult, folder: Path) -> list[Path]:
     """feedback.md, feedback.html and curves.png (when there are curves) in `folder`."""
-    from grader.result import write_atomic
-
     folder.mkdir(parents=True, exist_ok=True)
     png = learning_curves_png(result)
     written = []

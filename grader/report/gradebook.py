@@ -6,15 +6,15 @@ import csv
 import io
 from typing import Iterable, Mapping
 
-from grader.result import GradeResult
+from grader.grading.result import GradeResult
 
 
-def _acc(entry: Mapping | None) -> str:
-    value = (entry or {}).get("test_acc")
-    return f"{value:.4f}" if isinstance(value, (int, float)) else ""
+def _acc(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else ""
 
 
-def gradebook_csv(results: Iterable[GradeResult], check_ids: list[str], similar: Mapping[str, list[str]]) -> str:
+def gradebook_csv(results: Iterable[GradeResult], check_ids: Iterable[str], similar: Mapping[str, list[str]]) -> str:
+    check_ids = list(check_ids)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([
@@ -23,12 +23,13 @@ def gradebook_csv(results: Iterable[GradeResult], check_ids: list[str], similar:
         "reproduced_test_acc_baseline", "reproduced_test_acc_proposed", "flags", "similar_to", "error",
     ])
     for r in sorted(results, key=lambda r: r.student):
-        points = {c["id"]: c["points"] for c in r.checks}
+        points = {c.id: c.points for c in r.checks}
+        pair = (r.baseline or "", r.proposed or "")
+        reported = [r.reported[name].test_acc if name in r.reported else None for name in pair]
+        reproduced = [r.runs[name].test_accuracy if name in r.runs else None for name in pair]
         writer.writerow([
             r.student, r.status, f"{r.score:g}", f"{r.max_score:g}", *[f"{points[i]:g}" if i in points else "" for i in check_ids],
-            r.baseline or "", r.proposed or "",
-            _acc(r.reported.get(r.baseline or "")), _acc(r.reported.get(r.proposed or "")),
-            _acc(r.retrain.get(r.baseline or "")), _acc(r.retrain.get(r.proposed or "")),
+            *pair, *map(_acc, reported), *map(_acc, reproduced),
             " | ".join(r.flags), " ".join(similar.get(r.student, [])), r.error or "",
         ])
     return out.getvalue()

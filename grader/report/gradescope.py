@@ -6,16 +6,16 @@ max_score, status and output; an optional leaderboard).
 
 from __future__ import annotations
 
-from grader.result import GradeResult
+from grader.grading.result import GradeResult
 
 
 def gradescope_results(result: GradeResult) -> dict:
     tests = []
     for number, c in enumerate(result.checks, 1):
-        output = c["message"] + (f"\nHow to fix: {c['hint']}" if c.get("hint") else "")
+        output = c.message + (f"\nHow to fix: {c.hint}" if c.hint else "")
         tests.append({
-            "name": c["id"], "number": str(number), "score": c["points"], "max_score": c["max_points"],
-            "status": "passed" if c["passed"] else "failed", "output": output,
+            "name": c.id, "number": str(number), "score": c.points, "max_score": c.max_points,
+            "status": "passed" if c.passed else "failed", "output": output,
         })
     summary = f"{result.student}: {result.score:g} / {result.max_score:g}"
     if result.error:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from grader.result import GradeResult
+from grader.grading.result import GradeResult
 
 
 def junit_xml(result: GradeResult) -> str:
-    failures = sum(1 for c in result.checks if not c["passed"] and c.get("required", True))
+    failures = len(result.failing)
     suite = ET.Element("testsuite", name="grader", tests=str(len(result.checks)), failures=str(failures),
                        errors="1" if result.status == "error" else "0")
     if result.status == "error":
         case = ET.SubElement(suite, "testcase", classname="grader", name="notebook")
         ET.SubElement(case, "error", message=result.error or "could not be graded")
     for c in result.checks:
-        case = ET.SubElement(suite, "testcase", classname="grader", name=c["id"])
-        ET.SubElement(case, "system-out").text = f"{c['points']:g}/{c['max_points']:g} {c['message']}"
-        if not c["passed"]:
-            kind = "failure" if c.get("required", True) else "skipped"
-            ET.SubElement(case, kind, message=c["message"]).text = c.get("hint", "")
+        case = ET.SubElement(suite, "testcase", classname="grader", name=c.id)
+        ET.SubElement(case, "system-out").text = f"{c.points:g}/{c.max_points:g} {c.message}"
+        if not c.passed:
+            kind = "failure" if c.required else "skipped"
+            ET.SubElement(case, kind, message=c.message).text = c.hint
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

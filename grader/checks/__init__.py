@@ -1,0 +1,73 @@
+"""The checks: one ordered registry of what a rubric may score, and the records they produce.
+
+Each check is judged by one function, in checks/static.py (from the notebook alone) or
+checks/run.py (from the grader's own runs of the models); a judge returns a `Verdict`, and the
+rubric turns it into points (`Rubric.score`). This module imports nothing else of the grader, so
+the rubric can validate its [checks.ID] tables against `CHECK_IDS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Stage = Literal["static", "run"]
+
+REGISTRY: tuple[tuple[str, Stage], ...] = (
+    ("notebook_valid", "static"),
+    ("two_cnn_classes", "static"),
+    ("proposed_named", "static"),
+    ("losses_reported", "static"),
+    ("accuracies_reported", "static"),
+    ("discussion", "static"),
+    ("same_config", "static"),
+    ("models_run", "run"),
+    ("baseline_works", "run"),
+    ("proposed_beats_baseline", "run"),
+    ("proposed_vs_references", "run"),
+    ("reported_matches", "run"),
+)
+"""Every check the grader knows, in the order reports list them, with the stage that judges it:
+'static' from the notebook alone, 'run' from retraining the models (a training budget only)."""
+
+CHECK_IDS = tuple(check_id for check_id, _ in REGISTRY)
+
+
+def ids(stage: Stage) -> tuple[str, ...]:
+    return tuple(check_id for check_id, s in REGISTRY if s == stage)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judge's finding, before the rubric gives it points."""
+
+    passed: bool
+    message: str
+    """What the grader found, in words for the student."""
+    fraction: float = 0.0
+    """Partial credit for a failure, 0..1."""
+    cell: int | None = None
+    """The notebook cell the finding is about, when there is one."""
+    flag: str = ""
+    """Something for the instructor to review; never part of the score."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One scored requirement."""
+
+    id: str
+    passed: bool
+    points: float
+    max_points: float
+    message: str
+    """What the grader found, in words for the student."""
+    hint: str = ""
+    """How to fix a failure (empty when the check passed)."""
+    required: bool = True
+    """A failing required check makes `grader check` and `grader ci` exit 1."""
+    cell: int | None = None
+    """The notebook cell the check is about (for annotations and feedback), when there is one."""
+
+
+__all__ = ["CHECK_IDS", "CheckResult", "REGISTRY", "Stage", "Verdict", "ids"]

@@ -1,0 +1,146 @@
+"""The run checks: judged from the grader's own runs of the student's models.
+
+Every number compared here was produced by the grader under one fixed configuration: the
+student's two models and the reference networks, same data, same seed, same budget. The student's
+reported figures are compared with the reproduced ones only to flag a gap for review; a gap is
+never penalised automatically, because the student may have trained longer or differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from grader.analysis import Analysis
+from grader.checks import CheckResult, Verdict, ids
+from grader.rubric import Rubric
+from grader.sandbox.models_run import ModelCheck
+from grader.training.runs import ModelRun
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the run checks judge."""
+
+    analysis: Analysis
+    models: Mapping[str, ModelCheck]
+    """Class name -> whether it builds and maps images to logits."""
+    runs: Mapping[str, ModelRun]
+    """Class name -> its training under the fixed config."""
+    references: Mapping[str, ModelRun]
+    """Reference class name -> its training under the same config."""
+    rubric: Rubric
+
+    def accuracy(self, name: str | None, reference: bool = False) -> float | None:
+        """The reproduced test accuracy of a student's class or of a reference."""
+        run = (self.references if reference else self.runs).get(name or "")
+        return run.test_accuracy if run else None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The run checks, and what they found that an instructor should look at."""
+
+    checks: tuple[CheckResult, ...]
+    flags: tuple[str, ...]
+    """For review; never part of the score (a reported accuracy the retraining does not reproduce)."""
+
+
+def run_checks(facts: RunFacts) -> Scored:
+    """Every run check the rubric scores, in registry order."""
+    verdicts = {check_id: JUDGES[check_id](facts) for check_id in ids("run") if check_id in facts.rubric.checks}
+    return Scored(tuple(facts.rubric.score(check_id, v) for check_id, v in verdicts.items()),
+                  tuple(v.flag for v in verdicts.values() if v.flag))
+
+
+def models_run(facts: RunFacts) -> Verdict:
+    """Points for the share of models that run; the message says what each failure was."""
+    models = facts.models
+    if not models:
+        return Verdict(False, "no baseline or proposed model class to run")
+    passed = [m for m in models.values() if m.passed]
+    lines = [m.message for m in models.values() if m.message] + [m.note for m in models.values() if m.note]
+    if len(passed) == len(models) and not lines:
+        lines = [f"{', '.join(models)} build and map (N, 3, 32, 32) to (N, 10) logits"]
+    return Verdict(len(passed) == len(models), "\n".join(lines), len(passed) / len(models))
+
+
+def _not_run(*names_and_values: tuple[str, float | None]) -> Verdict | None:
+    missing = [name for name, value in names_and_values if value is None]
+    return Verdict(False, f"not scored: no retrained test accuracy for {', '.join(missing)}") if missing else None
+
+
+def baseline_works(facts: RunFacts) -> Verdict:
+    rubric, name = facts.rubric, facts.analysis.baseline
+    margin, ref_name = rubric.checks["baseline_works"].threshold, rubric.references.baseline
+    base, ref = facts.accuracy(name), facts.accuracy(ref_name, reference=True)
+    missing = _not_run((name or "the baseline", base), (f"the reference {ref_name}", ref))
+    if missing:
+        return missing
+    assert base is not None and ref is not None
+    passed = base >= ref - margin
+    return Verdict(passed, f"{name} reached {base:.1%} test accuracy, {'within' if passed else 'more than'} {margin:.0%} "
+                           f"of the reference {ref_name} ({ref:.1%}) trained the same way")
+
+
+def proposed_beats_baseline(facts: RunFacts) -> Verdict:
+    base_name, prop_name = facts.analysis.baseline, facts.analysis.proposed
+    base, prop = facts.accuracy(base_name), facts.accuracy(prop_name)
+    missing = _not_run((base_name or "the baseline", base), (prop_name or "the proposed model", prop))
+    if missing:
+        return missing
+    assert base is not None and prop is not None
+    gap = prop - base
+    verb = "beats" if gap > 0 else "does not beat"
+    return Verdict(gap > 0, f"{prop_name} ({prop:.1%}) {verb} {base_name} ({base:.1%}) by {gap * 100:+.1f} points under the fixed config")
+
+
+def proposed_vs_references(facts: RunFacts) -> Verdict:
+    refs, name = facts.rubric.references, facts.analysis.proposed
+    prop = facts.accuracy(name)
+    low, high = facts.accuracy(refs.baseline, reference=True), facts.accuracy(refs.strong, reference=True)
+    missing = _not_run((name or "the proposed model", prop), (f"the reference {refs.baseline}", low),
+                       (f"the reference {refs.strong}", high))
+    if missing:
+        return missing
+    assert prop is not None and low is not None and high is not None
+    span = high - low
+    position = (prop - low) / span if span > 0 else float(prop >= high)
+    fraction = min(max(position, 0.0), 1.0)  # capped: beating the ResNet earns full, not extra, credit
+    where = f"{fraction:.0%} of the way from {refs.baseline} ({low:.1%}) to {refs.strong} ({high:.1%})"
+    return Verdict(fraction >= 1.0, f"{name} ({prop:.1%}) lands {where}", fraction)
+
+
+def reported_matches(facts: RunFacts) -> Verdict:
+    """A gap beyond the tolerance fails (0 points by default) and is flagged for review."""
+    tolerance = facts.rubric.checks["reported_matches"].threshold
+    analysis = facts.analysis
+    gaps, compared = [], []
+    for name in (analysis.baseline, analysis.proposed):
+        reported = analysis.reported.get(name) if name else None
+        reproduced = facts.accuracy(name)
+        if reported is None or reported.test_acc is None or reproduced is None:
+            continue
+        compared.append(f"{name}: reported {reported.test_acc:.1%}, reproduced {reproduced:.1%}")
+        if abs(reported.test_acc - reproduced) > tolerance:
+            gaps.append(name)
+    if not compared:
+        return Verdict(False, "not compared: no model has both a reported and a reproduced test accuracy")
+    if not gaps:
+        return Verdict(True, f"{'; '.join(compared)} (within {tolerance:.0%})")
+    message = (f"{'; '.join(compared)} (differs by more than {tolerance:.0%} for {', '.join(gaps)}; "
+               "flagged for review, not penalised)")
+    return Verdict(False, message, flag=f"reported vs reproduced: {message}")
+
+
+JUDGES: dict[str, Callable[[RunFacts], Verdict]] = {
+    "models_run": models_run,
+    "baseline_works": baseline_works,
+    "proposed_beats_baseline": proposed_beats_baseline,
+    "proposed_vs_references": proposed_vs_references,
+    "reported_matches": reported_matches,
+}
+"""The judge of every run check in the registry (tests/test_check.py holds the two in step)."""
+
+
+__all__ = ["JUDGES", "RunFacts", "Scored", "run_checks"]

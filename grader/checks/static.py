@@ -1,0 +1,144 @@
+"""The static checks: what the assignment asks for, judged from the notebook alone.
+
+Each judge is a small function of the notebook, its analysis and the rubric that returns a
+`Verdict`, including the cell a student should look at; `JUDGES` maps each static check id of
+the registry (grader.checks) to its judge, and `static_checks` applies those the rubric scores.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from grader.analysis import Analysis
+from grader.checks import CheckResult, Verdict, ids
+from grader.notebook import Notebook
+from grader.rubric import Rubric
+
+Judge = Callable[[Notebook, Analysis, Rubric], Verdict]
+
+
+def static_checks(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> tuple[CheckResult, ...]:
+    """Every static check the rubric scores, in registry order (a rubric may leave one out)."""
+    return tuple(rubric.score(check_id, JUDGES[check_id](notebook, analysis, rubric))
+                 for check_id in ids("static") if check_id in rubric.checks)
+
+
+def unreadable(error: str, rubric: Rubric) -> tuple[CheckResult, ...]:
+    """The checks of a file that is not a usable notebook: notebook_valid fails, nothing else is judged."""
+    if "notebook_valid" not in rubric.checks:
+        return ()
+    return (rubric.score("notebook_valid", Verdict(False, error)),)
+
+
+def notebook_valid(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
+    skipped = sum(1 for c in analysis.cells if c.tree is None)
+    note = f"; {skipped} cell(s) are not valid Python and were skipped" if skipped else ""
+    upgraded = f" (upgraded from nbformat {notebook.upgraded_from})" if notebook.upgraded_from else ""
+    return Verdict(True, f"a readable notebook with {len(notebook.code_cells)} code cells{upgraded}{note}")
+
+
+def two_cnn_classes(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
+    cnns = [m.name for m in analysis.models if m.model.is_cnn]
+    cell = analysis.models[0].model.cell if analysis.models else None
+    if len(cnns) >= 2:
+        return Verdict(True, f"{len(cnns)} CNN classes: {', '.join(cnns)}", cell=cell)
+    reasons = []
+    not_cnn = [m.name for m in analysis.models if not m.model.is_cnn]
+    if not_cnn:
+        reasons.append(f"{', '.join(not_cnn)} use no convolution (nn.Conv2d)")
+    keras = [o.name for o in analysis.other_models if o.kind == "Keras model"]
+    if keras:
+        reasons.append(f"the notebook builds Keras models ({', '.join(keras)}); the assignment needs PyTorch nn.Module classes")
+    variables = [o for o in analysis.other_models if o.kind != "Keras model"]
+    if variables:
+        names, kinds = ", ".join(o.name for o in variables), " / ".join(sorted({o.kind for o in variables}))
+        reasons.append(f"{names} {'is' if len(variables) == 1 else 'are'} built as {kinds}, not as a class")
+    found = f"found {len(cnns)} CNN class{'es' if len(cnns) != 1 else ''}" + (f" ({', '.join(cnns)})" if cnns else "")
+    return Verdict(False, "; ".join([found + ", the assignment needs two", *reasons]), len(cnns) / 2, cell)
+
+
+def proposed_named(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
+    proposed = analysis.model(analysis.proposed)
+    if proposed is None:
+        return Verdict(False, "no proposed model was found")
+    cell, name = proposed.model.cell, proposed.name
+    if rubric.is_generic_name(name):
+        return Verdict(False, f"the proposed model is called '{name}', a generic name", cell=cell)
+    return Verdict(True, f"the proposed model is named '{name}'", cell=cell)
+
+
+def _reported_check(metrics: tuple[str, str], words: tuple[str, str]) -> Judge:
+    """One check for 'both models report these two metrics' (losses; accuracies)."""
+
+    def check(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
+        pair = [n for n in (analysis.baseline, analysis.proposed) if n]
+        cell = _training_cell(analysis)
+        if not pair:
+            return Verdict(False, "no baseline or proposed model to report for", cell=cell)
+        missing = []
+        for name in pair:
+            reported = analysis.reported.get(name)
+            for metric, word in zip(metrics, words):
+                if reported is None or getattr(reported, metric) is None:
+                    missing.append(f"{name} has no {word}")
+        if not missing and len(pair) == 2:
+            values = "; ".join(_format_pair(analysis, n, metrics) for n in pair)
+            return Verdict(True, f"reported for both models ({values})", cell=cell)
+        found = 2 * len(pair) - len(missing)
+        if len(pair) < 2:
+            missing.append("only one of the two models was found")
+        return Verdict(False, "; ".join(missing), found / 4, cell)  # two metrics for each of two models
+
+    return check
+
+
+def _format_pair(analysis: Analysis, name: str, metrics: tuple[str, str]) -> str:
+    r = analysis.reported[name]
+    parts = []
+    for metric in metrics:
+        value = getattr(r, metric)
+        parts.append(f"{metric}={value:.1%}" if metric.endswith("acc") else f"{metric}={value:.3g}")
+    return f"{name}: {', '.join(parts)}"
+
+
+def _training_cell(analysis: Analysis) -> int | None:
+    """The cell that trains the proposed model (else the baseline): where reports and settings are."""
+    trained = {m: c for c, u in sorted(analysis.usage.cells.items(), reverse=True) for m in u.trained}
+    return trained.get(analysis.proposed or "") or trained.get(analysis.baseline or "")
+
+
+def discussion(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
+    d = analysis.discussion
+    if d.present:
+        return Verdict(True, f"cell {d.cell} discusses the results ({d.words} words)", cell=d.cell)
+    last = notebook.cells[-1].index if notebook.cells else None
+    return Verdict(False, "no markdown cell discusses the results after the models are trained", cell=last)
+
+
+def same_config(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
+    c = analysis.config
+    return Verdict(bool(c.same), c.detail, cell=_training_cell(analysis))
+
+
+def guessed_role_flags(analysis: Analysis) -> list[str]:
+    """The baseline or proposed role the grader had to guess: worth an instructor's look."""
+    return [
+        f"role of {m.name} is a guess: {m.role.reason}"
+        for m in analysis.models
+        if m.role.guessed and m.name in (analysis.baseline, analysis.proposed)
+    ]
+
+
+JUDGES: dict[str, Judge] = {
+    "notebook_valid": notebook_valid,
+    "two_cnn_classes": two_cnn_classes,
+    "proposed_named": proposed_named,
+    "losses_reported": _reported_check(("train_loss", "val_loss"), ("training loss", "validation loss")),
+    "accuracies_reported": _reported_check(("val_acc", "test_acc"), ("validation accuracy", "test accuracy")),
+    "discussion": discussion,
+    "same_config": same_config,
+}
+"""The judge of every static check in the registry (tests/test_check.py holds the two in step)."""
+
+
+__all__ = ["JUDGES", "guessed_role_flags", "static_checks", "unreadable"]

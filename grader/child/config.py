@@ -1,0 +1,43 @@
+"""The fixed training configuration: one set of optimization settings applied to every model.
+
+The rubric's [train] and [train_quick] tables are read into it (grader.rubric); the trainer runs
+under it, in the grader and in the sandboxed child, which is why it lives in this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One fixed optimization configuration, applied identically to every model."""
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "sgd"
+    """Optimizer family."""
+    lr: float = 0.01
+    """Peak learning rate."""
+    momentum: float = 0.9
+    """SGD momentum (ignored by Adam)."""
+    nesterov: bool = False
+    """Nesterov momentum for SGD."""
+    weight_decay: float = 5e-4
+    """L2 weight decay (decoupled for AdamW)."""
+    schedule: Literal["constant", "cosine", "onecycle"] = "cosine"
+    """Learning-rate schedule over the whole run."""
+    batch_size: int = 64
+    """Training batch size."""
+    epochs: int = 10
+    """Passes over the training images."""
+    train_subset: int = 0
+    """Train on only this many of the training images (0 = all); used by the quick budget."""
+    augment: Literal["none", "crop_flip"] = "none"
+    """Training augmentation: none, or random crop with 4-pixel padding plus horizontal flip."""
+    seed: int = 0
+    """Seed for weight init, batch order and augmentation."""
+    deterministic: bool = False
+    """Bit-identical reruns (slower on CUDA: no cudnn.benchmark, deterministic kernels)."""
+    select: Literal["best_val", "last"] = "best_val"
+    """Which epoch's weights are evaluated on the test set."""
+

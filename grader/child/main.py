@@ -1,0 +1,244 @@
+"""The child's program, inside the sandbox: build one student model, then check it or train it.
+
+Started by grader/child/__main__.py with this package copied into IN_DIR, it imports only the
+standard library, numpy, torch and this package. It announces each phase (its deadline starts
+then), and always ends by writing a Report (protocol.py), whatever the student's code did short of
+killing the process. Everything it writes is advisory: the parent validates the report, checks the
+logits itself and computes every metric from labels this process never sees.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import signal
+import sys
+from dataclasses import asdict, dataclass, field, replace
+
+from grader.child.explain import explain
+from grader.child.protocol import CHECK_BATCH, PROGRESS, REQUEST, RESULT, SUBMISSION, TRAIN_INPUTS, Report, Request
+
+ATTEMPTS: list[str] = []  # what the student's code tried that the sandbox forbids (from audit events)
+
+
+class _Refused(Exception):
+    """The model cannot be run as handed in, for a reason the child states itself (not an error in it)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class _Progress:
+    """How far the child got with one model: the report as it stands, and what forward is running."""
+
+    report: Report
+    layers: list = field(default_factory=list)
+    """(name, module, input shape) of the modules running inside forward, innermost last."""
+
+    def enter(self, phase: str) -> None:
+        self.note(phase=phase)
+        _write_json(PROGRESS, {"phase": phase})
+
+    def note(self, **facts) -> None:
+        self.report = replace(self.report, **facts)
+
+    def final(self, **facts) -> Report:
+        return replace(self.report, attempts=tuple(ATTEMPTS[:20]), **facts)
+
+
+def main(in_dir: str) -> None:
+    # As PID 1 of a namespace a process ignores SIGTERM unless it has a handler: install one,
+    # so a well-behaved child stops when asked (student code that overrides it gets SIGKILL).
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
+    sys.addaudithook(_audit)
+    with open(os.path.join(in_dir, REQUEST)) as f:
+        request = Request.from_json(f.read())
+    progress = _Progress(Report(request.model.name))
+    try:
+        report = run(request, in_dir, progress)
+    except _Refused as e:
+        report = progress.final(kind=e.kind, message=str(e))
+    except BaseException as e:  # SystemExit and KeyboardInterrupt from student code included
+        kind, message = explain(e, progress.report.phase, progress.layers, ATTEMPTS)
+        report = progress.final(kind=kind, message=message)
+    _write_json(RESULT, asdict(report))
+    sys.stdout.flush()
+    os._exit(0)  # skip atexit handlers and finalizers the student may have registered
+
+
+def run(request: Request, in_dir: str, progress: _Progress) -> Report:
+    progress.enter("import")
+    import numpy as np
+    import torch
+
+    from grader.child.runtime import ModelError, logits_of
+    from grader.child.train import TrainingData, train  # the trainer is in place before any student code runs
+
+    torch.manual_seed(request.seed)
+    module = _import_module(os.path.join(in_dir, SUBMISSION))
+    cls = getattr(module, request.model.name, None)
+    if not inspect.isclass(cls) or not issubclass(cls, torch.nn.Module):
+        raise _Refused("missing", f"class {request.model.name} is not defined as an nn.Module by the extracted code")
+    progress.enter("instantiate")
+    model = _build(torch, cls, request, progress)
+    if request.task == "train":
+        progress.enter("train")
+        return _train(np, torch, TrainingData, train, model, request, in_dir, progress)
+    progress.enter("forward")
+    batch = torch.from_numpy(np.load(os.path.join(in_dir, f"{CHECK_BATCH}.npy"), allow_pickle=False))
+    try:
+        logits, note = logits_of(_forward(torch, model, batch, progress))
+    except ModelError as e:
+        raise _Refused("not_tensor", str(e)) from None
+    if logits.is_floating_point() or logits.dtype in (torch.int64, torch.int32, torch.bool):
+        np.save("out/logits.npy", logits.detach().float().cpu().numpy())
+    return progress.final(ok=True, kind="ok", out_shape=tuple(logits.shape),
+                          out_dtype=str(logits.dtype).replace("torch.", ""), logits_note=note)
+
+
+def _import_module(path: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("submission", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["submission"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _build(torch, cls, request: Request, progress: _Progress):
+    """The model, built without arguments when its constructor allows it, else as the notebook builds it."""
+    spec = request.model
+    signature = f"{spec.name}{_signature(cls)}"
+    progress.note(signature=signature)
+    missing = _required_params(cls)
+    if missing and spec.args is None:
+        raise _Refused("needs_args", (
+            f"{signature} needs arguments ({', '.join(missing)}) and the notebook never builds it "
+            f"with literal values; give every parameter a default, e.g. def __init__(self, {missing[0]}=...)"))
+    args, kwargs = (list(spec.args or []), dict(spec.kwargs)) if missing else ([], {})
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    progress.note(built_as=f"{spec.name}({', '.join(shown)})", meta_params=_meta_params(torch, cls, args, kwargs))
+    _refuse_if_too_big(progress.report.meta_params, spec.name, request.max_params)
+    torch.manual_seed(request.seed)
+    model = cls(*args, **kwargs)
+    progress.note(params=_count(model))
+    _refuse_if_too_big(progress.report.params, spec.name, request.max_params)
+    return model
+
+
+def _refuse_if_too_big(params: int | None, name: str, limit: int) -> None:
+    if params is not None and params > limit:
+        raise _Refused("too_many_params", f"{name} has {params:,} parameters, over the limit of {limit:,}; make it smaller")
+
+
+def _count(model) -> int:
+    """Parameters, each shared one once; lazy (uninitialized) parameters count after the first forward."""
+    import torch
+
+    unique = {id(p): p for p in model.parameters()}.values()
+    return sum(p.numel() for p in unique if not isinstance(p, torch.nn.parameter.UninitializedParameter))
+
+
+def _signature(cls) -> str:
+    try:
+        return str(inspect.signature(cls))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def _required_params(cls) -> list[str]:
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _meta_params(torch, cls, args, kwargs) -> int | None:
+    """Count parameters on the meta device: nothing is allocated, so a 10-billion model costs nothing."""
+    try:
+        with torch.device("meta"):
+            return _count(cls(*args, **kwargs))
+    except Exception:  # some constructors call .item() or numpy on tensors; count after building instead
+        return None
+
+
+def _forward(torch, model, batch, progress: _Progress):
+    """Run the batch through the model with hooks that know which layer is running and count MACs."""
+    stack = progress.layers
+    macs = [0]
+
+    def pre(name):
+        def hook(module, inputs):
+            shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else ()
+            stack.append((name, module, shape))
+        return hook
+
+    def post(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d) and isinstance(output, torch.Tensor):
+            k = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            macs[0] += output[0].numel() * k
+        elif isinstance(module, torch.nn.Linear):
+            macs[0] += module.in_features * module.out_features
+        if stack:
+            stack.pop()
+
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(pre(name or type(module).__name__)))
+        handles.append(module.register_forward_hook(post))
+    model.eval()
+    with torch.no_grad():
+        out = model(batch)
+    for h in handles:
+        h.remove()
+    # Lazy layers have their shapes now; one multiply-add is two floating-point operations.
+    progress.note(params=_count(model), flops_per_image=2 * macs[0])
+    return out
+
+
+def _train(np, torch, TrainingData, train, model, request: Request, in_dir: str, progress: _Progress) -> Report:
+    """Train under the fixed config with the grader's trainer, on data without val/test labels.
+
+    Every epoch's validation and test logits go to out/val_logits.npy and out/test_logits.npy (one
+    row per epoch); the parent, which holds the labels, computes every metric and picks the epoch.
+    """
+    arrays = {k: torch.from_numpy(np.load(os.path.join(in_dir, f"{k}.npy"), allow_pickle=False)) for k in TRAIN_INPUTS}
+    data = TrainingData(train_images=arrays["train_x"], train_labels=arrays["train_y"], val_images=arrays["val_x"],
+                        test_images=arrays["test_x"], mean=request.mean, std=request.std)
+    logits: dict[str, list] = {"val": [], "test": []}
+    history = train(model, data, request.config, device=request.device,
+                    on_logits=lambda split, out: logits[split].append(out.cpu().numpy()))
+    for split, rows in logits.items():
+        if rows:
+            np.save(f"out/{split}_logits.npy", np.stack(rows))
+    ok = history.status == "ok"
+    return progress.final(ok=True, kind="ok" if ok else history.status, message="" if ok else history.message,
+                          params=history.params, flops_per_image=history.flops_per_image, history=history)
+
+
+def _audit(event: str, args: tuple) -> None:
+    # Audit hooks cannot be removed from Python code; they record, the sandbox enforces.
+    if len(ATTEMPTS) >= 50:
+        return
+    if event == "socket.connect":
+        address = args[1]
+        if isinstance(address, tuple) and len(address) >= 2:
+            address = f"{address[0]}:{address[1]}"
+        ATTEMPTS.append(f"connect {address}"[:200])
+    elif event in ("subprocess.Popen", "os.system", "os.fork", "os.posix_spawn"):
+        ATTEMPTS.append(f"spawn {event}")
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, default=str)
+    os.replace(tmp, path)
+
+
+__all__ = ["main", "run"]

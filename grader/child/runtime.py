@@ -1,0 +1,199 @@
+"""Per-run setup for the trainer: device flags, and what a model can and cannot do.
+
+`run_context` sets threads, determinism and cudnn flags for one run and restores them after.
+`logits_of` is the one definition of "the logits of a forward", shared by the forward check and
+the trainer. `prepare_model` meets a model it has never seen: it initializes lazy layers with a
+dry forward, finds the logits, checks their shape, counts FLOPs, and probes whether the model
+survives channels_last and bf16 autocast, falling back (with a note) when it does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import torch
+from torch import nn
+
+
+class ModelError(Exception):
+    """The model cannot be trained as given (its output is not logits, uninitialized parameters)."""
+
+
+class Normalize:
+    """uint8 (N,3,32,32) -> normalized float, in one fused multiply-add on the device."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device, channels_last: bool):
+        s = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self.scale = 1 / (255 * s)  # ToTensor's /255 and Normalize's /std in one factor
+        self.shift = -torch.tensor(mean, device=device).view(1, 3, 1, 1) / s
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(memory_format=self.memory_format)
+        return torch.addcmul(self.shift, x.float(), self.scale)
+
+
+def rng_devices(device: torch.device) -> list[int]:
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+@contextlib.contextmanager
+def run_context(device: torch.device, deterministic: bool) -> Iterator[None]:
+    """Threads, determinism and cudnn flags for one run, restored afterwards (no global state)."""
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    if device.type == "cpu":
+        # Every core this process may use; torch's default can count cores we are not given.
+        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        _keep_freed_memory()
+    if deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # warn: a student op may lack one
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to reuse freed activation buffers instead of returning them to the OS.
+
+    Each CPU step allocates and frees the same few MB of activations; above glibc's mmap
+    threshold every allocation is a fresh mmap whose pages fault in again (hundreds of faults a
+    step for LeNet-5). A process-wide allocator setting with no effect on results.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: serve blocks up to 32 MiB from the heap
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MiB of freed heap
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, musl): nothing to tune
+
+
+def logits_of(out: object) -> tuple[torch.Tensor, str]:
+    """The logits of a forward's output, and a note on how they were found ('' for a tensor).
+
+    A tensor is the logits. In a tuple or list (`return logits, probas`) the logits are the
+    first tensor, searched depth-first. Anything else (a dict, None) is a ModelError.
+    """
+    if isinstance(out, torch.Tensor):
+        return out, ""
+    path = _first_tensor(out) if isinstance(out, (tuple, list)) else None
+    if path is None:
+        raise ModelError(f"forward returned {_describe(out)}; it must return the logits tensor of shape (N, 10) "
+                         "(or a tuple whose first tensor is the logits)")
+    tensor = out
+    for i in path:
+        tensor = tensor[i]  # type: ignore[index]
+    where = "".join(f"[{i}]" for i in path)
+    return tensor, f"forward returns a {type(out).__name__}; its first tensor (output{where}) is used as the logits"
+
+
+def _first_tensor(out: tuple | list) -> tuple[int, ...] | None:
+    for i, item in enumerate(out):
+        if isinstance(item, torch.Tensor):
+            return (i,)
+        if isinstance(item, (tuple, list)):
+            inner = _first_tensor(item)
+            if inner is not None:
+                return (i, *inner)
+    return None
+
+
+def _describe(out: object) -> str:
+    if isinstance(out, (tuple, list)):
+        return f"a {type(out).__name__} without a tensor"
+    return "None" if out is None else f"a {type(out).__name__}"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class Setup:
+    model: nn.Module
+    params: int
+    flops: int | None
+    channels_last: bool
+    precision: Literal["fp32", "bf16"]
+    notes: list[str]
+
+
+def prepare_model(model: nn.Module, probe: torch.Tensor, num_classes: int, device: torch.device) -> Setup:
+    """Move the model, initialize lazy layers, check the output, pick memory format and precision.
+
+    `probe` is two normalized images on `device`.
+    """
+    notes: list[str] = []
+    model.to(device)
+    # A dry forward in eval mode initializes lazy modules before the optimizer sees the
+    # parameters, without touching BatchNorm statistics or the dropout RNG stream.
+    model.eval()
+    with torch.no_grad():
+        logits, note = logits_of(model(probe))
+    if note:
+        notes.append(note)
+    if logits.shape != (len(probe), num_classes):
+        raise ModelError(f"the model maps {tuple(probe.shape)} images to {tuple(logits.shape)}; "
+                         f"it must return ({len(probe)}, {num_classes}) logits")
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        raise ModelError("the model still has uninitialized lazy parameters after a forward pass")
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if params == 0:
+        raise ModelError("the model has no trainable parameters")
+    flops = _count_flops(model, probe[:1])
+    channels_last = _try(model, probe, notes, channels_last=True, precision="fp32")
+    precision: Literal["fp32", "bf16"] = "fp32"
+    if device.type == "cuda" and _try(model, probe, notes, channels_last=channels_last, precision="bf16"):
+        precision = "bf16"
+    model.train()
+    return Setup(model, params, flops, channels_last, precision, notes)
+
+
+def _try(model: nn.Module, probe: torch.Tensor, notes: list[str], *, channels_last: bool, precision: str) -> bool:
+    """Can the model do forward+backward this way? (eval mode, gradients discarded)."""
+    what = "channels_last" if precision == "fp32" else "bf16 autocast"
+    try:
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+            probe = probe.contiguous(memory_format=torch.channels_last)
+        with autocast(probe.device, precision):
+            out = logits_of(model(probe))[0].float()
+        out.sum().backward()
+        ok = bool(torch.isfinite(out).all())
+        reason = "non-finite outputs"
+    except Exception as e:  # any failure of student code under this mode means: don't use it
+        ok, reason = False, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+    model.zero_grad(set_to_none=True)
+    if not ok:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        notes.append(f"model fails under {what} ({reason}); ran without it")
+    return ok
+
+
+def _count_flops(model: nn.Module, image: torch.Tensor) -> int | None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(image)
+        return int(counter.get_total_flops())
+    except Exception:  # an exotic op the counter cannot trace: report no figure, train anyway
+        return None
+
+
+__all__ = ["ModelError", "Normalize", "Setup", "autocast", "logits_of", "prepare_model", "rng_devices", "run_context"]

@@ -1,0 +1,285 @@
+"""The fixed-config trainer: any nn.Module, one TrainConfig, fast and model-agnostic.
+
+We cannot tune a student's model, only the pipeline around it, so speed comes from the loop:
+images stay on the device as uint8, a batch is an index-gather from a seeded randperm,
+augmentation and normalization run on the device, and there is no DataLoader. On CUDA the model
+runs channels_last under bf16 autocast with cudnn.benchmark and fused optimizers; on the CPU it
+runs channels_last on every core. A choice a model cannot take (a .view that breaks under
+channels_last, an op without bf16) falls back and is noted in the History.
+
+It runs in two places. In the grader, on TrainingData with every label, it scores each epoch,
+keeps the best weights and evaluates them on the test set (the reference networks). In the
+sandboxed child, on TrainingData without validation or test labels, it can score nothing: it
+hands each epoch's validation and test logits to `on_logits`, and the parent, which alone holds
+the labels, scores the epochs and selects one.
+
+Sections in order: data, public functions, optimizer and schedule, data on the device, the loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import resource
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grader.child.config import TrainConfig
+from grader.child.protocol import EpochRecord, History
+from grader.child.runtime import ModelError, Normalize, Setup, autocast, logits_of, prepare_model, rng_devices, run_context
+
+EVAL_BATCH = 1_000  # images per inference batch: big batches, far fewer kernel launches
+NAN_CHECK_EVERY = 50  # steps between divergence checks on CUDA (each check is a device sync)
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What one training run sees: uint8 images, and labels where the trainer may see them."""
+
+    train_images: torch.Tensor
+    """Training images, uint8 (N,3,32,32)."""
+    train_labels: torch.Tensor
+    """Training labels, int64 (N,)."""
+    val_images: torch.Tensor
+    """Validation images, uint8; scored every epoch for model selection."""
+    val_labels: torch.Tensor | None = None
+    """Validation labels; None where the trainer must not see them (the sandboxed child)."""
+    test_images: torch.Tensor | None = None
+    """Test images, uint8; predicted with the selected weights."""
+    test_labels: torch.Tensor | None = None
+    """Test labels; None where the trainer must not see them."""
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    """Per-channel mean after scaling pixels to [0, 1]."""
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    """Per-channel standard deviation after scaling pixels to [0, 1]."""
+    num_classes: int = 10
+    """Width of the logits a model must return."""
+    data_sha256: str = ""
+    """Content hash of the dataset the split came from ('' when unknown)."""
+    note: str = ""
+    """Anything unusual about the split (e.g. scaled down to a small dataset)."""
+
+    def without_labels(self) -> "TrainingData":
+        """The same data with validation and test labels removed, as the sandboxed child gets it."""
+        return replace(self, val_labels=None, test_labels=None)
+
+
+Split = Literal["val", "test"]
+OnLogits = Callable[[Split, torch.Tensor], None]
+"""on_logits(split, logits): one epoch's float logits (N, classes) of a split, in the images' order."""
+
+
+# ---- public functions ---------------------------------------------------------------------------
+
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, *, mean: tuple[float, ...], std: tuple[float, ...],
+    device: torch.device | str | None = None, batch_size: int = EVAL_BATCH,
+    channels_last: bool = False, precision: Literal["fp32", "bf16"] = "fp32",
+) -> torch.Tensor:
+    """Float32 logits (N, classes) for uint8 images (N,3,32,32), on `device`, in eval mode."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    norm = Normalize(mean, std, device, channels_last)
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.inference_mode(), autocast(device, precision):
+        for i in range(0, len(images), batch_size):
+            x = norm(images[i:i + batch_size].to(device, non_blocking=True))
+            out.append(logits_of(model(x))[0].float())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, device=device)
+
+
+def train(
+    model: nn.Module | Callable[[], nn.Module], data: TrainingData, config: TrainConfig, *,
+    device: torch.device | str = "cpu", on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_logits: OnLogits | None = None,
+) -> History:
+    """Train `model` under `config` on `data`; with labels, the model ends with the selected weights.
+
+    `model` may be a module or a zero-argument factory (a class); a factory is built under
+    config.seed so that weight init is reproducible too. `on_epoch` is called after every epoch.
+    Without validation labels in `data`, `on_logits` receives every epoch's validation and test
+    logits, the History has no validation or test metrics and no epoch is selected.
+    """
+    if data.val_labels is None and on_logits is None:
+        raise ValueError("no val labels here; pass train(..., on_logits=...) so that whoever holds them scores")
+    device = torch.device(device)
+    start = time.perf_counter()
+    with run_context(device, config.deterministic), torch.random.fork_rng(devices=rng_devices(device)):
+        torch.manual_seed(config.seed)  # weight init, lazy init and dropout draw from the global RNG
+        if not isinstance(model, nn.Module):
+            model = model()
+        probe = Normalize(data.mean, data.std, device, False)(data.train_images[:2].to(device))
+        setup = prepare_model(model, probe, data.num_classes, device)
+        if data.note:
+            setup.notes.append(data.note)
+        fitted = _fit(setup, data, config, device, on_epoch, on_logits)
+    return History(**fitted, seconds=time.perf_counter() - start, config=config, torch_version=torch.__version__)
+
+
+def _scores(data: TrainingData) -> Callable[[Split, torch.Tensor], tuple[float, float]]:
+    """(loss, accuracy) of a split's logits against the labels in `data`."""
+    labels = {"val": data.val_labels, "test": data.test_labels}
+
+    def score(split: Split, logits: torch.Tensor) -> tuple[float, float]:
+        y = labels[split].to(logits.device)  # type: ignore[union-attr]
+        return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+
+    return score
+
+
+# ---- optimizer and schedule ----------------------------------------------------------------------
+
+def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    # Fused kernels update every parameter in one launch on CUDA; the CPU keeps the default loop.
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov and config.momentum > 0,
+                               weight_decay=config.weight_decay, **fused)
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
+
+
+def _schedule(opt: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step learning-rate schedule over the whole run."""
+    if config.schedule == "onecycle":
+        # Momentum stays as configured: the same optimizer settings for every model.
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=max(total_steps, 2),
+                                                   cycle_momentum=False)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+# ---- data on the device -------------------------------------------------------------------------
+
+def _crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with zero padding plus horizontal flip, per image, as one gather on uint8."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))  # zero = black, as torchvision's RandomCrop(padding=4)
+    dy = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device, generator=g)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device, generator=g)
+    flip = torch.rand(n, 1, device=x.device, generator=g) < 0.5
+    ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    rows = dy + ar_h
+    cols = dx + torch.where(flip, ar_w.flip(0), ar_w)
+    idx = torch.arange(n, device=x.device)[:, None, None, None]
+    ch = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[idx, ch, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+# ---- the loop -----------------------------------------------------------------------------------
+
+def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device,
+         on_epoch: Callable[[EpochRecord], None] | None, on_logits: OnLogits | None) -> dict:
+    model, notes = s.model, s.notes
+    images, labels = data.train_images, data.train_labels
+    if config.train_subset:
+        images, labels = images[:config.train_subset], labels[:config.train_subset]  # the split is already shuffled
+    images, labels = images.to(device), labels.to(device)  # resident for the whole run, as uint8
+    val_images = data.val_images.to(device)
+    n, bs = len(labels), config.batch_size
+    # A last batch of one image breaks BatchNorm's training statistics: drop it.
+    steps = n // bs + (1 if n % bs > 1 else 0)
+    if n % bs == 1:
+        notes.append("the last training batch of each epoch held 1 image and was dropped (BatchNorm needs 2)")
+    if steps == 0:
+        raise ModelError(f"{n} training image(s) are too few for a batch; use at least 2")
+    seen = n - (1 if n % bs == 1 else 0)  # images per epoch
+    g = torch.Generator(device=device).manual_seed(config.seed)
+    norm = Normalize(data.mean, data.std, device, s.channels_last)
+    opt = _optimizer(model, config, device)
+    sched = _schedule(opt, config, steps * config.epochs)
+    predict = dict(mean=data.mean, std=data.std, device=device, channels_last=s.channels_last, precision=s.precision)
+    check_every = 1 if device.type == "cpu" else NAN_CHECK_EVERY  # a CPU check costs no sync
+    score = _scores(data) if data.val_labels is not None else None  # None: the labels are elsewhere
+
+    epochs: list[EpochRecord] = []
+    best: tuple[float, int, dict] | None = None  # (val accuracy, epoch, weights) to keep
+    status, message, train_time = "ok", f"trained {config.epochs} epochs", 0.0
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, device=device, generator=g)
+        loss_sum = torch.zeros((), device=device)
+        diverged = False
+        for step in range(steps):
+            idx = perm[step * bs:(step + 1) * bs]
+            x = images[idx]
+            if config.augment == "crop_flip":
+                x = _crop_flip(x, g)
+            x, y = norm(x), labels[idx]
+            with autocast(device, s.precision):
+                out = logits_of(model(x))[0]
+            loss = F.cross_entropy(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            lr = opt.param_groups[0]["lr"]  # the rate this step used (the scheduler moves on next)
+            sched.step()
+            loss_sum += loss.detach() * len(idx)
+            if (step + 1) % check_every == 0 or step == steps - 1:
+                if not torch.isfinite(loss_sum):
+                    diverged = True
+                    status, message = "diverged", f"training loss became NaN or infinite in epoch {epoch}, step {step + 1}; the run stopped"
+                    break
+        _sync(device)
+        train_time += time.perf_counter() - t0
+        if diverged:
+            break
+        val_logits = predict_logits(model, val_images, **predict)
+        if not bool(torch.isfinite(val_logits).all()):
+            status, message = "diverged", f"the validation outputs became NaN or infinite in epoch {epoch}; the run stopped"
+            break
+        if score is None:
+            on_logits("val", val_logits)  # type: ignore[misc]
+            if data.test_images is not None:
+                on_logits("test", predict_logits(model, data.test_images, **predict))  # type: ignore[misc]
+            val_loss = val_accuracy = None
+        else:
+            val_loss, val_accuracy = score("val", val_logits)
+            # Keep the weights to evaluate: the best validation epoch (earliest on ties) or the last.
+            if best is None or config.select == "last" or val_accuracy > best[0]:
+                best = (val_accuracy, epoch, copy.deepcopy(model.state_dict()))
+        record = EpochRecord(epoch, (loss_sum / seen).item(), val_loss, val_accuracy, time.perf_counter() - t0, lr)
+        epochs.append(record)
+        if on_epoch:
+            on_epoch(record)
+
+    test = None
+    if best is not None:
+        model.load_state_dict(best[2])
+        if data.test_images is not None and score is not None:
+            test = score("test", predict_logits(model, data.test_images, **predict))
+    trained = seen * len(epochs)
+    return dict(
+        status=status, message=message, epochs=tuple(epochs), selected_epoch=best[1] if best else None,
+        test_loss=test[0] if test else None, test_accuracy=test[1] if test else None,
+        params=s.params, flops_per_image=s.flops, peak_memory_bytes=_peak_memory(device),
+        train_images_per_second=trained / train_time if train_time else 0.0, device=device.type,
+        precision=s.precision, channels_last=s.channels_last, notes=tuple(notes),
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+__all__ = ["OnLogits", "TrainingData", "predict_logits", "train"]

@@ -1,0 +1,113 @@
+"""Grade a class: every submission in a folder, in parallel, resumable, nothing lost.
+
+One driver for every executor (grader/grading/executors: a local process pool, or Ray): the
+executor grades, this module stores, reports progress, handles Ctrl-C and writes the gradebook.
+
+Each submission's files are written atomically as soon as it finishes; a re-run skips students
+whose notebook, rubric, grader version and budget are unchanged; a crash, timeout or hostile
+notebook is one student's 'error' result and the batch goes on; Ctrl-C leaves every finished
+result in place. The gradebook and the summary are rebuilt from the stored results at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.analysis.similarity import SimilarPair, similar_pairs
+from grader.grading.executors.base import Executor, GradeOptions
+from grader.grading.executors.local import LocalExecutor
+from grader.grading.grade import submission_fingerprint
+from grader.grading.result import GradeResult, load_result, write_atomic
+from grader.grading.submissions import Submission, discover
+from grader.report.feedback import write_feedback
+from grader.report.gradebook import gradebook_csv
+from grader.report.gradescope import gradescope_results
+from grader.rubric import Budget, Rubric
+from grader.training.context import prepare_training
+
+RESULT = "result.json"
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: results by student, and who was graded now vs reused."""
+
+    results: dict[str, GradeResult] = field(default_factory=dict)
+    graded: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    similar: list[SimilarPair] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def grade_batch(
+    root: Path,
+    out: Path,
+    *,
+    rubric: Rubric,
+    budget: Budget,
+    workers: int = 1,
+    executor: Executor | None = None,
+    data_dir: Path | None = None,
+    require_isolation: bool = False,
+    on_start: Callable[[int, int], None] = lambda total, todo: None,
+    on_done: Callable[[GradeResult, bool], None] = lambda result, reused: None,
+) -> BatchReport:
+    """Grade what changed in `root` into `out` with `executor` (default: a local pool of `workers`)."""
+    submissions = discover(root)
+    report = BatchReport()
+    todo: list[Submission] = []
+    for sub in submissions:
+        stored = load_result(out / sub.student / RESULT)
+        if sub.notebook and stored and stored.fingerprint == submission_fingerprint(sub.notebook, rubric, budget):
+            report.results[sub.student] = stored
+            report.reused.append(sub.student)
+        else:
+            todo.append(sub)
+    context = None
+    if budget != "none" and any(sub.notebook for sub in todo):  # data, references and isolation: once per batch
+        context = prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation)
+    on_start(len(submissions), len(todo))
+    for student in report.reused:
+        on_done(report.results[student], True)
+    options = GradeOptions(rubric=rubric, budget=budget, context=context, require_isolation=require_isolation)
+    try:
+        # closing(): an interrupted loop stops the executor's pending work (pool, Ray tasks) at once.
+        with closing((executor or LocalExecutor(workers)).grade(todo, options)) as results:
+            for result in results:
+                _store(out, result, report, on_done)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finish_batch(out, report, rubric)
+    return report
+
+
+def _store(out: Path, result: GradeResult, report: BatchReport, on_done) -> None:
+    folder = out / result.student
+    write_submission_files(result, folder)
+    report.results[result.student] = result
+    report.graded.append(result.student)
+    on_done(result, False)
+
+
+def write_submission_files(result: GradeResult, folder: Path) -> None:
+    """feedback and Gradescope files first, result.json last: its presence means 'complete'."""
+    write_feedback(result, folder)
+    write_atomic(folder / "results.json", json.dumps(gradescope_results(result), indent=2))
+    write_atomic(folder / RESULT, result.to_json())
+
+
+def finish_batch(out: Path, report: BatchReport, rubric: Rubric) -> None:
+    report.similar = similar_pairs({student: r.signature for student, r in report.results.items()})
+    similar: dict[str, list[str]] = {}
+    for pair in report.similar:
+        similar.setdefault(pair.a, []).append(pair.b)
+        similar.setdefault(pair.b, []).append(pair.a)
+    write_atomic(out / "gradebook.csv", gradebook_csv(report.results.values(), rubric.applicable("full"), similar))
+    if report.similar:
+        lines = ["student_a,student_b,source_similarity,reason"]
+        lines += [f"{p.a},{p.b},{p.ratio},{p.reason}" for p in report.similar]
+        write_atomic(out / "similar.csv", "\n".join(lines) + "\n")

@@ -1,0 +1,189 @@
+"""Grade on a Ray cluster: one Ray task per submission; the batch driver stores every result.
+
+- The driver (`grader grade --executor ray`) prepares the data, the references and the
+  isolation once, as for the local executor, puts the arrays in Ray's object store once, and
+  submits one task per submission with the resources asked for (`--cpus-per-task`,
+  `--gpus-per-task`: 0.25 lets four small trainings share a GPU).
+- A task grades on whatever node Ray picks, with the notebook's bytes sent along (the
+  submissions folder is the driver's alone; so is the output folder). The first task on a node writes the arrays to that
+  node's disk (under a file lock) and every later task there reuses them: the dataset crosses
+  the network once per node, not once per task. Where the driver's files are already visible
+  (the driver's node, a shared file system) they are used as they are. On a node other than the
+  driver's, the sandbox is probed again, once per worker process: interpreters and bubblewrap
+  may differ between nodes.
+- Failure policy: a task whose worker process or node is lost is retried by Ray, at most
+  `max_retries` times; a submission's own failure (crash, timeout, hostile code) is an 'error'
+  result, never a retry (`retry_exceptions=False`, and the task body never raises).
+
+Ray is imported only here and only when this executor runs: `--executor local` never needs it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import logging
+import socket
+import tempfile
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from grader.errors import GraderError
+from grader.grading.executors.base import GradeOptions, error_result, grade_one, worker_failed
+from grader.grading.result import GradeResult
+from grader.grading.submissions import Submission
+from grader.sandbox.isolation import Isolation, detect_isolation, require
+from grader.training.context import TrainingContext, write_arrays
+
+RAY_MISSING = "Ray is not installed; pip install 'cnn-grader[ray]'"
+
+
+def require_ray() -> Any:
+    """The ray module, or a GraderError that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise GraderError(RAY_MISSING) from None
+    return ray
+
+
+@dataclass(frozen=True)
+class SharedData:
+    """How a task finds the batch's arrays: on its node's disk, else in Ray's object store."""
+
+    arrays: list = field(default_factory=list)
+    """[ObjectRef of {name: array}], empty without training. Nested in a list so that Ray does not
+    fetch the arrays for a task whose node already has them on disk."""
+    driver_host: str = ""
+    """Where the driver probed the isolation recorded in the training context."""
+
+
+def grade_on_node(sub: Submission, source: bytes | None, options: GradeOptions, shared: SharedData) -> GradeResult:
+    """The Ray task's body: grade one submission with this node's copy of the data and its isolation.
+
+    `source` is the notebook as the driver read it: the submissions folder need not exist on this
+    node. The result names the driver's path, as the local executor's does.
+    """
+    try:
+        with tempfile.TemporaryDirectory(prefix="grader-notebook-") as tmp:
+            here = sub
+            if sub.notebook is not None and source is not None:
+                here = replace(sub, notebook=Path(tmp) / sub.notebook.name)  # same name: messages read the same
+                here.notebook.write_bytes(source)
+            result = grade_one(here, node_options(options, shared))
+        return replace(result, notebook=str(sub.notebook or ""))
+    except Exception as e:  # the grader's own failure on this node: that student's result, not a retry
+        return error_result(sub, f"grading failed on {socket.gethostname()} ({type(e).__name__}: {e})", options)
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where the Ray cluster is and what each submission's task asks of it."""
+
+    address: str | None = None
+    """Ray's address (`auto`, `HOST:6379`, `ray://HOST:10001`); None: $RAY_ADDRESS, else a cluster
+    started with `ray start` on this machine, else a new local instance."""
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+    """A fraction shares a GPU: 0.25 runs four trainings on each GPU at once."""
+    max_retries: int = 3
+    """Retries of a task whose worker process or node was lost (never of a submission's failure)."""
+
+
+@dataclass(frozen=True)
+class RayExecutor:
+    """Each submission a Ray task; results come back to the driver as they finish."""
+
+    settings: RaySettings = RaySettings()
+    task: Callable[[Submission, bytes | None, GradeOptions, SharedData], GradeResult] = grade_on_node
+    """The task's body (tests wrap it to kill a worker)."""
+
+    def grade(self, todo: list[Submission], options: GradeOptions) -> Generator[GradeResult, None, None]:
+        ray = require_ray()
+        context = options.context
+        if context is not None and context.device == "cuda" and self.settings.gpus_per_task <= 0:
+            raise GraderError("the grader trains on the GPU here but Ray tasks get none; give --gpus-per-task "
+                              "(e.g. 0.25 to share each GPU between four trainings)")
+        started_here = not ray.is_initialized()  # else Ray was started by our caller (a test, a notebook): use it
+        if started_here:
+            # Workers' output would break the progress bar; a task's problems are in its result.
+            ray.init(address=self.settings.address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
+        pending: list = []
+        try:
+            options_ref = ray.put(options)
+            shared = SharedData([ray.put(_read_arrays(context))] if context else [], socket.gethostname())
+            remote = ray.remote(self.task).options(
+                num_cpus=self.settings.cpus_per_task, num_gpus=self.settings.gpus_per_task,
+                max_retries=self.settings.max_retries, retry_exceptions=False)
+            refs = {remote.remote(sub, _read_notebook(sub), options_ref, shared): sub for sub in todo}
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as e:  # lost more often than max_retries allows
+                        result = worker_failed(refs[ref], e, options)
+                    yield result
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            if started_here:
+                ray.shutdown()
+
+
+def node_options(options: GradeOptions, shared: SharedData) -> GradeOptions:
+    """`options` with the training context rewritten for this node: its array files, its isolation."""
+    ctx = options.context
+    if ctx is None:
+        return options
+    paths = node_arrays(ctx, shared)
+    isolation = ctx.isolation if socket.gethostname() == shared.driver_host else node_isolation(options.require_isolation)
+    context = replace(ctx, files={k: paths[k] for k in ctx.files}, labels={k: paths[k] for k in ctx.labels},
+                      isolation=isolation)
+    return replace(options, context=context)
+
+
+def node_arrays(ctx: TrainingContext, shared: SharedData) -> dict[str, str]:
+    """Paths of the batch's .npy files on this node, written here once if they are not visible yet."""
+    driver_paths = {**ctx.files, **ctx.labels}
+    if all(Path(p).is_file() for p in driver_paths.values()):
+        return driver_paths  # the driver's node, or a file system every node shares
+    # The driver's folder name is a hash of the data and the split: the same name, the same arrays.
+    folder = Path(tempfile.gettempdir()) / Path(ctx.files["train_x"]).parent.name
+    paths = {name: str(folder / f"{name}.npy") for name in driver_paths}
+    with open(folder.parent / f".{folder.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first task here writes; the others wait, then find the files
+        if not all(Path(p).is_file() for p in paths.values()):
+            if not shared.arrays:
+                raise GraderError("the batch's arrays are neither on this node nor in Ray's object store")
+            import ray
+
+            write_arrays(folder, ray.get(shared.arrays[0]))
+    return paths
+
+
+@functools.lru_cache(maxsize=2)
+def node_isolation(required: bool) -> Isolation:
+    """This node's sandbox, probed once per worker process (a failed probe is tried again next time)."""
+    iso = detect_isolation()
+    if required:
+        require(iso)
+    return iso
+
+
+def _read_notebook(sub: Submission) -> bytes | None:
+    """The notebook's bytes for the task (None: the task reports what is wrong with the path)."""
+    try:
+        return sub.notebook.read_bytes() if sub.notebook else None
+    except OSError:
+        return None
+
+
+def _read_arrays(ctx: TrainingContext) -> dict[str, Any]:
+    import numpy as np
+
+    return {name: np.load(path, allow_pickle=False) for name, path in {**ctx.files, **ctx.labels}.items()}

@@ -1,0 +1,95 @@
+"""Grade one submission: the whole pipeline, in order, into one `GradeResult`.
+
+    load the notebook -> analyze it -> static checks
+    (with a training budget) models_run and retraining in the sandbox -> run checks against the references
+
+This is the engine `grader check` (a student), `grader grade` (a class) and `grader ci` (a
+repository) share; none of them has a private copy of any step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from grader import __version__
+from grader.analysis import Analysis, analyze
+from grader.analysis.similarity import model_signature
+from grader.checks import CheckResult
+from grader.checks.run import RunFacts, run_checks
+from grader.checks.static import guessed_role_flags, static_checks, unreadable
+from grader.errors import NotebookError
+from grader.grading.result import GradeResult, Provenance, fingerprint, sha256_file
+from grader.notebook import Notebook, load_notebook
+from grader.rubric import Budget, Rubric
+from grader.training.context import TrainingContext, prepare_training
+from grader.training.retrain import retrain_submission
+
+
+def submission_fingerprint(notebook: Path, rubric: Rubric, budget: Budget) -> str:
+    """What a grade depends on: the notebook, the rubric, the grader and the budget."""
+    return fingerprint(sha256_file(notebook), rubric.sha256, __version__, budget)
+
+
+def grade_submission(
+    notebook: str | Path,
+    *,
+    student: str,
+    rubric: Rubric,
+    budget: Budget = "none",
+    context: TrainingContext | None = None,
+    data_dir: Path | None = None,
+    require_isolation: bool = False,
+) -> GradeResult:
+    """Grade a notebook. A bad submission never raises: it is a result with status 'error'.
+
+    With a training budget, `context` (grader.training.context.prepare_training) carries the
+    data, the references and the isolation; a batch prepares it once, a single call here when missing.
+    """
+    path = Path(notebook)
+    started = time.perf_counter()
+    digest = sha256_file(path) if path.is_file() else ""
+    result = GradeResult(
+        student=student, notebook=str(path), notebook_sha256=digest, status="graded",
+        fingerprint=fingerprint(digest, rubric.sha256, __version__, budget), max_score=rubric.max_score(budget),
+        provenance=Provenance.now(rubric, budget),
+    )
+    try:
+        loaded = load_notebook(path)
+    except NotebookError as e:
+        result = replace(result, status="error", error=str(e), checks=unreadable(str(e), rubric))
+    else:
+        analysis = analyze(loaded)
+        result = _with_analysis(result, analysis, static_checks(loaded, analysis, rubric))
+        if budget != "none":
+            ctx = context or prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation)
+            result = _with_runs(result, loaded, analysis, rubric, ctx)
+    return replace(result, provenance=replace(result.provenance, seconds=round(time.perf_counter() - started, 3)))
+
+
+def _with_analysis(result: GradeResult, analysis: Analysis, checks: tuple[CheckResult, ...]) -> GradeResult:
+    pair = [name for name in (analysis.baseline, analysis.proposed) if name]
+    return replace(
+        result, checks=checks, models=analysis.found(), baseline=analysis.baseline, proposed=analysis.proposed,
+        reported=dict(analysis.reported), config=analysis.config, discussion=analysis.discussion,
+        student_settings={name: dict(analysis.usage.settings.get(name, {})) for name in pair},
+        signature=model_signature(analysis.definitions, analysis.proposed or ""),
+        flags=tuple(guessed_role_flags(analysis)), warnings=analysis.warnings,
+    )
+
+
+def _with_runs(result: GradeResult, notebook: Notebook, analysis: Analysis, rubric: Rubric,
+               ctx: TrainingContext) -> GradeResult:
+    """Run and retrain the baseline and proposed classes in the sandbox; judge them against the references."""
+    names = [name for name in (analysis.baseline, analysis.proposed) if name]
+    retrained = retrain_submission(notebook, names, rubric, ctx)
+    scored = run_checks(RunFacts(analysis, retrained.checks, retrained.runs, ctx.references, rubric))
+    return replace(
+        result, checks=result.checks + scored.checks, runs=dict(retrained.runs), references=dict(ctx.references),
+        flags=result.flags + scored.flags, warnings=result.warnings + retrained.warnings,
+        provenance=replace(result.provenance, run=ctx.provenance()),
+    )
+
+
+__all__ = ["grade_submission", "submission_fingerprint"]

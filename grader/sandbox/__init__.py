@@ -1,0 +1,12 @@
+"""The grader's side of the trust boundary: student code runs only through this package.
+
+    extract.py       the model classes and what they need, sliced out of the notebook
+    isolation.py     bubblewrap / namespace / none, probed with the real interpreter
+    process.py       one child process: limits, per-phase deadlines, capped output, cleanup
+    files.py         reading what a child wrote as if an attacker wrote it
+    capture.py       a child's stdout and stderr, head and tail
+    model_child.py   the grader's own child program (grader/child) on one model
+    models_run.py    the facts of the models_run check
+
+What runs on the other side is grader/child, copied whole into every child.
+"""

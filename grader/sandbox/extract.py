@@ -1,0 +1,257 @@
+"""Slice the model classes and what they need out of a notebook into one standalone module.
+
+Nothing here runs student code. The notebook's top-level statements become a table of
+definitions (imports, constants, helper functions and classes), where the notebook's last
+definition of a name wins. The module holds the dependency closure of the requested classes in
+that table and nothing else: no data loading, training, plotting, shell lines or top-level calls,
+except assignments whose right-hand side only builds values (literals, arithmetic, `len`,
+`torch.device(...)`, `nn.ReLU()`, ...).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from grader.analysis.source import Imports, parse_cells
+from grader.notebook import Notebook
+
+# Calls allowed on the right-hand side of an extracted assignment: they build a value and touch
+# nothing (no files, no network, no data). Matched on the resolved dotted name's prefix.
+SAFE_CALLS = (
+    "len", "range", "int", "float", "str", "bool", "tuple", "list", "dict", "set", "frozenset", "min", "max",
+    "sum", "abs", "round", "sorted", "zip", "enumerate", "math.", "torch.device", "torch.cuda.is_available",
+    "torch.backends.mps.is_available", "torch.nn.", "torch.float", "torch.tensor", "torch.zeros", "torch.ones",
+    "functools.partial", "collections.namedtuple", "collections.OrderedDict", "typing.", "enum.",
+)
+# Modules whose star imports are kept (a star import binds names we cannot see).
+SAFE_STAR = ("torch", "numpy", "math", "functools", "collections", "typing", "torchvision.models")
+
+
+@dataclass(frozen=True)
+class Instantiation:
+    """How the notebook itself builds one model class, when it does so with literal arguments."""
+
+    args: tuple[Any, ...] = ()
+    """Positional arguments (Python literals)."""
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments (Python literals)."""
+    cell: int = -1
+    """Index of the cell holding that call."""
+    source: str = ""
+    """The call as written, e.g. 'WideResNetLite(10, width=48)'."""
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The standalone module for a set of model classes."""
+
+    source: str
+    """Python source of the module: imports, then definitions in dependency order."""
+    classes: tuple[str, ...]
+    """The requested class names found in the notebook, in request order."""
+    missing: tuple[str, ...]
+    """Requested class names the notebook never defines."""
+    instantiations: Mapping[str, Instantiation | None]
+    """Class name -> the notebook's last literal instantiation, or None when there is none."""
+    names: tuple[str, ...]
+    """Every top-level name the module defines, in order."""
+    warnings: tuple[str, ...] = ()
+    """What could not be carried over (names computed by code the grader does not run)."""
+
+
+@dataclass(frozen=True)
+class _Definition:
+    name: str
+    node: ast.stmt
+    cell: int
+    order: int
+    is_import: bool
+
+
+def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str]) -> Extraction:
+    """Build the standalone module for `class_names` from `notebook`."""
+    cells, _ = parse_cells(notebook)
+    table, imports, rejected = _definitions(cells)
+    warnings: list[str] = []
+    wanted = [n for n in class_names if n in table and isinstance(table[n].node, ast.ClassDef)]
+    missing = tuple(n for n in class_names if n not in wanted)
+    chosen = _closure(wanted, table, rejected, warnings)
+    import_nodes = [d.node for d in sorted({id(d.node): d for d in chosen if d.is_import}.values(), key=lambda d: d.order)]
+    star = [d.node for d in table.values() if d.name.startswith("*")]
+    # __future__ imports change how the whole module compiles: keep them all, and first.
+    future = [d.node for d in table.values() if isinstance(d.node, ast.ImportFrom) and d.node.module == "__future__"]
+    import_nodes = future + [n for n in import_nodes if n not in future]
+    body_defs = _dependency_order([d for d in chosen if not d.is_import], table)
+    lines = ["# Extracted by the grader from the notebook: model classes and what they need.", ""]
+    seen: set[str] = set()
+    for node in import_nodes[: len(future)] + star + import_nodes[len(future):]:
+        text = ast.unparse(node)
+        if text not in seen:
+            seen.add(text)
+            lines.append(text)
+    for d in body_defs:
+        lines += ["", "", f"# cell {d.cell}", ast.unparse(d.node)]
+    source = "\n".join(lines) + "\n"
+    compile(source, "submission.py", "exec")  # unparse of parsed trees always compiles; fail loudly if not
+    constants = {d.name: d.node for d in table.values() if isinstance(d.node, (ast.Assign, ast.AnnAssign))}
+    inst = {n: _instantiation(n, cells, constants) for n in wanted}
+    return Extraction(
+        source=source, classes=tuple(wanted), missing=missing, instantiations=inst,
+        names=tuple(d.name for d in body_defs), warnings=tuple(warnings),
+    )
+
+
+def _definitions(cells) -> tuple[dict[str, _Definition], Imports, dict[str, int]]:
+    """name -> its last safe definition; also names last bound by code we do not extract."""
+    table: dict[str, _Definition] = {}
+    rejected: dict[str, int] = {}  # name -> cell of an unsafe binding (e.g. train_loader = DataLoader(...))
+    imports = Imports()
+    order = 0
+    for pc in cells:
+        if pc.tree is None:
+            continue
+        for stmt in pc.tree.body:
+            order += 1
+            for name, is_import in _bound_names(stmt, imports):
+                if is_import or _safe_statement(stmt, imports, table):
+                    table[name] = _Definition(name, stmt, pc.cell.index, order, is_import)
+                    rejected.pop(name, None)
+                else:
+                    table.pop(name, None)  # a later unsafe rebinding hides an earlier safe one
+                    rejected[name] = pc.cell.index
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                imports.add(stmt)
+    return table, imports, rejected
+
+
+def _bound_names(stmt: ast.stmt, imports: Imports) -> list[tuple[str, bool]]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [(stmt.name, False)]
+    if isinstance(stmt, ast.Import):
+        return [(a.asname or a.name.split(".")[0], True) for a in stmt.names]
+    if isinstance(stmt, ast.ImportFrom):
+        if any(a.name == "*" for a in stmt.names):
+            keep = stmt.module and not stmt.level and stmt.module.split(".")[0] in {s.split(".")[0] for s in SAFE_STAR}
+            return [(f"*{stmt.module}", True)] if keep else []
+        return [(a.asname or a.name, True) for a in stmt.names] if not stmt.level else []
+    if isinstance(stmt, ast.Assign):
+        return [(n.id, False) for t in stmt.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        return [(stmt.target.id, False)]
+    if isinstance(stmt, (ast.AugAssign,)) and isinstance(stmt.target, ast.Name):
+        return [(stmt.target.id, False)]  # `x += 1` at top level: treated as an unsafe rebinding
+    return []
+
+
+def _safe_statement(stmt: ast.stmt, imports: Imports, table: Mapping[str, _Definition]) -> bool:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return True
+    if isinstance(stmt, ast.Assign) and all(isinstance(t, (ast.Name, ast.Tuple, ast.List)) for t in stmt.targets):
+        return _safe_value(stmt.value, imports, table)
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        return _safe_value(stmt.value, imports, table)
+    return False
+
+
+def _safe_value(node: ast.AST, imports: Imports, table: Mapping[str, _Definition]) -> bool:
+    """A right-hand side that only builds a value from names we extract (`trainset.classes` is not one)."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id not in table and not hasattr(builtins, sub.id):
+            return False
+        if isinstance(sub, ast.Call):
+            name = imports.resolve(sub.func)
+            if not name or not any(name == s or (s.endswith(".") and name.startswith(s)) for s in SAFE_CALLS):
+                return False
+        elif isinstance(sub, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+            return False
+        elif isinstance(sub, ast.Name) and sub.id in ("get_ipython", "open", "exec", "eval", "__import__"):
+            return False
+    return True
+
+
+def _free_names(node: ast.AST) -> set[str]:
+    """Names a definition reads (loads), including inside its functions; builtins excluded."""
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return {n for n in names if not hasattr(builtins, n)}
+
+
+def _closure(wanted: list[str], table: dict[str, _Definition], rejected: dict[str, int],
+             warnings: list[str]) -> list[_Definition]:
+    chosen: dict[str, _Definition] = {}
+    stack = list(reversed(wanted))
+    while stack:
+        name = stack.pop()
+        if name in chosen:
+            continue
+        d = table[name]
+        chosen[name] = d
+        if d.is_import:
+            continue
+        # Parameters and names assigned inside the definition are (approximately) its locals.
+        own = {name, *(a.arg for a in ast.walk(d.node) if isinstance(a, ast.arg)),
+               *(n.id for n in ast.walk(d.node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))}
+        for used in sorted(_free_names(d.node) - own):
+            if used in table and used not in chosen:
+                stack.append(used)
+            elif used in rejected:
+                warnings.append(
+                    f"{name} uses {used}, which cell {rejected[used]} computes with code the grader does not run "
+                    f"(data loading, training or a call); define {used} as a constant or inside the class"
+                )
+    return list(chosen.values())
+
+
+def _dependency_order(defs: list[_Definition], table: dict[str, _Definition]) -> list[_Definition]:
+    """Dependencies first (a base class before its subclass), otherwise notebook order."""
+    by_name = {d.name: d for d in defs}
+    done: list[_Definition] = []
+    state: dict[int, str] = {}
+
+    def visit(d: _Definition) -> None:
+        if state.get(id(d.node)):
+            return  # done, or on the stack (mutual recursion is fine at definition time)
+        state[id(d.node)] = "visiting"
+        for used in sorted(_free_names(d.node), key=lambda n: by_name[n].order if n in by_name else 0):
+            if used in by_name and used != d.name:
+                visit(by_name[used])
+        state[id(d.node)] = "done"
+        done.append(d)
+
+    for d in sorted(defs, key=lambda d: d.order):
+        visit(d)
+    return done
+
+
+def _instantiation(name: str, cells, constants: Mapping[str, ast.stmt]) -> Instantiation | None:
+    """The last call `name(...)` in the notebook whose arguments are all literals (or literal constants)."""
+    found: Instantiation | None = None
+    for pc in cells:
+        if pc.tree is None:
+            continue
+        for node in ast.walk(pc.tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+                try:
+                    args = tuple(_literal(a, constants) for a in node.args)
+                    kwargs = {k.arg: _literal(k.value, constants) for k in node.keywords if k.arg}
+                    json.dumps([args, kwargs])  # they travel to the child as JSON
+                except (ValueError, TypeError, SyntaxError, RecursionError):
+                    continue
+                if any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args):
+                    continue
+                found = Instantiation(args, kwargs, pc.cell.index, ast.unparse(node))
+    return found
+
+
+def _literal(node: ast.AST, constants: Mapping[str, ast.stmt]) -> Any:
+    if isinstance(node, ast.Name) and node.id in constants:
+        value = getattr(constants[node.id], "value", None)
+        if value is not None:
+            return ast.literal_eval(value)
+    return ast.literal_eval(node)
+
+
+__all__ = ["Extraction", "Instantiation", "extract_models"]

@@ -1,0 +1,123 @@
+"""Reading what a child wrote, as if an attacker wrote it (because one may have).
+
+Files are opened without following symbolic links (the grader may be root and the child could
+point result.json at /etc/shadow), must be regular files under a size cap, JSON must match the
+record the caller expects (grader.typed: unknown keys are dropped, long strings cut), and arrays
+are .npy files loaded with allow_pickle=False whose dtype and shape are checked. Nothing here
+ever unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from grader.typed import PlainError, from_plain
+
+T = TypeVar("T")
+
+MAX_JSON_BYTES = 4 * 2**20
+MAX_STRING = 4000
+
+
+class ChildOutputError(Exception):
+    """A file the child wrote is not what the protocol allows (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """The dtype kind and shape a child's .npy array must have."""
+
+    kinds: str = "f"
+    """numpy dtype kinds accepted ('f' float, 'i' signed int, 'u' unsigned, 'b' bool)."""
+    shape: tuple[int | None, ...] = ()
+    """Expected shape; None matches any length on that axis."""
+    max_bytes: int = 512 * 2**20
+    """Largest file accepted."""
+
+
+def read_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any | None:
+    """The JSON in `path`, or None when there is no such file."""
+    raw = _read_regular(path, max_bytes)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ChildOutputError(f"{path.name} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ChildOutputError(f"{path.name} nests too deeply to be a report") from None
+
+
+def read_record(path: Path, kind: type[T]) -> T | None:
+    """The record of type `kind` in the JSON file `path`, or None when there is no such file.
+
+    Keys the record does not declare are dropped and strings cut; a missing key or a wrong type
+    is a ChildOutputError naming the key.
+    """
+    raw = read_json(path)
+    if raw is None:
+        return None
+    try:
+        return from_plain(kind, raw, path.stem, context="in the child's report", unknown="drop", max_string=MAX_STRING)
+    except PlainError as e:
+        raise ChildOutputError(str(e)) from None
+
+
+def load_array(path: Path, spec: ArraySpec):
+    """The validated array in `path`, or None when there is no such file."""
+    import io
+
+    import numpy as np
+
+    raw = _read_regular(path, spec.max_bytes)
+    if raw is None:
+        return None
+    try:
+        array = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ChildOutputError(f"{path.name} is not a plain .npy array ({e})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in spec.kinds or array.dtype.hasobject:
+        raise ChildOutputError(f"{path.name} has dtype {getattr(array, 'dtype', '?')}, expected kind {spec.kinds!r}")
+    if spec.shape and (array.ndim != len(spec.shape) or any(
+            want is not None and got != want for got, want in zip(array.shape, spec.shape))):
+        want = ", ".join("N" if w is None else str(w) for w in spec.shape)
+        raise ChildOutputError(f"{path.name} has shape {array.shape}, expected ({want})")
+    return array
+
+
+def _read_regular(path: Path, max_bytes: int) -> bytes | None:
+    # The child owns its working folder and could swap out/ for a link: open the last two
+    # components without following links, relative to the grader-owned folder above them.
+    top = os.open(path.parent.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        sub = os.open(path.parent.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+        try:
+            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=sub)
+        finally:
+            os.close(sub)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ChildOutputError(f"{path.name} cannot be opened safely ({e.strerror}; a link?)") from None
+    finally:
+        os.close(top)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ChildOutputError(f"{path.name} is not a regular file")
+        if info.st_size > max_bytes:
+            raise ChildOutputError(f"{path.name} is {info.st_size} bytes, over the {max_bytes} limit")
+        return f.read(max_bytes + 1)[:max_bytes]
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not allowed")
+
+
+__all__ = ["ArraySpec", "ChildOutputError", "load_array", "read_json", "read_record"]
+

@@ -1,0 +1,138 @@
+"""Build each model class in the sandbox and map a batch of images to logits: the facts behind
+the `models_run` check (grader/checks/run.py judges them).
+
+One child per model (a model that calls os._exit cannot take the other's result with it). The
+parent checks the logits itself: shape (N, 10), floating point, finite, and not already
+probabilities. torch is never imported here: the parent needs only numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from grader.child.protocol import CHECK_BATCH, Report, Request
+from grader.notebook import Notebook
+from grader.sandbox.extract import Extraction, extract_models
+from grader.sandbox.files import ArraySpec
+from grader.sandbox.isolation import Isolation, detect_isolation, require
+from grader.sandbox.model_child import ChildRun, Timeouts, model_spec, run_model_child
+from grader.sandbox.process import ChildResult, Limits
+
+BATCH_SIZE = 4
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """How one model class fared: built, and mapped a batch to logits?"""
+
+    name: str
+    """The class name."""
+    passed: bool
+    """It was built and mapped (N, 3, 32, 32) to (N, 10) float logits."""
+    kind: str
+    """Why not, as an id: ok, missing, needs_args, too_many_params, shape, not_tensor, network, file,
+    processes, exit, timeout, killed_memory, killed_output, exited, crashed, invalid, ..."""
+    message: str
+    """What went wrong, in words a student can act on ('' when it passed)."""
+    built_as: str
+    """The call the grader made, e.g. 'LeNet5()' or 'WideResNetLite(10, width=48)'."""
+    params: int | None = None
+    """Parameters, counted by the child."""
+    flops_per_image: int | None = None
+    """Floating-point operations of one forward pass per image (conv and linear layers)."""
+    note: str = ""
+    """A remark that does not fail the check (a tuple output, a softmax at the end)."""
+    child: ChildResult | None = None
+    """The sandbox's account of the run."""
+
+
+@dataclass(frozen=True)
+class ModelsRun:
+    """Every model class, run."""
+
+    isolation: Isolation
+    """The isolation every child ran under."""
+    models: Mapping[str, ModelCheck]
+    """Class name -> outcome, in request order."""
+    extraction: Extraction
+    """The module the children ran."""
+
+
+def run_models(notebook: Notebook, class_names: Sequence[str], *, max_params: int, require_isolation: bool = False,
+               isolation: Isolation | None = None, timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),
+               seed: int = 0) -> ModelsRun:
+    """Extract `class_names` from `notebook` and check each in its own child."""
+    iso = isolation or detect_isolation()
+    if require_isolation:
+        require(iso)
+    extraction = extract_models(notebook, tuple(class_names))
+    models = {name: check_model(extraction, name, max_params, iso, timeouts=timeouts, limits=limits, seed=seed)
+              for name in class_names}
+    return ModelsRun(iso, models, extraction)
+
+
+def check_model(extraction: Extraction, name: str, max_params: int, iso: Isolation, *,
+                timeouts: Timeouts = Timeouts(), limits: Limits = Limits(), seed: int = 0) -> ModelCheck:
+    """Build `name` from the extracted module in a child and check its forward pass."""
+    import numpy as np
+
+    spec = model_spec(extraction, name)
+    inst = extraction.instantiations.get(name)
+    built_as = inst.source if inst else f"{name}()"
+    if name in extraction.missing or name not in extraction.classes:
+        return ModelCheck(name, False, "missing", f"class {name} is not defined in the notebook", built_as)
+    # A fixed batch of normalized-looking images: the same for every model and every run.
+    batch = np.random.default_rng(seed).uniform(-1, 1, (BATCH_SIZE, 3, 32, 32)).astype(np.float32)
+    run = run_model_child(Request("check", spec, seed=seed, max_params=max_params), extraction, isolation=iso,
+                          inputs={f"{CHECK_BATCH}.npy": _npy_bytes(batch)},
+                          arrays={"logits": ArraySpec(kinds="f", max_bytes=64 * 2**20)}, timeouts=timeouts, limits=limits)
+    return judge(run, built_as)
+
+
+def judge(run: ChildRun, built_as: str) -> ModelCheck:
+    """Turn the child's account into a pass or a failure a student can act on."""
+    report = run.report or Report(run.name)
+    common = dict(name=run.name, built_as=report.built_as or built_as, params=report.params,
+                  flops_per_image=report.flops_per_image, child=run.child)
+    if run.failure:
+        kind = run.child.status if not run.child.ok else report.kind or "exception"
+        return ModelCheck(passed=False, kind=kind, message=run.failure, **common)
+    problem, remark = _check_logits(run.child.arrays.get("logits"), report)
+    notes = [f"{run.name}: {text}" for text in (report.logits_note, remark) if text]
+    return ModelCheck(passed=not problem, kind="shape" if problem else "ok", message=f"{run.name}: {problem}" if problem else "",
+                      note="; ".join(notes), **common)
+
+
+def _check_logits(logits: Any, report: Report) -> tuple[str, str]:
+    """(problem, remark) for the forward output; the parent's own check, whatever the child claimed."""
+    import numpy as np
+
+    if logits is None:
+        return f"forward returned {report.out_dtype or 'something'} values that are not numbers", ""
+    if (report.out_dtype or "float32").startswith(("int", "uint", "bool")):
+        return (f"forward returns {report.out_dtype} values (class ids?), not float logits; "
+                "return the last layer's raw scores"), ""
+    if logits.shape != (BATCH_SIZE, NUM_CLASSES):
+        return (f"maps a batch of shape ({BATCH_SIZE}, 3, 32, 32) to {tuple(logits.shape)} instead of "
+                f"({BATCH_SIZE}, {NUM_CLASSES}); the last layer must give 10 scores per image, e.g. nn.Linear(..., 10)"), ""
+    if not np.isfinite(logits).all():
+        return "forward returns NaN or infinite values on a batch of ordinary images", ""
+    if (logits >= 0).all() and np.allclose(logits.sum(axis=1), 1.0, atol=1e-3):
+        return "", ("forward returns probabilities (rows sum to 1): CrossEntropyLoss expects raw logits, "
+                    "so remove the final softmax")
+    return "", ""
+
+
+def _npy_bytes(array) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+__all__ = ["ModelCheck", "ModelsRun", "check_model", "judge", "run_models"]

@@ -1,0 +1,54 @@
+"""One model as the grader trained it: the record every later stage reads.
+
+A student's class retrained in the sandbox and a reference network trained in the grader end as
+the same record, so scoring, feedback, the gradebook and the console treat them alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grader.child.protocol import History
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model trained under the fixed config, or the reason it was not."""
+
+    name: str
+    """The class name."""
+    history: History | None = None
+    """The run, with every metric computed by the grader; None when the model never trained."""
+    error: str | None = None
+    """Why the model did not train, or how its run stopped early; None when it trained to the end."""
+    params: int | None = None
+    """Parameters, as counted in its sandbox (known even when it did not train)."""
+    flops_per_image: int | None = None
+    """Forward FLOPs per 3x32x32 image."""
+    seconds: float = 0.0
+    """Wall time of the run, the sandbox's start included."""
+
+    @classmethod
+    def trained(cls, name: str, history: History, seconds: float | None = None) -> "ModelRun":
+        error = None if history.status == "ok" else history.message
+        return cls(name, history, error, history.params, history.flops_per_image,
+                   round(history.seconds if seconds is None else seconds, 2))
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Test accuracy of the selected epoch's weights, 0..1."""
+        return self.history.test_accuracy if self.history else None
+
+    @property
+    def val_accuracy(self) -> float | None:
+        """Validation accuracy of the selected epoch, 0..1."""
+        selected = self.history.selected if self.history else None
+        return selected.val_accuracy if selected else None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the trainer adapted to, for the student (a tuple output, a fallback)."""
+        return self.history.notes if self.history else ()
+
+
+__all__ = ["ModelRun"]

@@ -1,0 +1,77 @@
+"""What several test modules share that is not a fixture: paths, the small rubric, the browser check.
+
+Test modules import this (and nbfactory), never each other.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SUBMISSIONS = REPO / "submissions"
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+SMALL_RUBRIC = """
+[assignment]
+name = "test"
+generic_model_names = ["Net"]
+[data]
+train_size = 1600
+val_size = 400
+[train]
+lr = 0.05
+batch_size = 64
+epochs = 2
+schedule = "constant"
+[train_quick]
+epochs = 2
+train_subset = 800
+[checks.two_cnn_classes]
+points = 20
+[checks.models_run]
+points = 10
+[checks.baseline_works]
+points = 5
+threshold = 0.05
+[checks.proposed_beats_baseline]
+points = 10
+[checks.proposed_vs_references]
+points = 5
+[checks.reported_matches]
+points = 0
+required = false
+threshold = 0.1
+"""
+"""Two epochs on a small synthetic split: retraining a class in seconds on a CPU."""
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+needs_chromium = pytest.mark.skipif(chromium() is None, reason="headless Chromium is not installed (.ci/run installs it)")
+
+
+def assert_page_shows_tables_and_curves(page: Path, tmp_path: Path) -> None:
+    """Screenshot `page` in headless Chromium: not blank, and the curves image is drawn."""
+    import matplotlib.image as mpimg
+
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--window-size=1100,2400", f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    pixels = mpimg.imread(shot)[..., :3]
+    assert pixels.shape[0] >= 2000
+    assert pixels.std() > 0.05, "the screenshot is blank"
+    # The learning-curve image is drawn: matplotlib's default blue line colour appears.
+    blue = (abs(pixels[..., 0] - 0.12) < 0.05) & (abs(pixels[..., 1] - 0.47) < 0.05) & (abs(pixels[..., 2] - 0.71) < 0.05)
+    assert blue.sum() > 50  # a blank or missing image has none
+    assert "<table>" in page.read_text()

@@ -1,0 +1,93 @@
+"""The run checks, judged from ModelRun records as retraining produces them."""
+
+import pytest
+
+from grader.analysis import analyze
+from grader.checks import ids
+from grader.checks.run import JUDGES, RunFacts, run_checks
+from grader.child.protocol import EpochRecord, History
+from grader.notebook import load_notebook
+from grader.sandbox.models_run import ModelCheck
+from grader.training.runs import ModelRun
+from support import SUBMISSIONS
+
+
+def trained(name: str, test_accuracy: float) -> ModelRun:
+    epoch = EpochRecord(1, 1.0, 1.0, test_accuracy, 1.0, 0.1)
+    history = History(status="ok", message="", epochs=(epoch,), selected_epoch=1, test_loss=1.0,
+                      test_accuracy=test_accuracy, params=10, flops_per_image=None, peak_memory_bytes=0, seconds=1.0,
+                      train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=False)
+    return ModelRun.trained(name, history)
+
+
+REFS = {"LeNet5": trained("LeNet5", 0.60), "ResNet20": trained("ResNet20", 0.80)}
+BUILT = {name: ModelCheck(name, True, "ok", "", f"{name}()") for name in ("LeNet5", "ResDropNet")}
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    return analyze(load_notebook(SUBMISSIONS / "complete.ipynb"))  # reports 60.12% / 76.54%
+
+
+def score(analysis, rubric, runs, refs=REFS, models=BUILT):
+    return run_checks(RunFacts(analysis, models, runs, refs, rubric))
+
+
+def scored(analysis, rubric, base, prop, refs=REFS):
+    runs = {"LeNet5": trained("LeNet5", base), "ResDropNet": trained("ResDropNet", prop)}
+    return {c.id: c for c in score(analysis, rubric, runs, refs).checks}
+
+
+def test_every_run_check_has_one_judge():
+    assert tuple(JUDGES) == ids("run")
+
+
+def test_a_good_submission(analysis, rubric):
+    checks = scored(analysis, rubric, base=0.59, prop=0.75)
+    assert [c.id for c in checks.values()] == list(ids("run"))
+    assert checks["models_run"].passed and checks["models_run"].points == 10
+    assert checks["baseline_works"].passed  # within 5 points of the reference LeNet5
+    assert checks["proposed_beats_baseline"].passed
+    assert checks["proposed_beats_baseline"].message == "ResDropNet (75.0%) beats LeNet5 (59.0%) by +16.0 points under the fixed config"
+    partial = checks["proposed_vs_references"]
+    assert not partial.passed and partial.points == pytest.approx(0.75 * 5)  # 75% of the way to ResNet20
+    assert checks["reported_matches"].passed
+
+
+def test_credit_is_capped_and_failures_explained(analysis, rubric):
+    checks = scored(analysis, rubric, base=0.40, prop=0.35)
+    assert not checks["baseline_works"].passed
+    assert "more than 5% of the reference LeNet5 (60.0%)" in checks["baseline_works"].message
+    assert not checks["proposed_beats_baseline"].passed and checks["proposed_beats_baseline"].points == 0
+    assert checks["proposed_vs_references"].points == 0
+    top = scored(analysis, rubric, base=0.6, prop=0.95)["proposed_vs_references"]
+    assert top.passed and top.points == top.max_points
+
+
+def test_a_reported_gap_is_flagged_not_penalised(analysis, rubric):
+    checks = scored(analysis, rubric, base=0.45, prop=0.60)
+    gap = checks["reported_matches"]
+    assert not gap.passed and not gap.required and gap.max_points == 0
+    assert "LeNet5: reported 60.1%, reproduced 45.0%" in gap.message
+    assert "flagged for review, not penalised" in gap.message
+    runs = {"LeNet5": trained("LeNet5", 0.45), "ResDropNet": trained("ResDropNet", 0.60)}
+    assert score(analysis, rubric, runs).flags == (f"reported vs reproduced: {gap.message}",)
+    assert score(analysis, rubric, {"LeNet5": trained("LeNet5", 0.60)}).flags == ()
+
+
+def test_missing_runs_are_not_scored(analysis, rubric):
+    scored = score(analysis, rubric, {"LeNet5": ModelRun("LeNet5", error="timed out")}, refs={})
+    assert scored.flags == ()
+    checks = {c.id: c for c in scored.checks}
+    assert checks["baseline_works"].message == "not scored: no retrained test accuracy for LeNet5, the reference LeNet5"
+    assert all(c.points == 0 for c in checks.values() if c.id != "models_run")
+
+
+def test_models_run_scores_the_share_of_models_that_run_and_keeps_notes(analysis, rubric):
+    models = {"LeNet5": ModelCheck("LeNet5", True, "ok", "", "LeNet5()", note="LeNet5: forward returns a tuple; ..."),
+              "ResDropNet": ModelCheck("ResDropNet", False, "timeout", "ResDropNet timed out", "ResDropNet()")}
+    check = score(analysis, rubric, {}, models=models).checks[0]
+    assert check.id == "models_run" and not check.passed and check.points == 5
+    assert check.message == "ResDropNet timed out\nLeNet5: forward returns a tuple; ..."
+    nothing = score(analysis, rubric, {}, models={}).checks[0]
+    assert nothing.message == "no baseline or proposed model class to run" and nothing.points == 0

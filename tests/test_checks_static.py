@@ -1,0 +1,83 @@
+"""The static checks on the example submissions: each variant fails exactly the check it was built to miss."""
+
+import pytest
+
+from grader.analysis import analyze
+from grader.checks import ids
+from grader.checks.static import JUDGES
+from grader.grading.grade import grade_submission
+from grader.notebook import load_notebook
+from grader.rubric import load_rubric
+from support import SUBMISSIONS
+
+
+def check_notebook(path, rubric):
+    return grade_submission(path, student=path.stem, rubric=rubric)
+
+EXPECTED_FAILURES = {
+    "complete": set(),
+    "missing_discussion": {"discussion"},
+    "generic_name": {"proposed_named"},
+    "missing_validation": {"losses_reported", "accuracies_reported"},
+    "missing_test_accuracy": {"accuracies_reported"},
+    "different_config": {"same_config"},
+    "one_cnn_class": {"two_cnn_classes", "proposed_named", "losses_reported", "accuracies_reported", "same_config"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FAILURES))
+def test_example_submission(name, rubric):
+    report = check_notebook(SUBMISSIONS / f"{name}.ipynb", rubric=rubric)
+    failed = {c.id for c in report.checks if not c.passed}
+    assert failed == EXPECTED_FAILURES[name]
+    assert {c.id for c in report.failing} == failed  # every check of the default rubric is required
+    for c in report.checks:
+        assert bool(c.hint) == (not c.passed)  # every failure says how to fix it
+
+
+def test_every_example_is_covered():
+    assert {p.stem for p in SUBMISSIONS.glob("*.ipynb")} == set(EXPECTED_FAILURES)
+
+
+def test_every_static_check_has_one_judge():
+    assert tuple(JUDGES) == ids("static")
+
+
+def test_complete_example_values(rubric):
+    report = check_notebook(SUBMISSIONS / "complete.ipynb", rubric=rubric)
+    assert (report.baseline, report.proposed) == ("LeNet5", "ResDropNet")
+    assert [m.name for m in report.models if m.kind == "helper"] == ["ResidualBlock"]
+    lenet = report.reported["LeNet5"]
+    assert (lenet.train_loss, lenet.val_loss, lenet.val_acc, lenet.test_acc, lenet.epochs) == (0.98, 1.17, 0.596, 0.6012, 10)
+    assert lenet.evidence["test_acc"] == "cell 14: Baseline test accuracy: 60.12%"  # where it was read, for the student
+    assert report.reported["ResDropNet"].test_acc == pytest.approx(0.7654)
+    assert report.score == report.max_score == 70
+
+
+def test_checks_point_at_the_cell_they_are_about(rubric):
+    analysis = analyze(load_notebook(SUBMISSIONS / "complete.ipynb"))
+    cells = {c.id: c.cell for c in check_notebook(SUBMISSIONS / "complete.ipynb", rubric=rubric).checks}
+    assert cells["proposed_named"] == analysis.model("ResDropNet").model.cell
+    assert cells["discussion"] == analysis.discussion.cell
+    assert cells["accuracies_reported"] == cells["same_config"] == 12  # the cell that trains ResDropNet
+
+
+def test_partial_credit_and_messages(rubric):
+    report = check_notebook(SUBMISSIONS / "missing_validation.ipynb", rubric=rubric)
+    losses = next(c for c in report.checks if c.id == "losses_reported")
+    assert losses.points == 5 and losses.max_points == 10
+    assert losses.message == "LeNet5 has no validation loss; ResDropNet has no validation loss"
+
+    config = next(c for c in check_notebook(SUBMISSIONS / "different_config.ipynb", rubric=rubric).checks if c.id == "same_config")
+    assert config.message == "settings differ (LeNet5 vs ResDropNet): epochs: 10 vs 20; lr: 0.01 vs 0.001"
+
+    two = next(c for c in check_notebook(SUBMISSIONS / "one_cnn_class.ipynb", rubric=rubric).checks if c.id == "two_cnn_classes")
+    assert "proposed_net is built as nn.Sequential variable, not as a class" in two.message
+
+
+def test_a_rubric_can_leave_checks_out(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('[assignment]\nname = "x"\n[checks.discussion]\npoints = 7\n')
+    report = check_notebook(SUBMISSIONS / "missing_discussion.ipynb", rubric=load_rubric(path))
+    assert [(c.id, c.points, c.max_points) for c in report.checks] == [("discussion", 0, 7)]
+    assert report.max_score == 7 and len(report.failing) == 1
