@@ -42,7 +42,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("notebook", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema grader.check/1) and nothing else.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (result.json, schema grader.result/2) and nothing else.")
 @click.option("--rubric", type=click.Path(path_type=Path), default=None, help="Rubric TOML (default: rubrics/cifar10.toml).")
 @click.option("--train", "budget", type=click.Choice(["none", "quick", "full"]), default="none", show_default=True,
               help="Also run and retrain the two models in the sandbox: quick is the self-check budget.")
