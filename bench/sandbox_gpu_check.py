@@ -14,7 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.errors import SandboxError  # noqa: E402
-from grader.sandbox.isolation import KINDS, detect_isolation  # noqa: E402
+from grader.sandbox.detect import detect_isolation  # noqa: E402
+from grader.sandbox.isolation import KINDS  # noqa: E402
 from grader.sandbox.process import Limits, Phase, run_in_sandbox  # noqa: E402
 
 CHILD = '''

@@ -18,6 +18,7 @@ from grader.errors import GraderError
 from grader.grading.executors.base import Executor
 from grader.grading.grade import grade_submission
 from grader.grading.result import GradeResult
+from grader.report.text import clean
 from grader.rubric import Budget, load_rubric
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -47,7 +48,7 @@ def cli() -> None:
 @click.option("--train", "budget", type=click.Choice(["none", "quick", "full"]), default="none", show_default=True,
               help="Also run and retrain the two models in the sandbox: quick is the self-check budget.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="CIFAR-10 folder for --train.")
-@click.option("--require-isolation", is_flag=True, help="Refuse to run student code without a network namespace.")
+@click.option("--require-isolation", is_flag=True, help="Refuse to run the notebook's code without a sandbox.")
 def check(notebook: Path, as_json: bool, rubric: Path | None, budget: Budget, data_dir: Path | None,
           require_isolation: bool) -> None:
     """Check NOTEBOOK against the assignment (without running it, unless --train)."""
@@ -58,7 +59,7 @@ def check(notebook: Path, as_json: bool, rubric: Path | None, budget: Budget, da
     if as_json:
         click.echo(result.to_json())
     elif result.status == "error":
-        click.echo(f"error: {result.error}", err=True)
+        click.echo(f"error: {clean(result.error)}", err=True)
     else:
         print_result(result)
     sys.exit(_exit_code(result))
@@ -78,7 +79,9 @@ def _exit_code(result: GradeResult) -> int:
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Submissions graded in parallel by the local executor (default 1).")
 @click.option("--quick", is_flag=True, help="Retrain with the rubric's quick budget instead of the full grading config.")
 @click.option("--no-train", is_flag=True, help="Static checks only: no retraining, no references.")
-@click.option("--require-isolation", is_flag=True, help="Refuse to run student code without a network namespace.")
+@click.option("--allow-unisolated", is_flag=True,
+              help="Run student code even where no sandbox works (as your own user, with your files in reach).")
+@click.option("--require-isolation", is_flag=True, hidden=True, help="The default; kept for earlier scripts.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: a process pool here (--workers); ray: one Ray task per submission on a Ray cluster.")
 @click.option("--ray-address", default=None, help="The Ray cluster (default: $RAY_ADDRESS, a `ray start` cluster here, else a new local one).")
@@ -87,7 +90,7 @@ def _exit_code(result: GradeResult) -> int:
 @click.option("--gpus-per-task", type=click.FloatRange(min=0), default=None,
               help="GPUs each Ray task reserves; 0.25 lets four trainings share a GPU (default 0).")
 def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | None, workers: int | None, quick: bool,
-          no_train: bool, require_isolation: bool, executor: str, ray_address: str | None,
+          no_train: bool, allow_unisolated: bool, require_isolation: bool, executor: str, ray_address: str | None,
           cpus_per_task: float | None, gpus_per_task: float | None) -> None:
     """Grade every notebook in SUBMISSIONS (a folder of notebooks or of student folders)."""
     from grader.grading.batch import grade_batch
@@ -99,7 +102,7 @@ def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | No
                        gpus_per_task=gpus_per_task)
     with BatchView() as view:
         report = grade_batch(submissions, out, rubric=loaded, budget=budget, executor=runner, data_dir=data_dir,
-                             require_isolation=require_isolation, on_start=view.start, on_done=view.done)
+                             require_isolation=not allow_unisolated, on_start=view.start, on_done=view.done)
     view.summary(report, out)
     sys.exit(130 if report.interrupted else EXIT_OK)
 
@@ -151,7 +154,7 @@ def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, j
     if junit:
         junit.write_text(junit_xml(result), encoding="utf-8")
     if result.status == "error":
-        click.echo(f"error: {result.error}", err=True)
+        click.echo(f"error: {clean(result.error)}", err=True)
     else:
         failing = ", ".join(c.id for c in result.failing)
         click.echo(f"{notebook}: {result.score:g}/{result.max_score:g}"
@@ -168,7 +171,8 @@ def data() -> None:
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 def download(directory: Path | None) -> None:
     """Download the official CIFAR-10 into DIRECTORY through torchvision."""
-    from grader.data import default_data_dir, download_cifar10, load_cifar10
+    from grader.config import default_data_dir
+    from grader.data import download_cifar10, load_cifar10
 
     folder = download_cifar10(directory or default_data_dir())
     click.echo(f"CIFAR-10 in {folder} (sha256 {load_cifar10(folder).sha256})")

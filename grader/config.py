@@ -1,4 +1,4 @@
-"""Declared configuration: the data split, and the one loader for every rubric table.
+"""Declared configuration: the data split, the one loader for every rubric table, where things live.
 
 Plain frozen dataclasses with no torch import, so that the rubric (read on the fast static path)
 can build them. The training configuration, TrainConfig, lives in grader.child.config: the
@@ -7,13 +7,26 @@ sandboxed trainer needs it and may import nothing from outside its own package.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 from grader.errors import RubricError
 from grader.typed import PlainError, from_plain
 
 T = TypeVar("T")
+
+
+def user_cache_dir() -> Path:
+    """The grader's cache root: $XDG_CACHE_HOME/cnn-grader or ~/.cache/cnn-grader."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnn-grader"
+
+
+def default_data_dir() -> Path:
+    """Where CIFAR-10 lives when no folder is given: $GRADER_DATA, else <user cache>/data."""
+    env = os.environ.get("GRADER_DATA")
+    return Path(env).expanduser() if env else user_cache_dir() / "data"
 
 
 @dataclass(frozen=True)
@@ -45,4 +58,4 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str, base: T | No
         raise RubricError(str(e)) from None
 
 
-__all__ = ["DataConfig", "from_mapping"]
+__all__ = ["DataConfig", "default_data_dir", "from_mapping", "user_cache_dir"]

@@ -48,7 +48,7 @@ def rubric():
 @pytest.fixture(scope="session")
 def isolation():
     """The strongest isolation that works here; CI (GRADER_CI=1) fails instead of skipping."""
-    from grader.sandbox.isolation import detect_isolation
+    from grader.sandbox.detect import detect_isolation
 
     try:
         return detect_isolation()
@@ -61,7 +61,7 @@ def isolation():
 @pytest.fixture(scope="session", params=["bubblewrap", "namespace"])
 def each_isolation(request):
     """Each kind of network isolation in turn; skipped where it does not work (failing under CI=1 as root)."""
-    from grader.sandbox.isolation import detect_isolation
+    from grader.sandbox.detect import detect_isolation
 
     try:
         return detect_isolation(prefer=request.param)

@@ -96,7 +96,12 @@ class LeNet5(nn.Module):
 """
 
 
-def model_notebook(body: str, name: str = "Hostile", *extra_cells: str):
-    """A notebook with the usual imports, LeNet5 and one more model class whose body is `body`."""
-    return notebook(IMPORTS, LENET5, f"class {name}(nn.Module):\n" + textwrap.indent(textwrap.dedent(body).strip(), "    "),
-                    *extra_cells)
+def model_cells(body: str, name: str = "Hostile", *extra_cells: str) -> list:
+    """The cells of a notebook with the usual imports, LeNet5 and one more model class whose body is `body`."""
+    sources = [IMPORTS, LENET5, f"class {name}(nn.Module):\n" + textwrap.indent(textwrap.dedent(body).strip(), "    "),
+               *extra_cells]
+    return [code(textwrap.dedent(c).strip() + "\n") for c in sources]
+
+
+def model_notebook(body: str, name: str = "Hostile", *extra_cells: str) -> Notebook:
+    return notebook(*model_cells(body, name, *extra_cells))

@@ -253,7 +253,7 @@ def test_cli_data_error_is_one_line_exit_2(tmp_path):
 
 
 def test_default_location_is_grader_data(tmp_path, monkeypatch):
-    from grader.data import default_data_dir
+    from grader.config import default_data_dir
 
     monkeypatch.setenv("GRADER_DATA", str(tmp_path / "d"))
     assert default_data_dir() == tmp_path / "d"

@@ -39,7 +39,7 @@ def test_markdown_sections(result):
     assert "| ✓ | two_cnn_classes | 20 / 20 | 2 CNN classes: LeNet5, ResDropNet |" in text
     assert "| ResDropNet | 77.1% | 76.5% | 71.0% | 70.0% |" in text  # reported vs reproduced
     assert "| ResNet20 (reference) | 82.0% | 272,474 |" in text
-    assert "- ResDropNet: forward returns a tuple; its first tensor (output[0]) is used as the logits" in text
+    assert "- ResDropNet: forward returns a tuple; its first tensor (output\\[0\\]) is used as the logits" in text
     assert text.index("## For the instructor") > text.index("## Learning curves")
     assert "- Flag: reported vs reproduced: example" in text
 

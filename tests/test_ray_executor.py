@@ -4,7 +4,6 @@ local executor, lost workers retried, and the data and sandbox prepared again on
 import os
 import shutil
 import signal
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,28 +84,30 @@ def test_a_lost_worker_is_retried_and_the_batch_completes(local_ray, tmp_path, r
 def test_another_node_writes_the_arrays_once_and_probes_its_own_sandbox(local_ray, small_rubric, training_context,
                                                                         isolation, tmp_path, monkeypatch):
     rubric, ctx = load_rubric(small_rubric), training_context
-    arrays = {name: np.load(path) for name, path in {**ctx.files, **ctx.labels}.items()}
+    arrays = {name: np.load(path) for name, path in ctx.files.items()}
     # As the driver's context looks on another node: its array files are not there.
-    elsewhere = tmp_path / "driver" / "grader-arrays-test"
-    moved = replace(ctx, files={k: str(elsewhere / f"{k}.npy") for k in ctx.files},
-                    labels={k: str(elsewhere / f"{k}.npy") for k in ctx.labels})
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node"))
-    (tmp_path / "node").mkdir()
+    elsewhere = tmp_path / "driver" / "arrays-test"
+    moved = replace(ctx, files={k: str(elsewhere / f"{k}.npy") for k in ctx.files})
+    monkeypatch.setenv("GRADER_STATE_DIR", str(tmp_path / "node"))  # that node's own private state
     node_isolation.cache_clear()
     options = GradeOptions(rubric=rubric, budget="quick", context=moved)
     local = node_options(options, SharedData([ray.put(arrays)], driver_host="another-host")).context
-    for name, path in {**local.files, **local.labels}.items():
-        assert Path(path).parent == tmp_path / "node" / "grader-arrays-test"
+    for name, path in local.files.items():
+        assert Path(path).parent == tmp_path / "node" / "arrays" / "arrays-test"
         assert np.array_equal(np.load(path), arrays[name])
-    assert set(local.files) == set(ctx.files) and set(local.labels) == set(ctx.labels)
+    assert set(local.files) == set(ctx.files) and local.labels is ctx.labels  # labels travel in memory only
     assert local.isolation.kind == isolation.kind and node_isolation.cache_info().misses == 1
-    # A later task on that node finds the files: nothing is fetched (here: nothing could be).
+    # A later task on that node finds the files, checks their bytes: nothing is fetched (here: nothing could be).
     later = node_options(options, SharedData([], driver_host="another-host")).context
     assert later.files == local.files and node_isolation.cache_info().hits == 1
+    # A file changed behind the grader's back is written again from the object store, never used.
+    Path(local.files["train_y"]).write_bytes(b"planted")
+    again = node_options(options, SharedData([ray.put(arrays)], driver_host="another-host")).context
+    assert np.array_equal(np.load(again.files["train_y"]), arrays["train_y"])
 
 
 def test_a_grader_failure_in_the_task_is_that_students_result(tmp_path, rubric, training_context):
-    ctx = replace(training_context, files={"train_x": str(tmp_path / "gone" / "train_x.npy")}, labels={})
+    ctx = replace(training_context, files={"train_x": str(tmp_path / "gone" / "train_x.npy")})
     notebook = SUBMISSIONS / "complete.ipynb"
     result = grade_on_node(Submission("ann", notebook), notebook.read_bytes(),
                            GradeOptions(rubric=rubric, budget="quick", context=ctx), SharedData([], "another-host"))

@@ -1,7 +1,9 @@
 """Retraining the student's classes in the sandbox, with the metrics computed by the parent."""
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,6 @@ from grader.child.config import TrainConfig
 from grader.child.protocol import TRAIN_INPUTS, EpochRecord, History
 from grader.grading.grade import grade_submission
 from grader.rubric import load_rubric
-from grader.training.context import LABELS
 from grader.training.retrain import score_epochs
 from nbfactory import code, write
 from support import SUBMISSIONS, assert_page_shows_tables_and_curves, chromium
@@ -19,9 +20,10 @@ from support import SUBMISSIONS, assert_page_shows_tables_and_curves, chromium
 def test_the_child_gets_no_validation_or_test_labels(training_context):
     ctx = training_context
     assert set(ctx.files) == set(TRAIN_INPUTS) == {"train_x", "train_y", "val_x", "test_x"}
-    assert set(ctx.labels) == set(LABELS) == {"val_y", "test_y"}
+    assert set(ctx.labels) == {"val", "test"}  # in memory: no file holds them
     assert np.load(ctx.files["train_x"]).shape == (800, 3, 32, 32)  # the quick budget's subset
-    assert np.load(ctx.files["val_x"]).shape[0] == len(np.load(ctx.labels["val_y"])) == 400
+    assert np.load(ctx.files["val_x"]).shape[0] == len(ctx.labels["val"]) == 400
+    assert not any(name.startswith(("val_y", "test_y")) for name in os.listdir(Path(ctx.files["val_x"]).parent))
     assert set(ctx.references) == {"LeNet5", "ResNet20"}
     assert all(run.history is not None and run.test_accuracy is not None for run in ctx.references.values())
 

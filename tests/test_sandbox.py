@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from grader.errors import SandboxError
 from grader.sandbox.files import ArraySpec
-from grader.sandbox.isolation import Isolation, detect_isolation, require
+from grader.sandbox.detect import detect_isolation
+from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.process import Limits, Phase, run_in_sandbox
 
 ROOT = os.geteuid() == 0
@@ -149,8 +150,9 @@ def test_require_isolation_refuses_without_a_network_namespace():
 def test_an_interpreter_uid_65534_cannot_run_is_reported_with_what_to_do(tmp_path):
     import venv
 
-    private = tmp_path / "private"  # pytest's tmp folders are mode 700, like /root
+    private = tmp_path / "private"
     venv.EnvBuilder(symlinks=True, with_pip=False).create(private)
+    os.chmod(private, 0o700)  # like a pyenv installation in a home folder only its owner may enter
     with pytest.raises(SandboxError) as e:
         detect_isolation(str(private / "bin" / "python"), prefer="namespace")
     assert "uid 65534 cannot run" in str(e.value)

@@ -8,6 +8,7 @@ defined here once, and the grader imports it from here:
     protocol.py   the request, the report, the phases, the files; History and EpochRecord
     config.py     TrainConfig, the fixed training configuration
     __main__.py   the entry script; main.py the child's program; explain.py errors in words
+    seal.py       what student code must not replace in this process
     runtime.py    device flags and what a model can do (logits_of: the logits of a forward)
     train.py      the fixed-config trainer (also trains the reference networks in the grader)
 

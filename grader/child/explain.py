@@ -42,6 +42,9 @@ def explain(e: BaseException, phase: str, layers: list, attempts: list[str]) -> 
         return "processes", (
             f"the code tried to start more processes than the sandbox allows {where} ({text}); "
             "model classes must not spawn processes")
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk", (f"the code filled its working folder ({e.strerror}) {where}; the sandbox caps what a "
+                        "model may write: do not write large files in the model classes")
     if isinstance(e, OSError) and e.filename:
         return "file", (
             f"the code tried to open {e.filename} {where} ({e.strerror}); the model code may only use "

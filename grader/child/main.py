@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from grader.child.explain import explain
 from grader.child.protocol import CHECK_BATCH, PROGRESS, REQUEST, RESULT, SUBMISSION, TRAIN_INPUTS, Report, Request
+from grader.child.seal import Seal, guarded
 
 ATTEMPTS: list[str] = []  # what the student's code tried that the sandbox forbids (from audit events)
 
@@ -77,6 +78,12 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
     from grader.child.runtime import ModelError, logits_of
     from grader.child.train import TrainingData, train  # the trainer is in place before any student code runs
 
+    if request.task == "train":  # torch patches these itself the first time (profiling hooks, dynamo): let it, first
+        for optimizer in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
+            optimizer([torch.zeros(1, requires_grad=True)], lr=0.1)
+    me = sys.modules[__name__]
+    untouched = _refuse_if_changed(Seal(guarded(torch, request.task) + [(me, n) for n in (
+        "_count", "_meta_params", "_forward", "_train", "_refuse_if_too_big", "_write_json")]))
     torch.manual_seed(request.seed)
     module = _import_module(os.path.join(in_dir, SUBMISSION))
     cls = getattr(module, request.model.name, None)
@@ -84,19 +91,36 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
         raise _Refused("missing", f"class {request.model.name} is not defined as an nn.Module by the extracted code")
     progress.enter("instantiate")
     model = _build(torch, cls, request, progress)
+    untouched()
     if request.task == "train":
         progress.enter("train")
-        return _train(np, torch, TrainingData, train, model, request, in_dir, progress)
+        report = _train(np, torch, TrainingData, train, model, request, in_dir, progress)
+        untouched()
+        return report
     progress.enter("forward")
     batch = torch.from_numpy(np.load(os.path.join(in_dir, f"{CHECK_BATCH}.npy"), allow_pickle=False))
     try:
         logits, note = logits_of(_forward(torch, model, batch, progress))
     except ModelError as e:
         raise _Refused("not_tensor", str(e)) from None
+    untouched()
     if logits.is_floating_point() or logits.dtype in (torch.int64, torch.int32, torch.bool):
         np.save("out/logits.npy", logits.detach().float().cpu().numpy())
     return progress.final(ok=True, kind="ok", out_shape=tuple(logits.shape),
                           out_dtype=str(logits.dtype).replace("torch.", ""), logits_note=note)
+
+
+def _refuse_if_changed(seal: Seal):
+    """A check bound now, so that a later replacement of this module's names cannot hide from it."""
+    changed = seal.changed
+
+    def untouched() -> None:
+        names = changed()
+        if names:
+            raise _Refused("tamper", f"the model code replaced {', '.join(names[:4])}: model classes must not "
+                                     "patch torch or the grader")
+
+    return untouched
 
 
 def _import_module(path: str):

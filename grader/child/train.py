@@ -138,6 +138,28 @@ def _scores(data: TrainingData) -> Callable[[Split, torch.Tensor], tuple[float, 
 
 # ---- optimizer and schedule ----------------------------------------------------------------------
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Batches in an epoch of n images: a last batch of one image breaks BatchNorm's training
+    statistics, so it is dropped."""
+    return n // batch_size + (1 if n % batch_size > 1 else 0)
+
+
+def scheduled_lrs(config: TrainConfig, n: int) -> list[float]:
+    """The learning rate of each epoch's last step under `config` for n training images: what an
+    honest run records in its History, computed here without a model."""
+    steps = steps_per_epoch(n, config.batch_size)
+    opt = _optimizer(nn.Linear(1, 1), config, torch.device("cpu"))
+    sched = _schedule(opt, config, steps * config.epochs)
+    lrs = []
+    for step in range(steps * config.epochs):
+        lr = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+        if (step + 1) % steps == 0:
+            lrs.append(lr)
+    return lrs
+
+
 def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     # Fused kernels update every parameter in one launch on CUDA; the CPU keeps the default loop.
@@ -189,8 +211,7 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     images, labels = images.to(device), labels.to(device)  # resident for the whole run, as uint8
     val_images = data.val_images.to(device)
     n, bs = len(labels), config.batch_size
-    # A last batch of one image breaks BatchNorm's training statistics: drop it.
-    steps = n // bs + (1 if n % bs > 1 else 0)
+    steps = steps_per_epoch(n, bs)
     if n % bs == 1:
         notes.append("the last training batch of each epoch held 1 image and was dropped (BatchNorm needs 2)")
     if steps == 0:
@@ -282,4 +303,4 @@ def _peak_memory(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-__all__ = ["OnLogits", "TrainingData", "predict_logits", "train"]
+__all__ = ["OnLogits", "TrainingData", "predict_logits", "scheduled_lrs", "steps_per_epoch", "train"]

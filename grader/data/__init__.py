@@ -10,17 +10,14 @@ Imports torch; the static `grader check` path never imports this package.
 
 from grader.data.dataset import (
     Cifar10,
-    default_data_dir,
     load_cifar10,
     split_indices,
     training_data,
-    user_cache_dir,
 )
 from grader.data.download import download_cifar10
 from grader.data.formats import CLASSES
 from grader.data.synthetic import write_synthetic
 
 __all__ = [
-    "CLASSES", "Cifar10", "default_data_dir", "download_cifar10", "load_cifar10",
-    "split_indices", "training_data", "user_cache_dir", "write_synthetic",
+    "CLASSES", "Cifar10", "download_cifar10", "load_cifar10", "split_indices", "training_data", "write_synthetic",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,24 +17,13 @@ import numpy as np
 import torch
 
 from grader.child.train import TrainingData
-from grader.config import DataConfig
+from grader.config import DataConfig, default_data_dir, user_cache_dir
 import grader.data.formats as formats
 from grader.errors import DataError
 
 CACHE_SCHEMA = "grader.datacache/1"
 CACHE_DIRNAME = ".grader-cache"
 _ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
-
-
-def user_cache_dir() -> Path:
-    """The grader's cache root: $XDG_CACHE_HOME/cnn-grader or ~/.cache/cnn-grader."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnn-grader"
-
-
-def default_data_dir() -> Path:
-    """Where CIFAR-10 lives when no folder is given: $GRADER_DATA, else <user cache>/data."""
-    env = os.environ.get("GRADER_DATA")
-    return Path(env).expanduser() if env else user_cache_dir() / "data"
 
 
 @dataclass(frozen=True)
@@ -204,4 +192,4 @@ def load_cifar10(path: str | Path | None = None, *, cache: bool = True) -> Cifar
     )
 
 
-__all__ = ["Cifar10", "TrainingData", "default_data_dir", "load_cifar10", "split_indices", "training_data", "user_cache_dir"]
+__all__ = ["Cifar10", "load_cifar10", "split_indices", "training_data"]

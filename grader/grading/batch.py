@@ -52,11 +52,15 @@ def grade_batch(
     workers: int = 1,
     executor: Executor | None = None,
     data_dir: Path | None = None,
-    require_isolation: bool = False,
+    require_isolation: bool = True,
     on_start: Callable[[int, int], None] = lambda total, todo: None,
     on_done: Callable[[GradeResult, bool], None] = lambda result, reused: None,
 ) -> BatchReport:
-    """Grade what changed in `root` into `out` with `executor` (default: a local pool of `workers`)."""
+    """Grade what changed in `root` into `out` with `executor` (default: a local pool of `workers`).
+
+    A class's code runs only walled off: where no sandbox works this refuses (SandboxError) unless
+    `require_isolation` is False, which the instructor must ask for (`--allow-unisolated`).
+    """
     submissions = discover(root)
     report = BatchReport()
     todo: list[Submission] = []

@@ -87,7 +87,7 @@ def _with_runs(result: GradeResult, notebook: Notebook, analysis: Analysis, rubr
     scored = run_checks(RunFacts(analysis, retrained.checks, retrained.runs, ctx.references, rubric))
     return replace(
         result, checks=result.checks + scored.checks, runs=dict(retrained.runs), references=dict(ctx.references),
-        flags=result.flags + scored.flags, warnings=result.warnings + retrained.warnings,
+        flags=result.flags + scored.flags + retrained.flags, warnings=result.warnings + retrained.warnings,
         provenance=replace(result.provenance, run=ctx.provenance()),
     )
 

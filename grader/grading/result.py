@@ -141,7 +141,7 @@ def _from_v1(old: Mapping[str, Any]) -> dict:
     run = None
     if "device" in prov:
         run = {"device": prov["device"], "torch": prov.get("torch", ""), "isolation": prov.get("isolation", ""),
-               "sandbox_uid": prov.get("sandbox_uid", -1), "isolation_note": prov.get("isolation_note", ""),
+               "isolation_note": prov.get("isolation_note", ""),
                "data_sha256": prov.get("data_sha256", ""), "data_note": prov.get("data_note", ""),
                "train_config": prov.get("train_config") or {}}
     rubric = prov.get("rubric") or {}

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from grader.analysis import METRICS
 from grader.grading.result import GradeResult
+from grader.report.text import clean
 
 _LABELS = {"train_loss": "train loss", "val_loss": "val loss", "val_acc": "val acc", "test_acc": "test acc"}
 
@@ -19,9 +20,10 @@ _LABELS = {"train_loss": "train loss", "val_loss": "val loss", "val_acc": "val a
 def print_result(result: GradeResult, console: Console | None = None) -> None:
     console = console or Console()
     if result.status == "error":
-        console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error: ", "bold red"), clean(result.error)), highlight=False, soft_wrap=True)
         return
-    console.print(f"[bold]{result.notebook}[/]  [dim]rubric {result.provenance.rubric_source}[/]", highlight=False)
+    console.print(Text.assemble((clean(result.notebook), "bold"), "  ", (f"rubric {clean(result.provenance.rubric_source)}", "dim")),
+                  highlight=False)
     if result.models:
         console.print(_models_table(result))
     if result.reported:
@@ -30,7 +32,7 @@ def print_result(result: GradeResult, console: Console | None = None) -> None:
         console.print(_runs_table(result))
     console.print(_checks_table(result))
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(Text.assemble(("warning: ", "yellow"), clean(warning)), highlight=False)
     summary = f"score {result.score:g} / {result.max_score:g}"
     if result.failing:
         console.print(f"[bold red]{len(result.failing)} required check(s) fail[/] - {summary}", highlight=False)
@@ -43,15 +45,15 @@ def _models_table(result: GradeResult) -> Table:
     for column in ("class", "role", "CNN", "where", "why"):
         table.add_column(column)
     for m in result.models:
-        where = f"cell {m.cell}:{m.line}"
+        where, name, reason = f"cell {m.cell}:{m.line}", clean(m.name), clean(m.reason)
         if m.kind == "model":
             role = m.role + (" (guess)" if m.role_guessed else "")
-            table.add_row(m.name, role, "yes" if m.is_cnn else "[red]no[/]", where, m.reason)
+            table.add_row(Text(name), role, "yes" if m.is_cnn else "[red]no[/]", where, Text(reason))
         elif m.kind == "helper":
-            table.add_row(Text(m.name, style="dim"), Text("helper", style="dim"), "yes" if m.is_cnn else "no", where,
-                          Text(m.reason, style="dim"))
+            table.add_row(Text(name, style="dim"), Text("helper", style="dim"), "yes" if m.is_cnn else "no", where,
+                          Text(reason, style="dim"))
         else:
-            table.add_row(Text(m.name, style="yellow"), Text("not a class", style="yellow"), "?", where, m.kind)
+            table.add_row(Text(name, style="yellow"), Text("not a class", style="yellow"), "?", where, m.kind)
     return table
 
 
@@ -66,7 +68,7 @@ def _reported_table(result: GradeResult) -> Table:
         for metric in METRICS:
             value = getattr(r, metric)
             cells.append("[dim]-[/]" if value is None else (f"{value:.2%}" if metric.endswith("acc") else f"{value:.4g}"))
-        table.add_row(name, *cells, "[dim]-[/]" if r.epochs is None else str(r.epochs))
+        table.add_row(Text(clean(name)), *cells, "[dim]-[/]" if r.epochs is None else str(r.epochs))
     return table
 
 
@@ -82,7 +84,8 @@ def _runs_table(result: GradeResult) -> Table:
     for name, r, suffix in rows:
         pct = lambda v: "[dim]-[/]" if v is None else f"{v:.2%}"  # noqa: E731
         params = f"{r.params:,}" if r.params is not None else "-"
-        table.add_row(name + suffix, pct(r.val_accuracy), pct(r.test_accuracy), params, f"{r.seconds:.1f}", r.error or "")
+        table.add_row(Text(clean(name) + suffix), pct(r.val_accuracy), pct(r.test_accuracy), params, f"{r.seconds:.1f}",
+                      Text(clean(r.error or "")))
     return table
 
 
@@ -94,7 +97,7 @@ def _checks_table(result: GradeResult) -> Table:
     table.add_column("result")
     for c in result.checks:
         mark = "[green]✓[/]" if c.passed else ("[red]✗[/]" if c.required else "[yellow]![/]")
-        text = Text(c.message)
+        text = Text(clean(c.message))
         if c.hint:
             text.append("\n→ " + c.hint, style="cyan")
         table.add_row(mark, c.id, f"{c.points:g}/{c.max_points:g}", text)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from pathlib import Path
 
 from grader.grading.result import GradeResult, write_atomic
+from grader.report.text import code_span
+from grader.report.text import markdown as md
 from grader.typed import to_plain
 
 CURVES = "curves.png"
@@ -20,16 +21,6 @@ CURVES = "curves.png"
 
 def _pct(value: float | None) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _code(text: str) -> str:
-    """`text` as inline code whatever backticks it holds (a line of the student's output)."""
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    return f"{fence} {text} {fence}" if text.startswith("`") or text.endswith("`") else f"{fence}{text}{fence}"
 
 
 _METRIC_WORDS = {"train_loss": "training loss", "val_loss": "validation loss", "val_acc": "validation accuracy",
@@ -41,14 +32,14 @@ def _and(words: list[str]) -> str:
 
 
 def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
-    lines = [f"# Feedback for {result.student}", ""]
+    lines = [f"# Feedback for {md(result.student)}", ""]
     if result.status == "error":
-        lines += [f"**This submission could not be graded:** {result.error}", ""]
+        lines += [f"**This submission could not be graded:** {md(result.error)}", ""]
     lines += [f"**Score: {result.score:g} / {result.max_score:g}**", "", "## Checks", "",
               "| | Check | Points | What the grader found |", "|---|---|---|---|"]
     for c in result.checks:
         mark = "✓" if c.passed else ("✗" if c.required else "!")  # glyphs every font has
-        lines.append(f"| {mark} | {c.id} | {c.points:g} / {c.max_points:g} | {_cell(c.message)} |")
+        lines.append(f"| {mark} | {c.id} | {c.points:g} / {c.max_points:g} | {md(c.message)} |")
     fixes = [c for c in result.checks if not c.passed and c.hint]
     if fixes:
         lines += ["", "### How to fix", ""] + [f"- **{c.id}**: {c.hint}" for c in fixes]
@@ -57,7 +48,7 @@ def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
         lines += ["", "## Your models", "", "| Class | Role | CNN |", "|---|---|---|"]
         for m in classes:
             role = m.role + (" (guessed)" if m.role_guessed else "")
-            lines.append(f"| {m.name} | {role} | {'yes' if m.is_cnn else 'no'} |")
+            lines.append(f"| {md(m.name)} | {role} | {'yes' if m.is_cnn else 'no'} |")
     pair = [n for n in (result.baseline, result.proposed) if n]
     if pair:
         lines += _reported_vs_reproduced(result, pair)
@@ -66,8 +57,8 @@ def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
         rows = [(f"{n} (reference)", r) for n, r in result.references.items()] + [(f"{n} (yours)", r) for n, r in result.runs.items()]
         for label, r in sorted(rows, key=lambda row: row[1].test_accuracy or 0):
             params = f"{r.params:,}" if r.params is not None else "–"
-            lines.append(f"| {label} | {_pct(r.test_accuracy)} | {params} |")
-    notes = [f"- {name}: {note}" for name, run in result.runs.items() for note in run.notes]
+            lines.append(f"| {md(label)} | {_pct(r.test_accuracy)} | {params} |")
+    notes = [f"- {md(name)}: {md(note)}" for name, run in result.runs.items() for note in run.notes]
     if notes:
         lines += ["", "Notes from the retraining:", "", *notes]
     if curves:
@@ -84,7 +75,7 @@ def _reported_vs_reproduced(result: GradeResult, pair: list[str]) -> list[str]:
              "| Model | Reported val acc | Reported test acc | Reproduced val acc | Reproduced test acc |", "|---|---|---|---|---|"]
     for name in pair:
         rep, run = result.reported.get(name), result.runs.get(name)
-        lines.append(f"| {name} | {_pct(rep and rep.val_acc)} | {_pct(rep and rep.test_acc)} | "
+        lines.append(f"| {md(name)} | {_pct(rep and rep.val_acc)} | {_pct(rep and rep.test_acc)} | "
                      f"{_pct(run and run.val_accuracy)} | {_pct(run and run.test_accuracy)} |")
     read: dict[tuple[str, str], list[str]] = {}  # (model, where) -> the metrics read there, in METRICS order
     for name in pair:
@@ -94,21 +85,21 @@ def _reported_vs_reproduced(result: GradeResult, pair: list[str]) -> list[str]:
         lines += ["", "Where the grader read your figures:", ""]
         for (name, where), metrics in read.items():
             cell, _, line = where.partition(": ")
-            lines.append(f"- {name} {_and(metrics)}: read from {cell}: {_code(line)}")
+            lines.append(f"- {md(name)} {_and(metrics)}: read from {cell}: {code_span(line)}")
     return lines
 
 
 def _instructor_appendix(result: GradeResult) -> list[str]:
     lines = ["", "---", "", "## For the instructor", ""]
-    lines += [f"- Flag: {f}" for f in result.flags] or ["- No flags."]
-    lines += [f"- Warning: {w}" for w in result.warnings]
+    lines += [f"- Flag: {md(f)}" for f in result.flags] or ["- No flags."]
+    lines += [f"- Warning: {md(w)}" for w in result.warnings]
     prov, run = result.provenance, result.provenance.run
     if run:
         config = ", ".join(f"{k}={v}" for k, v in to_plain(run.train_config).items())
         lines += ["", f"Grader's training config ({prov.budget}): {config}"]
     for name, settings in result.student_settings.items():
-        shown = ", ".join(f"{k}={v}" for k, v in settings.items()) or "not found in the notebook"
-        lines.append(f"- {name} as the student trained it: {shown}")
+        shown = ", ".join(f"{md(k)}={md(v)}" for k, v in settings.items()) or "not found in the notebook"
+        lines.append(f"- {md(name)} as the student trained it: {shown}")
     facts = [("grader_version", prov.grader_version), ("budget", prov.budget)]
     if run:
         facts += [("torch", run.torch), ("device", run.device), ("isolation", run.isolation)]

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from grader.grading.result import GradeResult
+from grader.report.text import clean
 
 
 def cell_lines(notebook: Path) -> dict[int, int]:
@@ -27,8 +28,8 @@ def cell_lines(notebook: Path) -> dict[int, int]:
 
 
 def _escape(value: str) -> str:
-    # GitHub's workflow-command encoding for data and properties.
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # GitHub's workflow-command encoding for data and properties; control characters dropped.
+    return clean(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def annotations(result: GradeResult, notebook: Path) -> list[str]:

@@ -7,19 +7,20 @@ max_score, status and output; an optional leaderboard).
 from __future__ import annotations
 
 from grader.grading.result import GradeResult
+from grader.report.text import clean
 
 
 def gradescope_results(result: GradeResult) -> dict:
     tests = []
     for number, c in enumerate(result.checks, 1):
-        output = c.message + (f"\nHow to fix: {c.hint}" if c.hint else "")
+        output = clean(c.message) + (f"\nHow to fix: {c.hint}" if c.hint else "")
         tests.append({
             "name": c.id, "number": str(number), "score": c.points, "max_score": c.max_points,
             "status": "passed" if c.passed else "failed", "output": output,
         })
     summary = f"{result.student}: {result.score:g} / {result.max_score:g}"
     if result.error:
-        summary += f"\nThis submission could not be graded: {result.error}"
+        summary += f"\nThis submission could not be graded: {clean(result.error)}"
     payload = {"score": result.score, "output": summary, "stdout_visibility": "hidden", "tests": tests}
     accuracy = result.test_accuracy
     if accuracy is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from grader.grading.result import GradeResult
+from grader.report.text import clean
 
 
 def junit_xml(result: GradeResult) -> str:
@@ -13,11 +14,11 @@ def junit_xml(result: GradeResult) -> str:
                        errors="1" if result.status == "error" else "0")
     if result.status == "error":
         case = ET.SubElement(suite, "testcase", classname="grader", name="notebook")
-        ET.SubElement(case, "error", message=result.error or "could not be graded")
+        ET.SubElement(case, "error", message=clean(result.error or "could not be graded"))
     for c in result.checks:
         case = ET.SubElement(suite, "testcase", classname="grader", name=c.id)
-        ET.SubElement(case, "system-out").text = f"{c.points:g}/{c.max_points:g} {c.message}"
+        ET.SubElement(case, "system-out").text = f"{c.points:g}/{c.max_points:g} {clean(c.message)}"
         if not c.passed:
             kind = "failure" if c.required else "skipped"
-            ET.SubElement(case, kind, message=c.message).text = c.hint
+            ET.SubElement(case, kind, message=clean(c.message)).text = clean(c.hint)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

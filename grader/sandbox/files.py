@@ -10,6 +10,7 @@ ever unpickles.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from dataclasses import dataclass
@@ -69,7 +70,11 @@ def read_record(path: Path, kind: type[T]) -> T | None:
 
 
 def load_array(path: Path, spec: ArraySpec):
-    """The validated array in `path`, or None when there is no such file."""
+    """The validated array in `path`, or None when there is no such file.
+
+    The header is read first and must describe exactly the bytes that follow it: a header that
+    claims (4, 10, 10**12) floats in a 160-byte file is rejected before anything is allocated.
+    """
     import io
 
     import numpy as np
@@ -77,17 +82,28 @@ def load_array(path: Path, spec: ArraySpec):
     raw = _read_regular(path, spec.max_bytes)
     if raw is None:
         return None
+    stream = io.BytesIO(raw)
     try:
-        array = np.load(io.BytesIO(raw), allow_pickle=False)
+        version = np.lib.format.read_magic(stream)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise ValueError(f"format version {version} (np.save writes 1.0)")
+        shape, _, dtype = readers[version](stream)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise ChildOutputError(f"{path.name} is not a plain .npy array ({e})") from None
+    if dtype.hasobject or dtype.kind not in spec.kinds:
+        raise ChildOutputError(f"{path.name} has dtype {dtype}, expected kind {spec.kinds!r}")
+    if spec.shape and (len(shape) != len(spec.shape) or any(
+            want is not None and got != want for got, want in zip(shape, spec.shape))):
+        want = ", ".join("N" if w is None else str(w) for w in spec.shape)
+        raise ChildOutputError(f"{path.name} has shape {tuple(shape)}, expected ({want})")
+    body = len(raw) - stream.tell()
+    if body != math.prod(shape) * dtype.itemsize:
+        raise ChildOutputError(f"{path.name} claims shape {tuple(shape)} of {dtype} but holds {body} bytes of data")
+    try:
+        return np.load(io.BytesIO(raw), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ChildOutputError(f"{path.name} is not a plain .npy array ({e})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in spec.kinds or array.dtype.hasobject:
-        raise ChildOutputError(f"{path.name} has dtype {getattr(array, 'dtype', '?')}, expected kind {spec.kinds!r}")
-    if spec.shape and (array.ndim != len(spec.shape) or any(
-            want is not None and got != want for got, want in zip(array.shape, spec.shape))):
-        want = ", ".join("N" if w is None else str(w) for w in spec.shape)
-        raise ChildOutputError(f"{path.name} has shape {array.shape}, expected ({want})")
-    return array
 
 
 def _read_regular(path: Path, max_bytes: int) -> bytes | None:

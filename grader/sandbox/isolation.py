@@ -1,43 +1,44 @@
-"""How student code is walled off: pick the strongest isolation that works here, and build its command.
+"""How a child is walled off: the kinds of isolation, what the child sees, and whose uid it runs as.
 
-Three kinds, strongest first:
+Three kinds, strongest first (grader/sandbox/detect.py probes which work here):
 
 - ``bubblewrap``: ``bwrap`` with new network, PID, IPC and UTS namespaces and a root filesystem
-  that shows only /usr, the Python installation and the sandbox's own folders (no grader files,
-  no dataset, no home directories);
-- ``namespace``: ``unshare`` with new network and PID namespaces; the filesystem is the host's,
-  guarded only by the unprivileged uid;
-- ``none``: no namespaces (the report says so and ``--require-isolation`` refuses).
+  that shows only /usr, a few files of /etc, the Python installation and the child's own folders;
+- ``namespace`` (root only): ``unshare`` with new mount, network and PID namespaces; a script run
+  as root inside them hides every top-level folder but /usr, /dev and /proc under empty tmpfs
+  (/tmp, /run, /home, /root, /var, /opt, the data, the results...), brings back only the Python
+  installation and a few files of /etc, and mounts the child's folders as under bubblewrap;
+- ``none`` (not as root): no namespaces; the child runs as the grader's own user and sees what
+  it sees. The report says so and ``--require-isolation`` refuses it.
 
-When the grader runs as root the child always runs as uid/gid 65534 (``setpriv``), in every kind:
-student code never runs as root. Each kind is *probed* by running the real interpreter through
-the real wrapper, because a wrapper can exist and still fail (no user namespaces, an interpreter
-the sandbox user cannot read: a pyenv Python under /root, mode 700).
+What a child sees in every walled-off kind: its inputs read-only (`Layout.in_dir` and the large
+arrays bound file by file, never linked to the grader's copies), a working folder that is a
+fresh tmpfs of `Layout.work_bytes` (its disk cap), and in it `out/`, the one folder shared with
+the grader. As root the child runs as a uid of its own (`exclusive_uid`), never as root.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass, replace
+import shlex
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from grader.errors import SandboxError
+from grader.sandbox.state import state_dir
 
 NOBODY = 65534
 KINDS = ("bubblewrap", "namespace", "none")
-# Where the sandbox's folders appear inside bubblewrap; elsewhere they keep their host paths.
-BWRAP_IN, BWRAP_WORK = "/sandbox/in", "/sandbox/work"
+# Where the child's folders appear: under bubblewrap's own root, or in the namespace's fresh /tmp.
+INSIDE = {"bubblewrap": "/sandbox", "namespace": "/tmp/sandbox"}
 # Host files a Python process reads at start-up (dynamic loader cache, user names for getpass).
-_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime")
-PROBE_TIMEOUT_S = 60.0
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime")
+# Top-level folders the namespace kind leaves visible (read as they are on the host).
+SYSTEM = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc", "dev"}
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,11 @@ class Isolation:
     kind: str
     """'bubblewrap', 'namespace' or 'none'."""
     uid: int
-    """The uid the child runs as (65534 whenever the grader runs as root)."""
+    """The uid the child runs as (one of 65534 and 65001-65063 whenever the grader runs as root)."""
     python: str
     """The interpreter that runs the child."""
     python_paths: tuple[str, ...] = ()
-    """Folders of that interpreter's installation (bound read-only under bubblewrap)."""
+    """Folders of that interpreter's installation (bound read-only inside)."""
     note: str = ""
     """Why this kind was chosen: what the stronger kinds lacked."""
 
@@ -60,45 +61,32 @@ class Isolation:
         return self.uid != os.geteuid()
 
 
-def detect_isolation(python: str | None = None, *, prefer: str | None = None) -> Isolation:
-    """Probe bubblewrap, then namespaces, then none; return the first that runs `python`.
+@dataclass(frozen=True)
+class Layout:
+    """One child's folders on the host, and how they are shown to it."""
 
-    `python` defaults to $GRADER_SANDBOX_PYTHON, else this interpreter. `prefer` forces one kind
-    (tests use it); a forced kind that does not work raises SandboxError. As root, a kind that
-    cannot start the interpreter as uid 65534 is never replaced by running as root.
-    """
-    python = python or os.environ.get("GRADER_SANDBOX_PYTHON") or sys.executable
-    paths = _python_paths(python)
-    uid = NOBODY if os.geteuid() == 0 else os.geteuid()
-    if uid == NOBODY and not shutil.which("setpriv"):
-        raise SandboxError(
-            "the grader runs as root but `setpriv` (util-linux) is missing, so student code would run "
-            "as root; install util-linux or run the grader as an ordinary user"
-        )
-    failures: list[str] = []
-    for kind in (prefer,) if prefer else KINDS:
-        iso = Isolation(kind, uid, python, paths)
-        problem = _probe(iso)
-        if not problem:
-            return Isolation(kind, uid, python, paths, note="; ".join(failures))
-        failures.append(f"{kind}: {problem}")
-        if problem.startswith("uid"):  # the interpreter itself is unreachable: no kind will do
-            break
-    raise SandboxError(failures[-1] if len(failures) == 1 else "no sandbox works here (" + "; ".join(failures) + ")")
+    in_dir: Path
+    """Small inputs (the request, the extracted module, the child package); read-only inside."""
+    work_dir: Path
+    """Holds out/; under `none` it is also the child's working folder."""
+    binds: Mapping[str, Path] = field(default_factory=dict)
+    """Large inputs, shown read-only in in/ under these names (an empty file of that name must exist there)."""
+    work_bytes: int = 2 * 2**30
+    """Size of the child's working folder, a tmpfs: what it may write in all."""
+
+    @property
+    def out_dir(self) -> Path:
+        return self.work_dir / "out"
 
 
-def require(iso: Isolation) -> None:
-    """Refuse (SandboxError) unless the child gets its own network namespace."""
-    if iso.kind == "none":
-        raise SandboxError(
-            "--require-isolation: no network isolation is possible here ("
-            + (iso.note or "neither bwrap nor unshare works")
-            + "); install bubblewrap (apt-get install bubblewrap) or allow user namespaces, "
-            "or drop --require-isolation"
-        )
+def inside_paths(iso: Isolation, layout: Layout) -> tuple[str, str]:
+    """Where in/ and the working folder appear to the child."""
+    if iso.kind in INSIDE:
+        return f"{INSIDE[iso.kind]}/in", f"{INSIDE[iso.kind]}/work"
+    return str(layout.in_dir), str(layout.work_dir)
 
 
-def command(iso: Isolation, argv: list[str], in_dir: Path, work_dir: Path, limits: dict[str, int]) -> list[str]:
+def command(iso: Isolation, argv: list[str], layout: Layout, limits: Mapping[str, int]) -> list[str]:
     """The full command line that runs `argv` (paths as seen inside) under `iso` with rlimits.
 
     `limits` maps prlimit option names (cpu, fsize, nofile, nproc) to values. prlimit comes last,
@@ -106,27 +94,35 @@ def command(iso: Isolation, argv: list[str], in_dir: Path, work_dir: Path, limit
     """
     inner = ["prlimit", *(f"--{k}={v}" for k, v in limits.items()), "--", *argv]
     if iso.drops_uid:
-        inner = [
-            "setpriv", f"--reuid={iso.uid}", f"--regid={iso.uid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *inner,
-        ]
+        inner = ["setpriv", f"--reuid={iso.uid}", f"--regid={iso.uid}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *inner]
     if iso.kind == "bubblewrap":
-        return _bwrap(iso, in_dir, work_dir) + ["--", *inner]
+        return _bwrap(iso, layout) + ["--", *inner]
     if iso.kind == "namespace":
-        userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
-        return ["unshare", *userns, "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--", *inner]
+        return ["unshare", "--mount", "--propagation", "private", "--net", "--pid", "--fork", "--kill-child",
+                "--mount-proc", "--", "sh", "-ec", _namespace_script(iso, layout), "sh", *inner]
     return inner
 
 
-def inside_paths(iso: Isolation, in_dir: Path, work_dir: Path) -> tuple[str, str]:
-    """Where the in/ and work/ folders appear to the child."""
-    if iso.kind == "bubblewrap":
-        return BWRAP_IN, BWRAP_WORK
-    return str(in_dir), str(work_dir)
+def require(iso: Isolation) -> None:
+    """Refuse (SandboxError) unless the child is walled off: its own namespaces and filesystem view."""
+    if iso.kind == "none":
+        raise SandboxError(
+            "--require-isolation: student code cannot be isolated here ("
+            + (iso.note or "neither bwrap nor unshare works")
+            + "); install bubblewrap (apt-get install bubblewrap) or allow user namespaces, "
+            "or drop --require-isolation"
+        )
 
 
-def _bwrap(iso: Isolation, in_dir: Path, work_dir: Path) -> list[str]:
-    # No --unshare-user: as root, a user namespace would map the child back to host uid 0.
+def _gpu() -> bool:
+    return any(Path("/dev").glob("nvidia*"))
+
+
+def _bwrap(iso: Isolation, layout: Layout) -> list[str]:
+    # No --unshare-user as root: a user namespace would map the child back to host uid 0. As
+    # another user, bwrap makes one itself, and the child can reach nothing outside its folders.
+    inside_in, inside_work = inside_paths(iso, layout)
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent",
             "--ro-bind", "/usr", "/usr", "--dev", "/dev", "--proc", "/proc"]
@@ -136,132 +132,110 @@ def _bwrap(iso: Isolation, in_dir: Path, work_dir: Path) -> list[str]:
             args += ["--symlink", os.readlink(link), str(link)]
         elif link.is_dir():
             args += ["--ro-bind", str(link), str(link)]
-    for name in _ETC_FILES:
+    for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     own = [p for p in iso.python_paths if not p.startswith("/usr/")]
     made: set[str] = {"/", "/usr", "/etc", "/dev", "/proc"}
-    for path in [*own, BWRAP_IN, BWRAP_WORK]:
-        # bwrap creates missing parents mode 0700 (as root), which uid 65534 cannot cross.
+    for path in [*own, inside_in]:
+        # bwrap creates missing parents mode 0700 (as root), which the child's uid cannot cross.
         for parent in reversed(Path(path).parents):
             if str(parent) not in made:
                 made.add(str(parent))
                 args += ["--perms", "0755", "--dir", str(parent)]
     for path in own:
         args += ["--ro-bind", path, path]
-    args += ["--ro-bind", str(in_dir), BWRAP_IN, "--bind", str(work_dir), BWRAP_WORK, "--chdir", BWRAP_WORK]
+    args += ["--ro-bind", str(layout.in_dir), inside_in]
+    for name, source in layout.binds.items():
+        args += ["--ro-bind", str(source), f"{inside_in}/{name}"]
+    args += ["--perms", "1777", "--size", str(layout.work_bytes), "--tmpfs", inside_work,
+             "--bind", str(layout.out_dir), f"{inside_work}/out",
+             "--perms", "1777", "--dir", f"{inside_work}/tmp", "--chdir", inside_work]
     for dev in sorted(Path("/dev").glob("nvidia*")):  # CUDA needs its device nodes
         args += ["--dev-bind-try", str(dev), str(dev)]
-    if any(Path("/dev").glob("nvidia*")):
+    if _gpu():
         args += ["--ro-bind-try", "/sys", "/sys", "--ro-bind-try", "/proc/driver/nvidia", "/proc/driver/nvidia"]
     return args
 
 
-def _python_paths(python: str) -> tuple[str, ...]:
-    """The folders the interpreter needs: prefixes and where its executable really lives."""
-    code = "import sys, json; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))"
-    try:
-        out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=True)
-        dirs = json.loads(out.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError) as e:
-        raise SandboxError(f"cannot run the sandbox interpreter {python} ({e}); set GRADER_SANDBOX_PYTHON to a working Python") from None
-    dirs += [str(Path(python).parent), str(Path(os.path.realpath(python)).parent)]
-    keep: list[str] = []
-    for d in sorted({os.path.realpath(p) for p in dirs} | {os.path.abspath(p) for p in dirs}):
-        if d not in ("/", "/usr") and not any(d.startswith(k + "/") or d == k for k in keep):
-            keep.append(d)
-    return tuple(keep)
+def _namespace_script(iso: Isolation, layout: Layout) -> str:
+    """The shell script that builds the child's view inside a new mount namespace, as root.
 
-
-_PROBE = (
-    "import sys, os, json, socket, importlib.util; import numpy\n"
-    "s = socket.socket()\n"
-    "try:\n    s.connect(('127.0.0.1', 9)); net = 'connected'\n"
-    "except OSError as e:\n    net = type(e).__name__\n"
-    "print(json.dumps({'version': sys.version, 'uid': os.getuid(),"
-    " 'torch': importlib.util.find_spec('torch') is not None, 'net': net}))"
-)
-
-
-def _probe(iso: Isolation) -> str:
-    """'' when `iso` runs the interpreter as intended, else what went wrong (one phrase)."""
-    if iso.kind == "bubblewrap" and not shutil.which("bwrap"):
-        return "bwrap is not installed (apt-get install bubblewrap)"
-    if iso.kind == "namespace" and not shutil.which("unshare"):
-        return "unshare is not installed (util-linux)"
-    tmp = Path(_tempdir())
-    try:
-        argv = command(iso, [iso.python, "-I", "-c", _PROBE], tmp, tmp, {})
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, cwd=tmp,
-                                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return f"the probe did not run ({e})"
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    err = (out.stderr.strip().splitlines() or [""])[-1]
-    if out.returncode != 0:
-        if "Permission denied" in out.stderr and iso.drops_uid:
-            return _unreachable(iso.python, err)
-        return f"the probe failed ({err or f'exit code {out.returncode}'})"
-    try:
-        seen = json.loads(out.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return f"the probe printed no result ({err})"
-    if iso.python == sys.executable and seen["version"] != sys.version:
-        return _unreachable(iso.python, f"it started Python {seen['version'].split()[0]} instead of {sys.version.split()[0]}")
-    if not seen["torch"]:
-        return f"{iso.python} has no torch; set GRADER_SANDBOX_PYTHON to a Python with torch and numpy"
-    if iso.kind != "none" and seen["net"] == "connected":
-        return "the network is still reachable inside"
-    return ""
-
-
-def _unreachable(python: str, why: str) -> str:
-    return (
-        f"uid {NOBODY} cannot run {python} ({why}); its installation must be readable by everyone "
-        f"(a pyenv Python under /root, mode 700, is not): create the venv from a system Python, e.g. "
-        f"`/usr/bin/python3.11 -m venv /opt/grader-venv`, install the grader there and run it from that venv, "
-        f"or set GRADER_SANDBOX_PYTHON to such an interpreter with torch and numpy"
-    )
-
-
-def _tempdir() -> str:
-    import tempfile
-
-    d = tempfile.mkdtemp(prefix="grader-probe-")
-    os.chmod(d, 0o755)
-    return d
-
-
-__all__ = ["Isolation", "KINDS", "command", "detect_isolation", "inside_paths", "require"]
+    Everything the child needs is mounted on a staging tmpfs first (binds of its folders, the
+    Python installation, files of /etc), the staging tmpfs is moved over /tmp, and only then are
+    the other top-level folders hidden: nothing the child needs is reached through a hidden path.
+    """
+    q = shlex.quote
+    stage = q(str(layout.work_dir.parent / "stage"))
+    inside_in, inside_work = inside_paths(iso, layout)
+    staged_in, staged_work = f"{stage}/sandbox/in", f"{stage}/sandbox/work"
+    lines = [
+        f"mount -t tmpfs -o mode=755,size=16m tmpfs {stage}",
+        f"mkdir -p {staged_in} {staged_work} {stage}/keep",
+        f"mount --bind {q(str(layout.in_dir))} {staged_in}",
+        f"mount -o remount,bind,ro {staged_in}",
+    ]
+    for name, source in layout.binds.items():
+        target = f"{staged_in}/{q(name)}"
+        lines += [f"mount --bind {q(str(source))} {target}", f"mount -o remount,bind,ro {target}"]
+    lines += [
+        f"mount -t tmpfs -o mode=1777,size={layout.work_bytes} tmpfs {staged_work}",
+        f"mkdir -m 755 {staged_work}/out && mkdir -m 1777 {staged_work}/tmp",
+        f"mount --bind {q(str(layout.out_dir))} {staged_work}/out",
+    ]
+    hidden = sorted(e.name for e in os.scandir("/") if e.is_dir(follow_symlinks=False)
+                    and e.name not in SYSTEM | {"tmp"} and not (e.name == "sys" and _gpu()))
+    keep = [p for p in iso.python_paths if p.split("/")[1] in {*hidden, "tmp"}]
+    keep += [f"/etc/{name}" for name in ETC_FILES if os.path.exists(f"/etc/{name}")]
+    for i, path in enumerate(keep):
+        make = "mkdir" if os.path.isdir(path) else "touch"
+        lines += [f"{make} {stage}/keep/{i}", f"mount --bind {q(path)} {stage}/keep/{i}",
+                  f"mount -o remount,bind,ro {stage}/keep/{i}"]
+    lines.append(f"mount --move {stage} /tmp")
+    for name in hidden:
+        lines.append(f"mount -t tmpfs -o mode=755,size=1m tmpfs /{q(name)}")
+    if os.path.isdir("/dev/shm"):
+        lines.append("mount -t tmpfs -o mode=755,size=1m tmpfs /dev/shm")
+    for i, path in enumerate(keep):
+        make = f"mkdir -p {q(path)}" if os.path.isdir(path) else f"mkdir -p {q(os.path.dirname(path))} && touch {q(path)}"
+        lines += [make, f"mount --move /tmp/keep/{i} {q(path)}"]
+    # The shell stays as the namespace's PID 1: the child is not init (which ignores signals it
+    # has no handler for), and its death by a signal comes back as 128 + signal, as from bwrap.
+    lines += ["rm -rf /tmp/keep", f"cd {inside_work}", "set +e", '"$@" &', "wait $!", "exit $?"]
+    assert inside_in == "/tmp/sandbox/in"  # the staging tmpfs, moved over /tmp, holds the sandbox
+    return "\n".join(lines)
 
 
 # Slot n > 0 runs as uid UID_BASE + n (Debian leaves 65000-65533 unallocated).
 UID_BASE, UID_SLOTS = 65000, 64
+SLOT_WAIT_S = 0.2
 
 
 @contextlib.contextmanager
 def exclusive_uid(isolation: Isolation) -> Iterator[Isolation]:
-    """A uid no other running child has: RLIMIT_NPROC counts every process of a uid, so children
-    of parallel batch workers sharing uid 65534 would share one process limit, and a fork bomb in
-    one submission could starve an innocent one. The first slot is 65534 (nobody) itself."""
+    """A uid no other running child has, for as long as the child runs.
+
+    RLIMIT_NPROC counts every process of a uid, so children sharing a uid would share one process
+    limit, and one submission's fork bomb could starve another's. The locks live in the grader's
+    private state folder, out of every child's reach; when all UID_SLOTS are taken, this waits.
+    """
     if not isolation.drops_uid or os.geteuid() != 0:
         yield isolation
         return
-    folder = Path(tempfile.gettempdir())
-    handle = None
-    try:
+    folder = state_dir("uid-locks")
+    while True:
         for slot in range(UID_SLOTS):
-            candidate = open(folder / f"grader-sandbox-uid-{slot}.lock", "a+")
+            fd = os.open(folder / f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
-                fcntl.flock(candidate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                candidate.close()
+                os.close(fd)
                 continue
-            handle = candidate
-            yield replace(isolation, uid=isolation.uid if slot == 0 else UID_BASE + slot)
+            try:
+                yield replace(isolation, uid=NOBODY if slot == 0 else UID_BASE + slot)
+            finally:
+                os.close(fd)  # releases the lock
             return
-        yield isolation  # every slot busy (more than UID_SLOTS workers): share the last resort uid
-    finally:
-        if handle:
-            handle.close()  # releases the lock
+        time.sleep(SLOT_WAIT_S)
+
+
+__all__ = ["ETC_FILES", "Isolation", "KINDS", "Layout", "NOBODY", "command", "exclusive_uid", "inside_paths", "require"]

@@ -84,7 +84,7 @@ def child_package() -> dict[str, Path | bytes]:
     """The child package's files as the sandbox's inputs: grader/child/ whole, under an empty grader/."""
     files: dict[str, Path | bytes] = {"grader/__init__.py": b""}
     for path in sorted(CHILD_PACKAGE.rglob("*.py")):
-        files[f"grader/child/{path.relative_to(CHILD_PACKAGE).as_posix()}"] = path
+        files[f"grader/child/{path.relative_to(CHILD_PACKAGE).as_posix()}"] = path.read_bytes()
     return files
 
 

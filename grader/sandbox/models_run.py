@@ -15,7 +15,8 @@ from grader.child.protocol import CHECK_BATCH, Report, Request
 from grader.notebook import Notebook
 from grader.sandbox.extract import Extraction, extract_models
 from grader.sandbox.files import ArraySpec
-from grader.sandbox.isolation import Isolation, detect_isolation, require
+from grader.sandbox.detect import detect_isolation
+from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.model_child import ChildRun, Timeouts, model_spec, run_model_child
 from grader.sandbox.process import ChildResult, Limits
 

@@ -1,16 +1,19 @@
 """Run untrusted code in a child process and bring back only validated JSON and .npy arrays.
 
 One mechanism for every phase (import, instantiate, forward check, training): the caller hands
-over a script, its input files and a request; the child runs it inside the isolation chosen by
-grader.isolation, in a fresh folder, with a scrubbed environment, rlimits (CPU time, file size,
-open files, processes), a memory cap on the resident size of the whole process tree (a watchdog:
-RLIMIT_AS breaks CUDA), wall-clock deadlines per phase and capped output. Whatever the child does,
-the answer is a `ChildResult`; the grader never crashes, hangs or unpickles because of it.
+over a script, its inputs and a request; the child runs it inside the isolation chosen by
+grader/sandbox/detect.py, in fresh folders of the grader's private state (grader/sandbox/state.py),
+with a scrubbed environment, rlimits (CPU time, file size, open files, processes), a memory cap
+(a memory cgroup where the grader can make one, else a watchdog; RLIMIT_AS breaks CUDA), a disk
+cap, wall-clock deadlines per phase and capped output. Whatever the child does, the answer is a
+`ChildResult`; the grader never crashes, hangs or unpickles because of it.
 
-What the child may write, all under its working folder (grader.child.protocol names the files):
-  out/progress.json  {"phase": NAME}: the phase it is in now; starts that phase's clock
+What the child may write, all under out/ in its working folder (grader.child.protocol names them):
+  out/progress.json  {"phase": NAME}: the phase it has reached; phases only move forward, and each
+                     starts its own clock when first announced
   out/result.json    its report; read as the caller's record type (grader.typed), or rejected
-  out/NAME.npy       arrays the caller asked for; loaded with allow_pickle=False, shape/dtype checked
+  out/NAME.npy       arrays the caller asked for; header checked against the file, loaded with
+                     allow_pickle=False, shape and dtype checked
 """
 
 from __future__ import annotations
@@ -19,22 +22,25 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from grader.child.protocol import PROGRESS, REQUEST, RESULT
-from grader.sandbox import isolation as iso_mod
+from grader.sandbox import proctree
 from grader.sandbox.capture import Capture
+from grader.sandbox.cgroup import MemoryCgroup, memory_cgroup
 from grader.sandbox.files import ArraySpec, ChildOutputError, load_array, read_json, read_record
-from grader.sandbox.isolation import Isolation
+from grader.sandbox.isolation import Isolation, Layout, command, exclusive_uid, inside_paths
+from grader.sandbox.state import fresh_dir, remove_tree
 
-STATUSES = ("ok", "timeout", "killed_memory", "killed_output", "exited", "crashed", "invalid")
+STATUSES = ("ok", "timeout", "killed_memory", "killed_disk", "killed_output", "exited", "crashed", "invalid")
+DISK_CHECK_EVERY = 10  # polls between measurements of out/ (a walk of the folder)
+MAX_OUT_ENTRIES = 10_000
 POLL_S = 0.05
 TERM_GRACE_S = 2.0
-_WRAPPERS = {"bwrap", "unshare"}  # processes that must not get SIGTERM (they would take the child down with SIGKILL)
+_WRAPPERS = {"bwrap", "unshare", "sh"}  # processes that must not get SIGTERM (they would take the child down with SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,10 @@ class Limits:
     """Resource limits for one child."""
 
     memory_bytes: int = 6 * 2**30
-    """Anonymous resident memory (RssAnon + RssShmem) of the whole process tree together; a watchdog
-    enforces it, because RLIMIT_AS breaks CUDA."""
+    """Memory of the whole process tree together: every page, in a memory cgroup where the grader
+    can make one; else what a watchdog sees (resident anonymous and shared pages, memfds)."""
+    disk_bytes: int = 2 * 2**30
+    """What the child may write: the size of its working folder (a tmpfs), and the cap on out/."""
     cpu_seconds: int = 0
     """CPU time per process; 0 means the run's total deadline times the CPU count."""
     file_bytes: int = 2 * 2**30
@@ -77,7 +85,7 @@ class ChildResult:
     """What happened to one child process, in terms the grader can report."""
 
     status: str
-    """One of STATUSES: ok, timeout, killed_memory, killed_output, exited, crashed, invalid."""
+    """One of STATUSES: ok, timeout, killed_memory, killed_disk, killed_output, exited, crashed, invalid."""
     phase: str
     """The phase the child was in when it ended (the last one it announced)."""
     detail: str
@@ -125,46 +133,50 @@ def run_in_sandbox(
 ) -> ChildResult:
     """Run `script` (copied in as in/child.py) as `python child.py IN_DIR` under `isolation`.
 
-    The child reads `request` (JSON text) from IN_DIR/request.json and `inputs` (copied or
-    hard-linked, read-only) from IN_DIR; its working folder is empty and its own. Its
-    out/result.json is read as a `report` record (a dataclass type), or as plain JSON without one.
+    The child reads `request` (JSON text) from IN_DIR/request.json and its `inputs` from IN_DIR:
+    bytes are written there, a Path is shown read-only (bound, never linked: the child can neither
+    change the grader's copy nor find it). Its out/result.json is read as a `report` record (a
+    dataclass type), or as plain JSON without one.
     """
-    with iso_mod.exclusive_uid(isolation) as isolation:
-        return _run_once(script, phases, isolation, inputs, request, report, arrays, limits, env)
+    if not phases:
+        raise ValueError("run_in_sandbox needs at least one Phase")
+    with exclusive_uid(isolation) as isolation:
+        root = fresh_dir("run-", "runs")
+        group: MemoryCgroup | None = None
+        try:
+            layout = _prepare(root, script, inputs, request, isolation, limits)
+            inside_in, inside_work = inside_paths(isolation, layout)
+            total_s = sum(p.timeout_s for p in phases)
+            rlimits = {
+                "cpu": limits.cpu_seconds or int(total_s * (os.cpu_count() or 1)) + 10,
+                "fsize": limits.file_bytes, "nofile": limits.open_files, "nproc": limits.processes,
+            }
+            cmd = command(isolation, [isolation.python, "-I", "-B", "-u", f"{inside_in}/child.py", inside_in], layout, rlimits)
+            group = memory_cgroup(limits.memory_bytes) if isolation.kind != "none" else None
+            run = _Run(group.join() + cmd if group else cmd, cwd=layout.work_dir,
+                       env=_scrubbed_env(inside_work, limits.threads or min(8, os.cpu_count() or 1), env),
+                       layout=layout, walled=isolation.kind != "none", phases=phases, limits=limits,
+                       watch_memory=group is None)
+            run.wait()
+            if group and group.oom_kills() and not run.killed_for:
+                run.killed_for = "memory"  # the kernel killed inside the group: its limit, not a crash
+            return _result(run, layout.work_dir, isolation, report, arrays, rlimits)
+        finally:
+            if group:
+                group.remove()
+            remove_tree(root)
 
 
-def _run_once(script, phases, isolation, inputs, request, report, arrays, limits, env) -> ChildResult:
-    root = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
-    try:
-        in_dir, work_dir = _prepare(root, script, inputs, request, isolation)
-        inside_in, inside_work = iso_mod.inside_paths(isolation, in_dir, work_dir)
-        total_s = sum(p.timeout_s for p in phases)
-        threads = limits.threads or min(8, os.cpu_count() or 1)
-        rlimits = {
-            "cpu": limits.cpu_seconds or int(total_s * (os.cpu_count() or 1)) + 10,
-            "fsize": limits.file_bytes, "nofile": limits.open_files, "nproc": limits.processes,
-        }
-        argv = [isolation.python, "-I", "-B", "-u", f"{inside_in}/child.py", inside_in]
-        cmd = iso_mod.command(isolation, argv, in_dir, work_dir, rlimits)
-        child_env = _scrubbed_env(inside_work, threads, env)
-        run = _Run(cmd, cwd=work_dir, env=child_env, work_dir=work_dir, phases=phases, limits=limits)
-        run.wait()
-        return _result(run, work_dir, isolation, report, arrays, rlimits)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], request: str,
-             isolation: Isolation) -> tuple[Path, Path]:
-    # root and in/ belong to the grader (the child cannot replace them); work/ belongs to the child.
-    os.chmod(root, 0o755)
+def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], request: str, isolation: Isolation,
+             limits: Limits) -> Layout:
+    """in/ (the grader's, read-only inside), work/out/ (the child's), stage/ (the namespace kind's)."""
     in_dir, work_dir = root / "in", root / "work"
     in_dir.mkdir(mode=0o755)
-    work_dir.mkdir(mode=0o700)
-    (work_dir / "out").mkdir()
-    (work_dir / "tmp").mkdir()
+    (work_dir / "out").mkdir(mode=0o700, parents=True)
+    (root / "stage").mkdir()
     shutil.copyfile(script, in_dir / "child.py")
     (in_dir / REQUEST).write_text(request)
+    binds: dict[str, Path] = {}
     for name, src in inputs.items():
         parts = Path(name).parts
         if not parts or ".." in parts or Path(name).is_absolute():
@@ -173,17 +185,22 @@ def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], reque
         dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         if isinstance(src, bytes):
             dest.write_bytes(src)
+        elif isolation.kind == "none":
+            dest.symlink_to(Path(src).resolve())  # no walls: the child runs as the grader and could read it anyway
         else:
-            try:
-                os.link(src, dest)  # 120 MB of training images: a link costs nothing
-            except OSError:
-                shutil.copyfile(src, dest)
+            dest.touch()  # the mount point of a read-only bind
+            binds[name] = Path(src).resolve()
     for path in in_dir.rglob("*"):
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        if not path.is_symlink():
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    child_owned = [work_dir / "out"]
+    if isolation.kind == "none":  # its working folder is on the host, not a tmpfs of its own
+        (work_dir / "tmp").mkdir()
+        child_owned += [work_dir, work_dir / "tmp"]
     if isolation.drops_uid:
-        for path in (work_dir, work_dir / "out", work_dir / "tmp"):
+        for path in child_owned:
             os.chown(path, isolation.uid, isolation.uid)
-    return in_dir, work_dir
+    return Layout(in_dir, work_dir, binds, work_bytes=limits.disk_bytes)
 
 
 def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str]) -> dict[str, str]:
@@ -203,11 +220,14 @@ def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str]) -> dict[str
 class _Run:
     """One child process tree from start to its last process, and why it ended."""
 
-    def __init__(self, cmd: list[str], *, cwd: Path, env: dict, work_dir: Path, phases: Sequence[Phase], limits: Limits):
-        if not phases:
-            raise ValueError("run_in_sandbox needs at least one Phase")
-        self.phases, self.limits, self.work_dir = {p.name: p for p in phases}, limits, work_dir
+    def __init__(self, cmd: list[str], *, cwd: Path, env: dict, layout: Layout, walled: bool,
+                 phases: Sequence[Phase], limits: Limits, watch_memory: bool):
+        self.phases, self.limits, self.layout = {p.name: p for p in phases}, limits, layout
+        self.order = [p.name for p in phases]
         self.phase = phases[0].name
+        # Under walls the working folder is a tmpfs the kernel caps; only out/ is on the host's disk.
+        self.disk_folder = layout.out_dir if walled else layout.work_dir
+        self.watch_memory = watch_memory
         self.killed_for = ""
         self.ignored_sigterm = False
         self.start = time.monotonic()
@@ -227,26 +247,35 @@ class _Run:
             self._reap()
             raise
 
+    def _advance(self, now: float, phase_start: float) -> float:
+        """Move to the phase the child announced, if it is a later one: a phase cannot be re-entered
+        to restart its clock. Returns when the current phase started."""
+        announced = _read_phase(self.layout.work_dir)
+        if announced in self.phases and self.order.index(announced) > self.order.index(self.phase):
+            self.phase = announced
+            return now
+        return phase_start
+
     def _watch(self) -> None:
         deadline = self.start + sum(p.timeout_s for p in self.phases.values())
-        phase_start = self.start
+        phase_start, polls = self.start, 0
         while self.proc.poll() is None:
             now = time.monotonic()
-            announced = _read_phase(self.work_dir)
-            if announced in self.phases and announced != self.phase:
-                self.phase, phase_start = announced, now
-            rss = sum(_rss(pid) for pid in _tree(self.proc.pid))
-            if rss > self.limits.memory_bytes:
+            phase_start = self._advance(now, phase_start)
+            polls += 1
+            pids = proctree.tree(self.proc.pid)
+            if self.watch_memory and proctree.memory_bytes(pids) > self.limits.memory_bytes:
                 self._kill("memory")
+            elif polls % DISK_CHECK_EVERY == 0 and proctree.folder_bytes(self.disk_folder, MAX_OUT_ENTRIES) > self.limits.disk_bytes:
+                self._kill("disk")
             elif now - phase_start > self.phases[self.phase].timeout_s or now > deadline:
                 self._kill("timeout")
             elif self.output_bytes > self.limits.output_bytes:
                 self._kill("output")
             time.sleep(POLL_S)
         self.seconds = time.monotonic() - self.start
-        announced = _read_phase(self.work_dir)  # a last announcement may have come after the last poll
-        if announced in self.phases and not self.killed_for:
-            self.phase = announced
+        if not self.killed_for:  # a last announcement may have come after the last poll
+            self._advance(time.monotonic(), self.start)
         self._reap()
         self.out.thread.join(timeout=10)
         self.err.thread.join(timeout=10)
@@ -254,9 +283,9 @@ class _Run:
     def _kill(self, why: str) -> None:
         """SIGTERM to the student's processes, SIGKILL to everything after the grace period."""
         self.killed_for = why
-        for pid in _tree(self.proc.pid):
-            if _comm(pid) not in _WRAPPERS:
-                _signal(pid, signal.SIGTERM)
+        for pid in proctree.tree(self.proc.pid):
+            if proctree.comm(pid) not in _WRAPPERS:
+                proctree.send(pid, signal.SIGTERM)
         end = time.monotonic() + TERM_GRACE_S
         while self.proc.poll() is None and time.monotonic() < end:
             time.sleep(POLL_S)
@@ -266,8 +295,8 @@ class _Run:
 
     def _reap(self) -> None:
         """Leave nothing behind: SIGKILL the process group and any descendant still alive."""
-        for pid in _tree(self.proc.pid):
-            _signal(pid, signal.SIGKILL)
+        for pid in proctree.tree(self.proc.pid):
+            proctree.send(pid, signal.SIGKILL)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -278,8 +307,8 @@ class _Run:
 def _result(run: _Run, work_dir: Path, isolation: Isolation, report, arrays, rlimits) -> ChildResult:
     code = run.proc.returncode
     sig = -code if code < 0 else None
-    if isolation.kind == "bubblewrap" and code > 128 and code - 128 in signal.valid_signals():
-        sig = code - 128  # bwrap reports the command's death by signal as 128 + signal
+    if isolation.kind != "none" and code > 128 and code - 128 in signal.valid_signals():
+        sig = code - 128  # bwrap and the namespace's shell report the command's death by signal as 128 + signal
     label = run.phases[run.phase].label or run.phase
     common = dict(
         phase=run.phase, isolation=isolation, seconds=run.seconds, exit_code=None if sig else code, signal=sig,
@@ -297,6 +326,8 @@ def _result(run: _Run, work_dir: Path, isolation: Isolation, report, arrays, rli
                       if (a := load_array(work_dir / "out" / f"{name}.npy", spec)) is not None}
     except ChildOutputError as e:
         problem = str(e)
+    except Exception as e:  # whatever the child wrote, reading it is never the grader's crash
+        problem = f"its output could not be read ({type(e).__name__})"
     if problem:
         return ChildResult(status="invalid", detail=f"its result was rejected: {problem}", **common)
     if sig is not None:
@@ -320,6 +351,9 @@ def _killed_detail(run: _Run, label: str) -> tuple[str, str] | None:
     if run.killed_for == "memory":
         mb = run.limits.memory_bytes // 2**20
         return "killed_memory", f"used more than {mb} MB of memory during {label} and was stopped{term}"
+    if run.killed_for == "disk":
+        mb = run.limits.disk_bytes // 2**20
+        return "killed_disk", f"wrote more than {mb} MB of files during {label} and was stopped{term}"
     if run.killed_for == "output":
         mb = run.limits.output_bytes / 2**20
         return "killed_output", f"printed more than {mb:g} MB during {label} and was stopped{term}"
@@ -335,64 +369,6 @@ def _signal_detail(sig: int, phase: str, rlimits: Mapping[str, int]) -> str:
     if sig == signal.SIGKILL:
         return f"was killed (SIGKILL) during {phase}, most likely by the system for lack of memory"
     return f"crashed with {name} during {phase}"
-
-
-# ---- /proc helpers: the process tree, its memory, its phase --------------------------------
-
-def _tree(root: int) -> list[int]:
-    """root and all its descendants (a PID namespace keeps daemonized children under root)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            ppid = _ppid(int(entry.name))
-            if ppid is not None:
-                children.setdefault(ppid, []).append(int(entry.name))
-    tree, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        tree.append(pid)
-        stack.extend(children.get(pid, ()))
-    return tree
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # "pid (comm) state ppid ...": comm may hold spaces and ')', so split after the last ')'.
-    return int(text[text.rfind(")") + 2:].split()[1])
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _rss(pid: int) -> int:
-    """Anonymous resident memory (heap, tensors, shared memory) of one process.
-
-    File-backed pages (torch's 1 GB of CUDA libraries, mapped and partly resident) are left out:
-    they are shared and reclaimable, and counting them made the cap depend on the page cache.
-    """
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    kb = 0
-    for line in text.splitlines():
-        if line.startswith(("RssAnon:", "RssShmem:")):
-            kb += int(line.split()[1])
-    return kb * 1024
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _read_phase(work_dir: Path) -> str:

@@ -1,28 +1,30 @@
 """What every training child of a batch needs, prepared once in the trusted parent.
 
 `prepare_training` loads and splits CIFAR-10, writes the arrays a child may see (training images
-with labels; validation and test images WITHOUT labels) to .npy files every sandbox links to,
-trains or reads the cached references, and picks the isolation. The labels the child must not
-see stay with the parent, which alone computes metrics (grader.training.retrain).
+with labels; validation and test images WITHOUT labels) as .npy files in the grader's private
+state (each child is shown them read-only), trains or reads the cached references, and picks the
+isolation. The validation and test labels are never written anywhere: the parent holds them in
+memory and alone computes metrics (grader.training.retrain).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from grader.child.config import TrainConfig
-from grader.child.protocol import TRAIN_INPUTS
 from grader.rubric import Budget, Rubric
-from grader.sandbox.isolation import Isolation, detect_isolation, require
+from grader.sandbox.detect import detect_isolation
+from grader.sandbox.isolation import Isolation, require
+from grader.sandbox.state import state_dir
 from grader.training.runs import ModelRun
 
-LABELS = ("val_y", "test_y")
-"""The parent's alone: never in a child's inputs."""
 # A student model may train this many times slower than the strong reference before it is stopped.
 TIMEOUT_FACTOR = 20.0
 MIN_TRAIN_TIMEOUT_S = 300.0
@@ -38,7 +40,6 @@ class RunProvenance:
     """torch version in the grader."""
     isolation: str
     """The kind of sandbox the student's code ran in: bubblewrap, namespace or none."""
-    sandbox_uid: int
     isolation_note: str
     """Why that kind: what the stronger kinds lacked here."""
     data_sha256: str
@@ -55,9 +56,13 @@ class TrainingContext:
     config: TrainConfig
     device: str
     files: Mapping[str, str]
-    """What the child gets: train_x, train_y, val_x, test_x (.npy paths)."""
-    labels: Mapping[str, str]
-    """val_y and test_y (.npy paths): the parent's alone."""
+    """What the child gets: train_x, train_y, val_x, test_x (.npy paths, shown read-only to each child)."""
+    train_size: int
+    """Training images in train_x (the budget's subset)."""
+    file_sha256: Mapping[str, str]
+    """The hash of each file: a copy on another node is used only when its bytes match."""
+    labels: Mapping[str, Any]
+    """'val' and 'test' -> int64 label arrays: the parent's alone, in memory only."""
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     data_sha256: str
@@ -71,14 +76,13 @@ class TrainingContext:
         import torch
 
         return RunProvenance(device=self.device, torch=torch.__version__, isolation=self.isolation.kind,
-                             sandbox_uid=self.isolation.uid, isolation_note=self.isolation.note,
-                             data_sha256=self.data_sha256, data_note=self.data_note, train_config=self.config)
+                             isolation_note=self.isolation.note, data_sha256=self.data_sha256,
+                             data_note=self.data_note, train_config=self.config)
 
 
 def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = None, device: str | None = None,
                      require_isolation: bool = False, isolation: Isolation | None = None) -> TrainingContext:
     """Load the data, write the sandbox's arrays, train or read the references, pick the isolation."""
-    import numpy as np
     import torch
 
     from grader.data import load_cifar10, training_data
@@ -91,40 +95,56 @@ def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     data = training_data(load_cifar10(data_dir), rubric.data)
     subset = config.train_subset or len(data.train_labels)
-    arrays = {
-        "train_x": data.train_images[:subset], "train_y": data.train_labels[:subset],
-        "val_x": data.val_images, "test_x": data.test_images, "val_y": data.val_labels, "test_y": data.test_labels,
-    }
+    arrays = {"train_x": data.train_images[:subset], "train_y": data.train_labels[:subset],
+              "val_x": data.val_images, "test_x": data.test_images}
     key = hashlib.sha256(json.dumps([data.data_sha256, asdict(rubric.data), subset]).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / f"grader-arrays-{key}"
-    paths = write_arrays(folder, {k: np.ascontiguousarray(v.numpy()) for k, v in arrays.items()})
+    written = write_arrays(state_dir("arrays", key), {k: v.numpy() for k, v in arrays.items()})
     runs = run_references(rubric=rubric, data_dir=data_dir, device=dev, budget=budget)
     slowest = max((run.history.seconds for run in runs), default=0.0)
     return TrainingContext(
         budget=budget, config=config, device=dev,
-        files={k: paths[k] for k in TRAIN_INPUTS}, labels={k: paths[k] for k in LABELS},
+        files={k: path for k, (path, _) in written.items()}, train_size=int(min(subset, len(data.train_labels))),
+        file_sha256={k: sha for k, (_, sha) in written.items()},
+        labels={"val": data.val_labels.numpy(), "test": data.test_labels.numpy()},
         mean=data.mean, std=data.std, data_sha256=data.data_sha256, data_note=data.note,
         references={run.model: ModelRun.trained(run.model, run.history) for run in runs},
         isolation=iso, train_timeout_s=max(MIN_TRAIN_TIMEOUT_S, TIMEOUT_FACTOR * slowest),
     )
 
 
-def write_arrays(folder: Path, arrays: Mapping[str, Any]) -> dict[str, str]:
-    """Save arrays as .npy once (readable by the sandbox user), returning their paths."""
+def write_arrays(folder: Path, arrays: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each array as NAME.npy in `folder` -> (path, sha256). A file already there is kept only when
+    its bytes are the array's: nothing found on disk is trusted because of its name."""
     import numpy as np
 
-    folder.mkdir(mode=0o755, exist_ok=True)
-    folder.chmod(0o755)  # the sandbox user reads the hard links of these files
-    paths = {}
+    written = {}
     for name, array in arrays.items():
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
         path = folder / f"{name}.npy"
-        if not path.is_file():
-            tmp = folder / f".{name}.tmp.npy"  # np.save adds .npy to any other name
-            np.save(tmp, array, allow_pickle=False)
-            tmp.chmod(0o644)
-            tmp.replace(path)
-        paths[name] = str(path)
-    return paths
+        if not matches(path, digest):
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)  # readable by the child's uid through its read-only bind; the folder is private
+            os.replace(tmp, path)
+        written[name] = (str(path), digest)
+    return written
 
 
-__all__ = ["LABELS", "RunProvenance", "TrainingContext", "prepare_training", "write_arrays"]
+def matches(path: Path, sha256: str) -> bool:
+    """The regular file at `path` (not a link) holds bytes with this hash."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == sha256
+
+
+__all__ = ["RunProvenance", "TrainingContext", "matches", "prepare_training", "write_arrays"]

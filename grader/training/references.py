@@ -18,7 +18,8 @@ import torch
 
 from grader.child.protocol import EpochRecord, History
 from grader.child.train import train
-from grader.data import load_cifar10, training_data, user_cache_dir
+from grader.config import user_cache_dir
+from grader.data import load_cifar10, training_data
 from grader.errors import GraderError
 from grader.rubric import Rubric, load_rubric
 from grader.typed import from_plain, to_plain

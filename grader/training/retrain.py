@@ -7,12 +7,13 @@ alone holds the labels, computes every loss and accuracy and selects the epoch (
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
 from grader.child.config import TrainConfig
-from grader.child.protocol import EpochRecord, History, Request
+from grader.child.protocol import EpochRecord, History, Report, Request
 from grader.notebook import Notebook
 from grader.rubric import Rubric
 from grader.sandbox.extract import Extraction
@@ -33,6 +34,8 @@ class Retrained:
     """Class name -> its training under the fixed config (or why it did not train)."""
     warnings: tuple[str, ...] = ()
     """What the extraction could not carry over into the sandbox."""
+    flags: tuple[str, ...] = ()
+    """Where a child's account disagrees with the fixed config or with the other child: for review."""
 
 
 def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx: TrainingContext) -> Retrained:
@@ -40,41 +43,64 @@ def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx
     if not names:
         return Retrained({}, {})
     checked = run_models(notebook, names, max_params=rubric.assignment.max_params, isolation=ctx.isolation)
-    runs = {}
+    runs, flags = {}, []
     for name, check in checked.models.items():
         if check.passed:
-            runs[name] = train_in_sandbox(checked.extraction, name, rubric, ctx)
+            runs[name], disagreements = train_in_sandbox(checked.extraction, name, rubric, ctx, check.params)
+            flags += disagreements
         else:
             runs[name] = ModelRun(name, error=check.message, params=check.params, flops_per_image=check.flops_per_image)
-    return Retrained(checked.models, runs, checked.extraction.warnings)
+    return Retrained(checked.models, runs, checked.extraction.warnings, tuple(flags))
 
 
-def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: TrainingContext) -> ModelRun:
-    """One child trains `name`; the parent turns its logits into the model's results."""
-    import numpy as np
-
+def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: TrainingContext,
+                     checked_params: int | None = None) -> tuple[ModelRun, list[str]]:
+    """One child trains `name`; the parent turns its logits into the model's results and checks the
+    child's account of the run (`audit`) against the config and against the models_run child's count."""
     request = Request("train", model_spec(extraction, name), seed=ctx.config.seed,
                       max_params=rubric.assignment.max_params, config=replace(ctx.config, train_subset=0),  # already cut
                       mean=ctx.mean, std=ctx.std, device=ctx.device)
-    val_y = np.load(ctx.labels["val_y"], allow_pickle=False)
-    test_y = np.load(ctx.labels["test_y"], allow_pickle=False)
+    val_y, test_y = ctx.labels["val"], ctx.labels["test"]
     run = run_model_child(
         request, extraction, isolation=ctx.isolation,
         inputs={f"{k}.npy": Path(p) for k, p in ctx.files.items()},
         arrays={"val_logits": ArraySpec("f", (None, len(val_y), 10)), "test_logits": ArraySpec("f", (None, len(test_y), 10))},
         timeouts=replace(Timeouts(), train_s=ctx.train_timeout_s),
     )
-    report, seconds = run.report, run.child.seconds
+    report, seconds, uid = run.report, round(run.child.seconds, 2), run.child.isolation.uid
     if run.failure or report is None or report.history is None:
         failure = run.failure or f"{name}: training failed without saying why"
         return ModelRun(name, error=failure, params=report and report.params,
-                        flops_per_image=report and report.flops_per_image, seconds=round(seconds, 2))
+                        flops_per_image=report and report.flops_per_image, seconds=seconds, uid=uid), []
+    flags = audit(name, report, checked_params, ctx.config, ctx.train_size)
     history = score_epochs(report.history, run.child.arrays.get("val_logits"), run.child.arrays.get("test_logits"),
                            val_y, test_y, ctx.config)
     if history.selected_epoch is None:
         return ModelRun(name, error=f"training produced no usable epoch ({history.message})", params=history.params,
-                        flops_per_image=history.flops_per_image, seconds=round(seconds, 2))
-    return ModelRun.trained(name, history, seconds)
+                        flops_per_image=history.flops_per_image, seconds=seconds, uid=uid), flags
+    return ModelRun.trained(name, history, seconds, uid), flags
+
+
+def audit(name: str, report: Report, checked_params: int | None, config: TrainConfig, n_train: int) -> list[str]:
+    """Where the training child's account disagrees with what the fixed config makes, or with the
+    models_run child's count of parameters: code in the child's process could have changed the
+    grader's trainer. Flags for the instructor, never points."""
+    from grader.child.train import scheduled_lrs
+
+    history, found = report.history, []
+    assert history is not None
+    if history.status == "ok" and len(history.epochs) != config.epochs:
+        found.append(f"{len(history.epochs)} epochs reported where the config has {config.epochs}")
+    expected = scheduled_lrs(config, n_train)
+    wrong = next((e for e in history.epochs if e.epoch > len(expected)
+                  or not math.isclose(e.lr, expected[e.epoch - 1], rel_tol=1e-4, abs_tol=1e-12)), None)
+    if wrong is not None:
+        should = f"{expected[wrong.epoch - 1]:.3g}" if wrong.epoch <= len(expected) else "no such epoch"
+        found.append(f"epoch {wrong.epoch} ran at learning rate {wrong.lr:.3g} where the config's schedule gives {should}")
+    if checked_params is not None and report.params is not None and report.params != checked_params:
+        found.append(f"{report.params:,} parameters when trained, {checked_params:,} when first built")
+    return [f"{name}: the training run does not match the fixed config ({'; '.join(found)}); the model code may "
+            "have changed the grader's trainer"] if found else []
 
 
 def score_epochs(history: History, val_logits, test_logits, val_y, test_y, config: TrainConfig) -> History:

@@ -27,12 +27,14 @@ class ModelRun:
     """Forward FLOPs per 3x32x32 image."""
     seconds: float = 0.0
     """Wall time of the run, the sandbox's start included."""
+    uid: int | None = None
+    """The uid the training child ran as (each concurrent child has its own)."""
 
     @classmethod
-    def trained(cls, name: str, history: History, seconds: float | None = None) -> "ModelRun":
+    def trained(cls, name: str, history: History, seconds: float | None = None, uid: int | None = None) -> "ModelRun":
         error = None if history.status == "ok" else history.message
         return cls(name, history, error, history.params, history.flops_per_image,
-                   round(history.seconds if seconds is None else seconds, 2))
+                   round(history.seconds if seconds is None else seconds, 2), uid)
 
     @property
     def test_accuracy(self) -> float | None:

@@ -5,9 +5,11 @@
   submits one task per submission with the resources asked for (`--cpus-per-task`,
   `--gpus-per-task`: 0.25 lets four small trainings share a GPU).
 - A task grades on whatever node Ray picks, with the notebook's bytes sent along (the
-  submissions folder is the driver's alone; so is the output folder). The first task on a node writes the arrays to that
-  node's disk (under a file lock) and every later task there reuses them: the dataset crosses
-  the network once per node, not once per task. Where the driver's files are already visible
+  submissions folder is the driver's alone; so is the output folder). The first task on a node
+  writes the arrays into that node's private grader state (under a file lock), every later task
+  there reuses them once their hashes match the driver's: the dataset crosses the network once
+  per node, not once per task. The validation and test labels travel only inside the training
+  context, in memory. Where the driver's files are already visible
   (the driver's node, a shared file system) they are used as they are. On a node other than the
   driver's, the sandbox is probed again, once per worker process: interpreters and bubblewrap
   may differ between nodes.
@@ -23,9 +25,10 @@ from __future__ import annotations
 import fcntl
 import functools
 import logging
+import os
 import socket
 import tempfile
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,10 @@ from grader.errors import GraderError
 from grader.grading.executors.base import GradeOptions, error_result, grade_one, worker_failed
 from grader.grading.result import GradeResult
 from grader.grading.submissions import Submission
-from grader.sandbox.isolation import Isolation, detect_isolation, require
-from grader.training.context import TrainingContext, write_arrays
+from grader.sandbox.detect import detect_isolation
+from grader.sandbox.isolation import Isolation, require
+from grader.sandbox.state import state_dir
+from grader.training.context import TrainingContext, matches, write_arrays
 
 RAY_MISSING = "Ray is not installed; pip install 'cnn-grader[ray]'"
 
@@ -140,30 +145,48 @@ def node_options(options: GradeOptions, shared: SharedData) -> GradeOptions:
     ctx = options.context
     if ctx is None:
         return options
-    paths = node_arrays(ctx, shared)
     isolation = ctx.isolation if socket.gethostname() == shared.driver_host else node_isolation(options.require_isolation)
-    context = replace(ctx, files={k: paths[k] for k in ctx.files}, labels={k: paths[k] for k in ctx.labels},
-                      isolation=isolation)
-    return replace(options, context=context)
+    return replace(options, context=replace(ctx, files=node_arrays(ctx, shared), isolation=isolation))
 
 
 def node_arrays(ctx: TrainingContext, shared: SharedData) -> dict[str, str]:
-    """Paths of the batch's .npy files on this node, written here once if they are not visible yet."""
-    driver_paths = {**ctx.files, **ctx.labels}
-    if all(Path(p).is_file() for p in driver_paths.values()):
-        return driver_paths  # the driver's node, or a file system every node shares
-    # The driver's folder name is a hash of the data and the split: the same name, the same arrays.
-    folder = Path(tempfile.gettempdir()) / Path(ctx.files["train_x"]).parent.name
-    paths = {name: str(folder / f"{name}.npy") for name in driver_paths}
-    with open(folder.parent / f".{folder.name}.lock", "a") as lock:
+    """Paths of the batch's .npy files on this node: the driver's, where they are here with the same
+    bytes (its own node, a file system every node shares); else this node's private copy, written
+    from Ray's object store once and checked against the driver's hashes."""
+    if _verified(ctx.files, ctx.file_sha256):
+        return dict(ctx.files)
+    # The driver's folder is named by a hash of the data and the split: the same name, the same arrays.
+    folder = state_dir("arrays", Path(ctx.files["train_x"]).parent.name)
+    paths = {name: str(folder / f"{name}.npy") for name in ctx.files}
+    with open(folder / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the first task here writes; the others wait, then find the files
-        if not all(Path(p).is_file() for p in paths.values()):
+        if not _verified(paths, ctx.file_sha256):
             if not shared.arrays:
                 raise GraderError("the batch's arrays are neither on this node nor in Ray's object store")
             import ray
 
-            write_arrays(folder, ray.get(shared.arrays[0]))
+            written = write_arrays(folder, ray.get(shared.arrays[0]))
+            if {name: sha for name, (_, sha) in written.items()} != dict(ctx.file_sha256):
+                raise GraderError("the arrays in Ray's object store are not the driver's; start the batch again")
     return paths
+
+
+def _verified(paths: Mapping[str, str], sha256: Mapping[str, str]) -> bool:
+    return all(_matches(Path(path), sha256[name]) for name, path in paths.items())
+
+
+def _matches(path: Path, sha256: str) -> bool:
+    """`matches`, remembered per file version: each worker hashes 180 MB once, not once per task."""
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return _matches_version(str(path), sha256, info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _matches_version(path: str, sha256: str, inode: int, mtime_ns: int, size: int) -> bool:
+    return matches(Path(path), sha256)
 
 
 @functools.lru_cache(maxsize=2)
@@ -186,4 +209,4 @@ def _read_notebook(sub: Submission) -> bytes | None:
 def _read_arrays(ctx: TrainingContext) -> dict[str, Any]:
     import numpy as np
 
-    return {name: np.load(path, allow_pickle=False) for name, path in {**ctx.files, **ctx.labels}.items()}
+    return {name: np.load(path, allow_pickle=False) for name, path in ctx.files.items()}

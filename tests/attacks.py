@@ -1,0 +1,155 @@
+"""Model classes written as a hostile student would write them, for tests/test_attacks.py.
+
+Each is the body of a class `Attack(nn.Module)` (nbfactory.model_notebook puts it beside a
+LeNet5 baseline). They run only inside the sandbox, through the grader.
+"""
+
+# Searches every folder it can read for the validation and test labels (any .npy of small
+# integers with as many entries as the validation or test set), including the host folders the
+# mount table names, then answers with one-hot logits of what it stole: 100% where labels leak,
+# and class 0 for every image (chance) where nothing leaks.
+THIEF = '''
+def __init__(self):
+    super().__init__()
+    import os, time
+    import numpy as np
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+    self.stolen = {}
+    roots = ["/"]
+    try:
+        for line in open("/proc/self/mountinfo"):
+            roots.append(os.path.dirname(line.split()[3]))  # a bind mount's source folder on the host
+    except OSError:
+        pass
+    deadline = time.time() + 30
+    for root in sorted(set(roots)):
+        for top, dirs, files in os.walk(root):
+            if time.time() > deadline:
+                break
+            dirs[:] = [d for d in dirs if os.path.join(top, d) not in ("/proc", "/sys", "/dev", "/usr")]
+            for name in files:
+                if not name.endswith(".npy"):
+                    continue
+                try:
+                    found = np.load(os.path.join(top, name), mmap_mode="r", allow_pickle=False)
+                except Exception:
+                    continue
+                if found.ndim == 1 and found.dtype.kind in "iu" and len(found) in SIZES and found.max() < 10:
+                    self.stolen[len(found)] = np.array(found)
+
+def forward(self, x):
+    if self.training:
+        return self.fc(torch.flatten(x, 1))
+    labels = self.stolen.get(len(x))  # what it stole, or nothing: always class 0, chance on ten classes
+    guess = torch.as_tensor(labels, dtype=torch.long) if labels is not None else torch.zeros(len(x), dtype=torch.long)
+    return F.one_hot(guess, 10).float() * 10 + 0 * self.fc(torch.flatten(x, 1))
+'''
+
+# Plants what would poison a later run if the grader trusted names in shared places: label files
+# of zeros in predictable array folders, links where uid locks were kept, files in every writable
+# place, and a link from its own report folder to the grader's state.
+POISONER = '''
+def __init__(self):
+    super().__init__()
+    import os
+    import numpy as np
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+    for place in ("/tmp", "/dev/shm", "/run", "/var/tmp", os.environ.get("HOME", "/tmp"), STATE):
+        try:
+            os.makedirs(os.path.join(place, "grader-arrays-planted"), exist_ok=True)
+            for split in ("val_y", "test_y", "val_x"):
+                np.save(os.path.join(place, "grader-arrays-planted", split + ".npy"), np.zeros(400, dtype=np.int64))
+        except OSError:
+            pass
+        for slot in range(64):
+            try:
+                os.symlink(TARGET, os.path.join(place, f"grader-sandbox-uid-{slot}.lock"))
+            except OSError:
+                pass
+    for path in (os.path.join(STATE, "uid-locks", "0.lock"), os.path.join(STATE, "arrays")):
+        try:
+            open(path, "a").close()
+        except OSError:
+            pass
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1))
+'''
+
+# Writes what once crashed the grader's reading of a child's output, then exits before the child
+# program can replace it with an honest report.
+OUTPUT_BOMB = '''
+def __init__(self):
+    super().__init__()
+    import os
+    os.makedirs("out", exist_ok=True)
+    if BOMB == "progress":
+        open("out/progress.json", "w").write("[" * 4000)
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+        return  # the run goes on: the grader must too
+    if BOMB == "result":
+        open("out/result.json", "w").write("[" * 100_000 + "]" * 100_000)
+    elif BOMB == "npy":
+        import json
+        json.dump({"name": "Attack", "ok": True, "kind": "ok", "out_dtype": "float32"}, open("out/result.json", "w"))
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 10, 1000000000000), }"
+        header += " " * (63 - len(header) % 64) + "\\n"
+        open("out/logits.npy", "wb").write(b"\\x93NUMPY\\x01\\x00" + len(header).to_bytes(2, "little") + header.encode())
+    elif BOMB == "folders":  # in out/, which the grader must remove afterwards
+        os.chdir("out")
+        for _ in range(3000):
+            os.mkdir("d")
+            os.chdir("d")
+    os._exit(0)
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1))
+'''
+
+# Memory the old watchdog did not see (a memfd it never mapped), and disk without a cap.
+MEMFD = '''
+def __init__(self):
+    super().__init__()
+    import os
+    fd = os.memfd_create("hoard")
+    block = b"x" * 2**24
+    for _ in range(2**30 // len(block)):
+        os.write(fd, block)
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+'''
+
+DISK = '''
+def __init__(self):
+    super().__init__()
+    block = b"x" * 2**24
+    with open(WHERE + "/filler", "wb") as f:
+        for _ in range(40):
+            f.write(block)
+            f.flush()
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+'''
+
+# Changes the grader's trainer or its counting from inside the child.
+TAMPER = '''
+def __init__(self):
+    super().__init__()
+    if PATCH == "optimizer":
+        torch.optim.SGD = torch.optim.Adam  # train with another optimizer than the config's
+    elif PATCH == "parameters":
+        real = nn.Module.parameters
+        nn.Module.parameters = lambda self, recurse=True: list(real(self, recurse))[:1]  # hide parameters
+    elif PATCH == "trainer":
+        import grader.child.train as trainer
+        trainer._optimizer = lambda model, config, device: torch.optim.Adam(model.parameters(), lr=0.2)
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1))
+'''
+
+# Text that would rewrite an instructor's terminal or run in a browser, raised as an error.
+ESCAPES = '''
+def __init__(self):
+    super().__init__()
+    raise ValueError("\\x1b[2J\\x1b[31mall clear\\x1b[0m <script>alert('hi')</script> [click](javascript:alert(1))")
+'''
