@@ -140,6 +140,7 @@ def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, j
     """Check the notebook of a student's repository in CI (annotations, step summary, JUnit)."""
     from grader.grading.batch import write_submission_files
     from grader.grading.submissions import find_notebook
+    from grader.report.budget import budget_lines
     from grader.report.feedback import feedback_markdown
     from grader.report.github import annotations, step_summary
     from grader.report.junit import junit_xml
@@ -156,6 +157,8 @@ def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, j
     if result.status == "error":
         click.echo(f"error: {clean(result.error)}", err=True)
     else:
+        for line in budget_lines(result):
+            click.echo(line)
         failing = ", ".join(c.id for c in result.failing)
         click.echo(f"{notebook}: {result.score:g}/{result.max_score:g}"
                    + (f"; failing: {failing}" if failing else "; every required check passes"))

@@ -47,8 +47,12 @@ class Assignment:
     """Shown in reports."""
     generic_model_names: tuple[str, ...] = ()
     """Class names that do not count as a name of the student's own (case-insensitive)."""
-    max_params: int = 50_000_000
-    """Models with more parameters are refused before any memory is allocated."""
+    max_params: int = 200_000_000
+    """Models with more parameters are refused before any memory is allocated. It protects memory:
+    parameters, their gradients and the optimizer's state take about 16 bytes each (3.2 GB here)."""
+    max_flops_per_image: int = 12_000_000_000
+    """Models whose forward pass takes more floating-point operations per 32x32 image are refused.
+    It protects time: a run costs about three times this per training image and epoch."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class References:
     """Class in reference_models that a working baseline should match."""
     strong: str = "ResNet20"
     """Class in reference_models that marks the top of the partial-credit scale."""
+    min_accuracy: float = 0.2
+    """The baseline reference must reach this test accuracy under a budget (chance is 0.1) for the
+    comparisons with the references to be scored: below it the budget is too small to tell models apart."""
 
 
 @dataclass(frozen=True)
@@ -96,13 +103,15 @@ class Rubric:
         return round(sum(self.checks[check_id].points for check_id in self.applicable(budget)), 2)
 
     def score(self, check_id: str, verdict: Verdict) -> CheckResult:
-        """The verdict with this rubric's points and hint; a failure earns `verdict.fraction` of the points."""
+        """The verdict with this rubric's points and hint (a check not scored has neither points nor maximum)."""
         spec = self.checks[check_id]
+        credit = verdict.fraction if verdict.fraction is not None else float(verdict.passed)
         return CheckResult(
-            id=check_id, passed=verdict.passed,
-            points=round(spec.points * (1.0 if verdict.passed else verdict.fraction), 2), max_points=spec.points,
-            message=verdict.message, hint="" if verdict.passed else spec.hint, required=spec.required,
-            cell=verdict.cell,
+            id=check_id, passed=verdict.passed and verdict.scored,
+            points=round(spec.points * credit, 2) if verdict.scored else 0.0,
+            max_points=spec.points if verdict.scored else 0.0, message=verdict.message,
+            hint=spec.hint if verdict.scored and not verdict.passed else "", required=spec.required,
+            cell=verdict.cell, scored=verdict.scored,
         )
 
 

@@ -35,6 +35,8 @@ train_subset = 800
 points = 20
 [checks.models_run]
 points = 10
+[checks.models_learn]
+points = 0
 [checks.baseline_works]
 points = 5
 threshold = 0.05

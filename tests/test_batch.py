@@ -102,6 +102,39 @@ def test_a_grader_bug_on_one_student_is_that_students_error_and_the_batch_goes_o
     assert rows[1].startswith("complete,graded,70,70,") and rows[4].startswith("generic_name,error,0,70,")
 
 
+def test_a_bad_data_folder_stops_the_batch_before_anything_runs(class_dir, tmp_path, rubric):
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+    from grader.errors import DataError
+
+    with pytest.raises(DataError, match="does not exist"):
+        grade_batch(class_dir, tmp_path / "out", rubric=rubric, budget="quick", data_dir=tmp_path / "nowhere")
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(cli, ["grade", str(class_dir), "--out", str(tmp_path / "out"), "--quick",
+                                      "--data", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and result.output.startswith("error: data folder")
+
+
+@pytest.mark.slow
+def test_other_data_regrades_every_student(synthetic_data, small_rubric, training_context, tmp_path):
+    from grader.data import write_synthetic
+    from grader.rubric import load_rubric
+
+    root = tmp_path / "class"
+    root.mkdir()
+    shutil.copy(SUBMISSIONS / "one_cnn_class.ipynb", root / "ann.ipynb")
+    rubric = load_rubric(small_rubric)
+    first = grade_batch(root, tmp_path / "out", rubric=rubric, budget="quick", data_dir=synthetic_data)
+    again = grade_batch(root, tmp_path / "out", rubric=rubric, budget="quick", data_dir=synthetic_data)
+    other = tmp_path / "other-data"
+    write_synthetic(other, train=2_000, test=500, seed=7)
+    changed = grade_batch(root, tmp_path / "out", rubric=rubric, budget="quick", data_dir=other)
+    assert first.graded == ["ann"] and again.reused == ["ann"] and changed.graded == ["ann"]
+    stored = load_result(tmp_path / "out" / "ann" / "result.json")
+    assert stored.provenance.run.data_sha256 != first.results["ann"].provenance.run.data_sha256
+
+
 def test_parallel_workers_give_the_same_gradebook(class_dir, tmp_path, rubric):
     grade_batch(class_dir, tmp_path / "a", rubric=rubric, budget="none", workers=1)
     grade_batch(class_dir, tmp_path / "b", rubric=rubric, budget="none", workers=2)

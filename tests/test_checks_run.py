@@ -12,11 +12,12 @@ from grader.training.runs import ModelRun
 from support import SUBMISSIONS
 
 
-def trained(name: str, test_accuracy: float) -> ModelRun:
+def trained(name: str, test_accuracy: float, loss: tuple[float, float] = (2.3, 1.9), stopped_early: bool = False) -> ModelRun:
     epoch = EpochRecord(1, 1.0, 1.0, test_accuracy, 1.0, 0.1)
     history = History(status="ok", message="", epochs=(epoch,), selected_epoch=1, test_loss=1.0,
                       test_accuracy=test_accuracy, params=10, flops_per_image=None, peak_memory_bytes=0, seconds=1.0,
-                      train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=False)
+                      train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=False,
+                      loss_start=loss[0], loss_end=loss[1], stopped_early=stopped_early)
     return ModelRun.trained(name, history)
 
 
@@ -29,8 +30,8 @@ def analysis():
     return analyze(load_notebook(SUBMISSIONS / "complete.ipynb"))  # reports 60.12% / 76.54%
 
 
-def score(analysis, rubric, runs, refs=REFS, models=BUILT):
-    return run_checks(RunFacts(analysis, models, runs, refs, rubric))
+def score(analysis, rubric, runs, refs=REFS, models=BUILT, budget="full"):
+    return run_checks(RunFacts(analysis, models, runs, refs, rubric, budget))
 
 
 def scored(analysis, rubric, base, prop, refs=REFS):
@@ -49,9 +50,9 @@ def test_a_good_submission(analysis, rubric):
     assert checks["baseline_works"].passed  # within 5 points of the reference LeNet5
     assert checks["proposed_beats_baseline"].passed
     assert checks["proposed_beats_baseline"].message == "ResDropNet (75.0%) beats LeNet5 (59.0%) by +16.0 points under the fixed config"
-    partial = checks["proposed_vs_references"]
-    assert not partial.passed and partial.points == pytest.approx(0.75 * 5)  # 75% of the way to ResNet20
-    assert checks["reported_matches"].passed
+    scale = checks["proposed_vs_references"]
+    assert scale.passed and scale.points == pytest.approx(0.75 * 5)  # 75% of the way to ResNet20: a grade, not a failure
+    assert checks["reported_matches"].passed and checks["models_learn"].passed
 
 
 def test_credit_is_capped_and_failures_explained(analysis, rubric):
@@ -59,7 +60,7 @@ def test_credit_is_capped_and_failures_explained(analysis, rubric):
     assert not checks["baseline_works"].passed
     assert "more than 5% of the reference LeNet5 (60.0%)" in checks["baseline_works"].message
     assert not checks["proposed_beats_baseline"].passed and checks["proposed_beats_baseline"].points == 0
-    assert checks["proposed_vs_references"].points == 0
+    assert checks["proposed_vs_references"].points == 0 and checks["proposed_vs_references"].passed  # scored: at 0%
     top = scored(analysis, rubric, base=0.6, prop=0.95)["proposed_vs_references"]
     assert top.passed and top.points == top.max_points
 
@@ -91,3 +92,25 @@ def test_models_run_scores_the_share_of_models_that_run_and_keeps_notes(analysis
     assert check.message == "ResDropNet timed out\nLeNet5: forward returns a tuple; ..."
     nothing = score(analysis, rubric, {}, models={}).checks[0]
     assert nothing.message == "no baseline or proposed model class to run" and nothing.points == 0
+
+
+def test_a_model_that_does_not_learn_fails_models_learn(analysis, rubric):
+    runs = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.1, loss=(2.30, 2.31))}
+    learn = {c.id: c for c in score(analysis, rubric, runs).checks}["models_learn"]
+    assert not learn.passed and learn.required
+    assert "ResDropNet's training loss did not fall (2.3 -> 2.31)" in learn.message
+    assert "LeNet5's training loss fell from 2.3 to 1.9" in learn.message
+
+
+def test_comparisons_a_budget_cannot_support_are_not_scored(analysis, rubric):
+    runs = {"LeNet5": trained("LeNet5", 0.13), "ResDropNet": trained("ResDropNet", 0.32)}
+    weak = {"LeNet5": trained("LeNet5", 0.13), "ResNet20": trained("ResNet20", 0.35)}  # the reference did not learn
+    checks = {c.id: c for c in score(analysis, rubric, runs, refs=weak, budget="quick").checks}
+    for check_id in ("baseline_works", "proposed_beats_baseline", "proposed_vs_references", "reported_matches"):
+        check = checks[check_id]
+        assert not check.scored and not check.passed and (check.points, check.max_points) == (0, 0), check_id
+        assert check.message.startswith(("not scored under the quick budget", "not compared under the quick budget"))
+    assert "the reference LeNet5 reached only 13.0%" in checks["baseline_works"].message
+    capped = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.6, stopped_early=True)}
+    beats = {c.id: c for c in score(analysis, rubric, capped, budget="quick").checks}["proposed_beats_baseline"]
+    assert not beats.scored and "ResDropNet reached its time limit" in beats.message

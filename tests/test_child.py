@@ -97,18 +97,78 @@ class ReturnsDict(nn.Module):
         self.fc = nn.Linear(3 * 32 * 32, 10)
     def forward(self, x):
         return {"logits": self.fc(x.flatten(1))}
+
+class AlexNetStyle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 192, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(), nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(6))
+        self.classifier = nn.Sequential(nn.Linear(256 * 6 * 6, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
+                                        nn.Linear(4096, 10))
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+class BasicBlockWithDropout(nn.Module):
+    expansion = 1
+    def __init__(self, cin, cout, stride=1, p=0.1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.drop = nn.Dropout(p)
+        self.short = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    def forward(self, x):
+        out = self.drop(F.relu(self.bn1(self.conv1(x))))
+        return F.relu(self.bn2(self.conv2(out)) + self.short(x))
+
+class ResNet18(nn.Module):
+    def __init__(self, block, num_blocks, num_classes=10):
+        super().__init__()
+        self.cin = 64
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layers = nn.Sequential(*[self._layer(block, w, n, s) for w, n, s in
+                                      zip((64, 128, 256, 512), num_blocks, (1, 2, 2, 2))])
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+    def _layer(self, block, width, n, stride):
+        blocks = []
+        for s in [stride] + [1] * (n - 1):
+            blocks.append(block(self.cin, width, s))
+            self.cin = width * block.expansion
+        return nn.Sequential(*blocks)
+    def forward(self, x):
+        out = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+class TooManyFlops(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 512, 3, padding=1),
+                                  *[nn.Conv2d(512, 512, 3, padding=1) for _ in range(3)])
+        self.fc = nn.Linear(512, 10)
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.body(x), 1).flatten(1))
 '''
 
 NAMES = ["LeNet5", "MnistSized", "NeedsWidth", "WideResNetLite", "Enormous", "SoftmaxOut", "Predicts",
-         "FlattensWrong", "TenClassesOf100", "WithProbas", "Lazy", "ReturnsDict"]
-PASSING = {"LeNet5", "WideResNetLite", "SoftmaxOut", "WithProbas", "Lazy"}
+         "FlattensWrong", "TenClassesOf100", "WithProbas", "Lazy", "ReturnsDict", "AlexNetStyle", "ResNet18",
+         "TooManyFlops"]
+PASSING = {"LeNet5", "WideResNetLite", "SoftmaxOut", "WithProbas", "Lazy", "AlexNetStyle", "ResNet18"}
+BUILDS = "model = WideResNetLite(10, width=48)\nn = NeedsWidth(w, 3)\nnet = ResNet18(BasicBlockWithDropout, [2, 2, 2, 2], num_classes=10)"
 
 
 @pytest.fixture(scope="module")
 def runs(isolation):
-    nb = notebook(IMPORTS, LENET5, CLASSES, "model = WideResNetLite(10, width=48)\nn = NeedsWidth(w, 3)")
+    nb = notebook(IMPORTS, LENET5, CLASSES, BUILDS)
     # 1 GB: the 10-billion-parameter model must be refused before anything is allocated.
-    return run_models(nb, NAMES, max_params=load_rubric().assignment.max_params, isolation=isolation,
+    assignment = load_rubric().assignment
+    return run_models(nb, NAMES, max_params=assignment.max_params, max_flops=assignment.max_flops_per_image,
+                      isolation=isolation,
                       timeouts=Timeouts(instantiate_s=30, forward_s=30), limits=Limits(memory_bytes=2**30))
 
 
@@ -138,7 +198,26 @@ def test_arguments_are_taken_from_the_notebook_or_asked_for(runs):
 def test_too_many_parameters_are_refused_before_allocation(runs):
     m = runs.models["Enormous"]
     assert m.kind == "too_many_params"
-    assert "10,000,100,000 parameters, over the limit of 50,000,000" in m.message
+    assert "10,000,100,000 parameters, over the limit of 200,000,000" in m.message
+
+
+def test_a_large_classic_model_is_within_the_limits(runs):
+    m = runs.models["AlexNetStyle"]
+    assert m.passed, m.message
+    assert m.params > 50_000_000  # AlexNet-sized: the old 50M limit refused it
+
+
+def test_a_model_built_from_a_block_class_and_a_list_is_built_as_the_notebook_builds_it(runs):
+    m = runs.models["ResNet18"]
+    assert m.passed, m.message
+    assert m.built_as == "ResNet18(BasicBlockWithDropout, [2, 2, 2, 2], num_classes=10)"
+    assert 11_000_000 < m.params < 11_300_000
+
+
+def test_a_model_too_slow_to_train_in_the_budget_is_refused_by_its_flops(runs):
+    m = runs.models["TooManyFlops"]
+    assert not m.passed and m.kind == "too_many_flops"
+    assert "GFLOPs per 32x32 image, over the limit of 12" in m.message and "make it smaller" in m.message
 
 
 def test_softmax_output_passes_with_a_logits_hint(runs):

@@ -64,18 +64,39 @@ def test_the_extracted_module_runs_on_its_own():
     assert namespace["ProposedNet"]()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_literal_instantiations_are_found():
+def test_the_call_that_builds_the_trained_object_is_found():
     ex = extract_models(NOTEBOOK, ["LeNet5", "ProposedNet"])
-    assert ex.instantiations["ProposedNet"].args == (10,)
-    assert ex.instantiations["LeNet5"].kwargs == {"n": 10}
-    assert ex.instantiations["LeNet5"].source == "LeNet5(n=10)"
+    proposed = ex.instantiations["ProposedNet"]
+    assert (proposed.arguments, proposed.trained, proposed.source) == ("10", True, "ProposedNet(10)")
+    assert ex.instantiations["LeNet5"].arguments == "n=10"
 
 
-def test_non_literal_arguments_and_constants():
+def test_arguments_naming_the_notebooks_classes_and_constants_are_rebuilt():
+    nb = notebook(
+        IMPORTS,
+        "class BasicBlockWithDropout(nn.Module):\n    def __init__(self, c):\n        super().__init__()",
+        "class ResNet18(nn.Module):\n    def __init__(self, block, layers, num_classes):\n        super().__init__()\n"
+        "        self.blocks = [block(c) for c in layers]\n        self.fc = nn.Linear(8, num_classes)",
+        "LAYERS = [2, 2, 2, 2]\nprobe = ResNet18(BasicBlockWithDropout, [1, 1], num_classes=100)",
+        "net = ResNet18(BasicBlockWithDropout, LAYERS * 1, num_classes=len(LAYERS) + 6)\ntrain(net, loader)",
+        "later = ResNet18(BasicBlockWithDropout, [3, 3], num_classes=10)\nlater.eval()")
+    ex = extract_models(nb, ["ResNet18"])
+    inst = ex.instantiations["ResNet18"]
+    # The call whose object is trained wins over a later one that is not.
+    assert inst.arguments == "BasicBlockWithDropout, LAYERS * 1, num_classes=len(LAYERS) + 6" and inst.trained
+    assert {"BasicBlockWithDropout", "LAYERS"} <= set(ex.names) and inst.needs == ("BasicBlockWithDropout", "LAYERS")
+    namespace: dict = {}
+    exec(compile(ex.source, "submission.py", "exec"), namespace)
+    args, kwargs = eval(f"(lambda *a, **k: (a, k))({inst.arguments})", namespace)
+    assert namespace["ResNet18"](*args, **kwargs).fc.out_features == 10
+
+
+def test_arguments_the_module_cannot_rebuild_are_skipped():
     nb = notebook(IMPORTS, "N = 10\nclass A(nn.Module):\n    def __init__(self, k):\n        super().__init__()",
                   "a = A(N)\nb = A(len(trainset))")
     inst = extract_models(nb, ["A"]).instantiations["A"]
-    assert inst is not None and inst.args == (10,)  # A(len(trainset)) is not literal and is skipped
+    assert inst is not None and inst.arguments == "N"  # A(len(trainset)) needs the data: skipped
+    assert extract_models(notebook(IMPORTS, "class B(nn.Module):\n    pass", "b = B(*sizes)"), ["B"]).instantiations["B"] is None
 
 
 def test_a_dependency_on_data_is_reported():

@@ -35,7 +35,8 @@ def result(rubric):
 
 def test_markdown_sections(result):
     text = feedback_markdown(result, curves="curves.png")
-    assert text.startswith("# Feedback for alice\n\n**Score: 70 / 70**")
+    assert text.startswith("# Feedback for alice\n\n*Static checks only: the notebook was read; nothing in it was "
+                           "run or trained.*  \n\n**Score: 70 / 70**")
     assert "| ✓ | two_cnn_classes | 20 / 20 | 2 CNN classes: LeNet5, ResDropNet |" in text
     assert "| ResDropNet | 77.1% | 76.5% | 71.0% | 70.0% |" in text  # reported vs reproduced
     assert "| ResNet20 (reference) | 82.0% | 272,474 |" in text

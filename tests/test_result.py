@@ -46,7 +46,7 @@ def test_results_of_the_first_schema_are_read_with_their_runs():
     assert erin.status == "error" and "holds no notebook" in erin.error and erin.max_score == 50
 
 
-def test_results_of_the_first_schema_resume_and_give_the_same_gradebook(tmp_path):
+def test_results_of_the_first_schema_resume_and_give_the_same_gradebook(tmp_path, synthetic_data):
     """A batch graded by the previous version is not graded again; its gradebook is rebuilt byte for byte."""
     root = tmp_path / "class"
     root.mkdir()
@@ -55,6 +55,6 @@ def test_results_of_the_first_schema_resume_and_give_the_same_gradebook(tmp_path
     (root / "erin").mkdir()
     out = tmp_path / "out"
     shutil.copytree(V1 / "out", out)
-    report = grade_batch(root, out, rubric=load_rubric(V1 / "rubric.toml"), budget="quick")
+    report = grade_batch(root, out, rubric=load_rubric(V1 / "rubric.toml"), budget="quick", data_dir=synthetic_data)
     assert sorted(report.reused) == ["ann", "bob"] and report.graded == ["erin"]
     assert (out / "gradebook.csv").read_text() == (V1 / "gradebook.csv").read_text()

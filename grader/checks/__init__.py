@@ -22,6 +22,7 @@ REGISTRY: tuple[tuple[str, Stage], ...] = (
     ("discussion", "static"),
     ("same_config", "static"),
     ("models_run", "run"),
+    ("models_learn", "run"),
     ("baseline_works", "run"),
     ("proposed_beats_baseline", "run"),
     ("proposed_vs_references", "run"),
@@ -44,12 +45,16 @@ class Verdict:
     passed: bool
     message: str
     """What the grader found, in words for the student."""
-    fraction: float = 0.0
-    """Partial credit for a failure, 0..1."""
+    fraction: float | None = None
+    """The share of the points earned, 0..1; None: all of them when passed, none when failed. A check
+    on a scale passes with a fraction (it was scored; where it landed is its grade)."""
     cell: int | None = None
     """The notebook cell the finding is about, when there is one."""
     flag: str = ""
     """Something for the instructor to review; never part of the score."""
+    scored: bool = True
+    """False when the budget cannot support the check (the message says why): no points either way,
+    and not a failure."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class CheckResult:
     """A failing required check makes `grader check` and `grader ci` exit 1."""
     cell: int | None = None
     """The notebook cell the check is about (for annotations and feedback), when there is one."""
+    scored: bool = True
+    """False: not scored under this budget (no points, no maximum, not a failure); the message says why."""
 
 
 __all__ = ["CHECK_IDS", "CheckResult", "REGISTRY", "Stage", "Verdict", "ids"]

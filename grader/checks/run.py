@@ -4,6 +4,11 @@ Every number compared here was produced by the grader under one fixed configurat
 student's two models and the reference networks, same data, same seed, same budget. The student's
 reported figures are compared with the reproduced ones only to flag a gap for review; a gap is
 never penalised automatically, because the student may have trained longer or differently.
+
+A comparison a budget cannot support is not scored, with the reason, rather than passed or failed
+by noise: the comparisons with the references need the baseline reference to have learned under
+the budget (and no run stopped early by the quick budget's time limit); the notebook's own figures
+are compared with the grading budget's retraining only.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Callable, Mapping
 
 from grader.analysis import Analysis
 from grader.checks import CheckResult, Verdict, ids
-from grader.rubric import Rubric
+from grader.rubric import Budget, Rubric
 from grader.sandbox.models_run import ModelCheck
 from grader.training.runs import ModelRun
 
@@ -30,6 +35,7 @@ class RunFacts:
     references: Mapping[str, ModelRun]
     """Reference class name -> its training under the same config."""
     rubric: Rubric
+    budget: Budget = "full"
 
     def accuracy(self, name: str | None, reference: bool = False) -> float | None:
         """The reproduced test accuracy of a student's class or of a reference."""
@@ -65,16 +71,56 @@ def models_run(facts: RunFacts) -> Verdict:
     return Verdict(len(passed) == len(models), "\n".join(lines), len(passed) / len(models))
 
 
+def models_learn(facts: RunFacts) -> Verdict:
+    """Each model that runs trains without NaN and its training loss falls (the quick budget's lesson)."""
+    lines, learning = [], 0
+    for name, check in facts.models.items():
+        run = facts.runs.get(name)
+        history = run.history if run else None
+        if not check.passed or run is None:
+            continue
+        if history is None or history.loss_start is None or history.loss_end is None:
+            lines.append(f"{name} did not train: {run.error or 'no training loss was recorded'}")
+        elif history.status != "ok":
+            lines.append(f"{name}: {history.message}")
+        elif history.loss_end >= history.loss_start:
+            lines.append(f"{name}'s training loss did not fall ({history.loss_start:.3g} -> {history.loss_end:.3g}): "
+                         "check that forward returns logits and that the model's layers are used")
+        else:
+            learning += 1
+            lines.append(f"{name}'s training loss fell from {history.loss_start:.3g} to {history.loss_end:.3g}")
+    ran = sum(1 for check in facts.models.values() if check.passed)
+    if not ran:
+        return Verdict(False, "no model ran, so none could train (see models_run)")
+    return Verdict(learning == ran, "; ".join(lines), learning / ran)
+
+
 def _not_run(*names_and_values: tuple[str, float | None]) -> Verdict | None:
     missing = [name for name, value in names_and_values if value is None]
     return Verdict(False, f"not scored: no retrained test accuracy for {', '.join(missing)}") if missing else None
+
+
+def _unsupported(facts: RunFacts, names: tuple[str | None, ...]) -> Verdict | None:
+    """Not scored when the budget cannot tell these models apart, with the reason."""
+    refs = facts.rubric.references
+    low = facts.accuracy(refs.baseline, reference=True)
+    if low is not None and low < refs.min_accuracy:
+        return Verdict(False, (f"not scored under the {facts.budget} budget: the reference {refs.baseline} reached only "
+                               f"{low:.1%} (chance is 10%), too little training to tell models apart; the grading "
+                               "budget scores it"), scored=False)
+    stopped = [n for n in names if n and (run := facts.runs.get(n)) and run.history and run.history.stopped_early]
+    if stopped:
+        return Verdict(False, (f"not scored under the {facts.budget} budget: {', '.join(stopped)} reached its time limit "
+                               "before the end, so the runs are not comparable; the grading budget scores it"),
+                       scored=False)
+    return None
 
 
 def baseline_works(facts: RunFacts) -> Verdict:
     rubric, name = facts.rubric, facts.analysis.baseline
     margin, ref_name = rubric.checks["baseline_works"].threshold, rubric.references.baseline
     base, ref = facts.accuracy(name), facts.accuracy(ref_name, reference=True)
-    missing = _not_run((name or "the baseline", base), (f"the reference {ref_name}", ref))
+    missing = _not_run((name or "the baseline", base), (f"the reference {ref_name}", ref)) or _unsupported(facts, (name,))
     if missing:
         return missing
     assert base is not None and ref is not None
@@ -86,7 +132,8 @@ def baseline_works(facts: RunFacts) -> Verdict:
 def proposed_beats_baseline(facts: RunFacts) -> Verdict:
     base_name, prop_name = facts.analysis.baseline, facts.analysis.proposed
     base, prop = facts.accuracy(base_name), facts.accuracy(prop_name)
-    missing = _not_run((base_name or "the baseline", base), (prop_name or "the proposed model", prop))
+    missing = (_not_run((base_name or "the baseline", base), (prop_name or "the proposed model", prop))
+               or _unsupported(facts, (base_name, prop_name)))
     if missing:
         return missing
     assert base is not None and prop is not None
@@ -99,8 +146,8 @@ def proposed_vs_references(facts: RunFacts) -> Verdict:
     refs, name = facts.rubric.references, facts.analysis.proposed
     prop = facts.accuracy(name)
     low, high = facts.accuracy(refs.baseline, reference=True), facts.accuracy(refs.strong, reference=True)
-    missing = _not_run((name or "the proposed model", prop), (f"the reference {refs.baseline}", low),
-                       (f"the reference {refs.strong}", high))
+    missing = (_not_run((name or "the proposed model", prop), (f"the reference {refs.baseline}", low),
+                        (f"the reference {refs.strong}", high)) or _unsupported(facts, (name,)))
     if missing:
         return missing
     assert prop is not None and low is not None and high is not None
@@ -108,11 +155,14 @@ def proposed_vs_references(facts: RunFacts) -> Verdict:
     position = (prop - low) / span if span > 0 else float(prop >= high)
     fraction = min(max(position, 0.0), 1.0)  # capped: beating the ResNet earns full, not extra, credit
     where = f"{fraction:.0%} of the way from {refs.baseline} ({low:.1%}) to {refs.strong} ({high:.1%})"
-    return Verdict(fraction >= 1.0, f"{name} ({prop:.1%}) lands {where}", fraction)
+    return Verdict(True, f"{name} ({prop:.1%}) lands {where}", fraction)  # a scale: where it lands is the grade
 
 
 def reported_matches(facts: RunFacts) -> Verdict:
     """A gap beyond the tolerance fails (0 points by default) and is flagged for review."""
+    if facts.budget != "full":
+        return Verdict(False, (f"not compared under the {facts.budget} budget: the notebook's own training is "
+                               "compared with the grading budget's retraining only"), scored=False)
     tolerance = facts.rubric.checks["reported_matches"].threshold
     analysis = facts.analysis
     gaps, compared = [], []
@@ -135,6 +185,7 @@ def reported_matches(facts: RunFacts) -> Verdict:
 
 JUDGES: dict[str, Callable[[RunFacts], Verdict]] = {
     "models_run": models_run,
+    "models_learn": models_learn,
     "baseline_works": baseline_works,
     "proposed_beats_baseline": proposed_beats_baseline,
     "proposed_vs_references": proposed_vs_references,

@@ -40,4 +40,11 @@ class TrainConfig:
     """Bit-identical reruns (slower on CUDA: no cudnn.benchmark, deterministic kernels)."""
     select: Literal["best_val", "last"] = "best_val"
     """Which epoch's weights are evaluated on the test set."""
+    max_seconds: float = 0.0
+    """Stop training after this many seconds of training steps (0: no limit): the quick budget's cap,
+    so that a self-check ends in about a minute whatever the model. A run it stops early is not
+    compared with other runs."""
+    eval_subset: int = 0
+    """Validate and test on only this many of the validation and test images (0 = all): the quick
+    budget's, since a large model's forward over 20,000 images can take longer than its training."""
 

@@ -90,7 +90,7 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
     if not inspect.isclass(cls) or not issubclass(cls, torch.nn.Module):
         raise _Refused("missing", f"class {request.model.name} is not defined as an nn.Module by the extracted code")
     progress.enter("instantiate")
-    model = _build(torch, cls, request, progress)
+    model = _build(torch, module, cls, request, progress)
     untouched()
     if request.task == "train":
         progress.enter("train")
@@ -100,7 +100,7 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
     progress.enter("forward")
     batch = torch.from_numpy(np.load(os.path.join(in_dir, f"{CHECK_BATCH}.npy"), allow_pickle=False))
     try:
-        logits, note = logits_of(_forward(torch, model, batch, progress))
+        logits, note = logits_of(_forward(torch, model, batch, progress, request.max_params))
     except ModelError as e:
         raise _Refused("not_tensor", str(e)) from None
     untouched()
@@ -133,19 +133,20 @@ def _import_module(path: str):
     return module
 
 
-def _build(torch, cls, request: Request, progress: _Progress):
+def _build(torch, module, cls, request: Request, progress: _Progress):
     """The model, built without arguments when its constructor allows it, else as the notebook builds it."""
     spec = request.model
     signature = f"{spec.name}{_signature(cls)}"
     progress.note(signature=signature)
     missing = _required_params(cls)
-    if missing and spec.args is None:
+    if missing and not spec.arguments:
         raise _Refused("needs_args", (
-            f"{signature} needs arguments ({', '.join(missing)}) and the notebook never builds it "
-            f"with literal values; give every parameter a default, e.g. def __init__(self, {missing[0]}=...)"))
-    args, kwargs = (list(spec.args or []), dict(spec.kwargs)) if missing else ([], {})
-    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-    progress.note(built_as=f"{spec.name}({', '.join(shown)})", meta_params=_meta_params(torch, cls, args, kwargs))
+            f"{signature} needs arguments ({', '.join(missing)}) and the notebook never builds it with arguments "
+            f"the grader can rebuild (literals, constants, classes and functions of the notebook); give every "
+            f"parameter a default, e.g. def __init__(self, {missing[0]}=...)"))
+    # The notebook's own call, evaluated where its names live: the extracted module.
+    args, kwargs = eval(f"(lambda *a, **k: (a, k))({spec.arguments})", vars(module)) if spec.arguments else ((), {})
+    progress.note(built_as=f"{spec.name}({spec.arguments})", meta_params=_meta_params(torch, cls, args, kwargs))
     _refuse_if_too_big(progress.report.meta_params, spec.name, request.max_params)
     torch.manual_seed(request.seed)
     model = cls(*args, **kwargs)
@@ -191,8 +192,9 @@ def _meta_params(torch, cls, args, kwargs) -> int | None:
         return None
 
 
-def _forward(torch, model, batch, progress: _Progress):
-    """Run the batch through the model with hooks that know which layer is running and count MACs."""
+def _forward(torch, model, batch, progress: _Progress, limit: int):
+    """Run the batch through the model with hooks that know which layer is running and count MACs;
+    count the parameters again (lazy layers exist only now) against `limit`."""
     stack = progress.layers
     macs = [0]
 
@@ -222,6 +224,7 @@ def _forward(torch, model, batch, progress: _Progress):
         h.remove()
     # Lazy layers have their shapes now; one multiply-add is two floating-point operations.
     progress.note(params=_count(model), flops_per_image=2 * macs[0])
+    _refuse_if_too_big(progress.report.params, type(model).__name__, limit)
     return out
 
 

@@ -21,8 +21,8 @@ every metric from labels the child never sees.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping
+from dataclasses import asdict, dataclass
+from typing import Literal, Mapping
 
 from grader.child.config import TrainConfig
 
@@ -51,9 +51,9 @@ class ModelSpec:
     """Which class to build, and how."""
 
     name: str
-    args: tuple[Any, ...] | None = None
-    """Positional arguments as the notebook builds it; None when it never does with literal values."""
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    arguments: str = ""
+    """The constructor's arguments as the notebook writes them ('BasicBlock, [2, 2], num_classes=10'),
+    evaluated in the extracted module; '' when the notebook never builds it with rebuildable arguments."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,12 @@ class History:
     """Whether the model ran in channels_last memory format."""
     notes: tuple[str, ...] = ()
     """What the trainer had to adapt to (tuple output, fallbacks, dropped batch of one)."""
+    loss_start: float | None = None
+    """Mean training loss over the first quarter of all the steps run."""
+    loss_end: float | None = None
+    """Mean training loss over the last quarter of all the steps run: below loss_start, the model learns."""
+    stopped_early: bool = False
+    """The budget's time limit (config.max_seconds) stopped the run before its last step."""
     config: TrainConfig | None = None
     """The configuration the run used."""
     torch_version: str = ""

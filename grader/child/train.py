@@ -70,6 +70,25 @@ class TrainingData:
         """The same data with validation and test labels removed, as the sandboxed child gets it."""
         return replace(self, val_labels=None, test_labels=None)
 
+    def for_budget(self, config: TrainConfig) -> "TrainingData":
+        """What a run under `config` sees: the first train_subset training images (the split is
+        already shuffled) and a fixed random eval_subset of the validation and test images (an image
+        folder's test set is in class order, so its first images would all be airplanes)."""
+        if not config.train_subset and not config.eval_subset:
+            return self
+        t = config.train_subset or None
+
+        def part(images: torch.Tensor | None, labels: torch.Tensor | None):
+            if images is None or not config.eval_subset or config.eval_subset >= len(images):
+                return images, labels
+            keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:config.eval_subset]
+            return images[keep], None if labels is None else labels[keep]
+
+        val_images, val_labels = part(self.val_images, self.val_labels)
+        test_images, test_labels = part(self.test_images, self.test_labels)
+        return replace(self, train_images=self.train_images[:t], train_labels=self.train_labels[:t],
+                       val_images=val_images, val_labels=val_labels, test_images=test_images, test_labels=test_labels)
+
 
 Split = Literal["val", "test"]
 OnLogits = Callable[[Split, torch.Tensor], None]
@@ -112,6 +131,7 @@ def train(
     if data.val_labels is None and on_logits is None:
         raise ValueError("no val labels here; pass train(..., on_logits=...) so that whoever holds them scores")
     device = torch.device(device)
+    data = data.for_budget(config)
     start = time.perf_counter()
     with run_context(device, config.deterministic), torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(config.seed)  # weight init, lazy init and dropout draw from the global RNG
@@ -205,10 +225,7 @@ def _crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tenso
 def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device,
          on_epoch: Callable[[EpochRecord], None] | None, on_logits: OnLogits | None) -> dict:
     model, notes = s.model, s.notes
-    images, labels = data.train_images, data.train_labels
-    if config.train_subset:
-        images, labels = images[:config.train_subset], labels[:config.train_subset]  # the split is already shuffled
-    images, labels = images.to(device), labels.to(device)  # resident for the whole run, as uint8
+    images, labels = data.train_images.to(device), data.train_labels.to(device)  # resident for the whole run, as uint8
     val_images = data.val_images.to(device)
     n, bs = len(labels), config.batch_size
     steps = steps_per_epoch(n, bs)
@@ -216,7 +233,6 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
         notes.append("the last training batch of each epoch held 1 image and was dropped (BatchNorm needs 2)")
     if steps == 0:
         raise ModelError(f"{n} training image(s) are too few for a batch; use at least 2")
-    seen = n - (1 if n % bs == 1 else 0)  # images per epoch
     g = torch.Generator(device=device).manual_seed(config.seed)
     norm = Normalize(data.mean, data.std, device, s.channels_last)
     opt = _optimizer(model, config, device)
@@ -228,12 +244,14 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     epochs: list[EpochRecord] = []
     best: tuple[float, int, dict] | None = None  # (val accuracy, epoch, weights) to keep
     status, message, train_time = "ok", f"trained {config.epochs} epochs", 0.0
+    step_losses = torch.zeros(steps * config.epochs, device=device)  # on the device: no sync per step
+    done, trained, capped = 0, 0, False  # steps run, images trained on, stopped by the time limit
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, device=device, generator=g)
         loss_sum = torch.zeros((), device=device)
-        diverged = False
+        diverged, epoch_images = False, 0
         for step in range(steps):
             idx = perm[step * bs:(step + 1) * bs]
             x = images[idx]
@@ -249,12 +267,20 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
             lr = opt.param_groups[0]["lr"]  # the rate this step used (the scheduler moves on next)
             sched.step()
             loss_sum += loss.detach() * len(idx)
+            step_losses[done] = loss.detach()
+            done, epoch_images = done + 1, epoch_images + len(idx)
             if (step + 1) % check_every == 0 or step == steps - 1:
                 if not torch.isfinite(loss_sum):
                     diverged = True
                     status, message = "diverged", f"training loss became NaN or infinite in epoch {epoch}, step {step + 1}; the run stopped"
                     break
+            if config.max_seconds and train_time + time.perf_counter() - t0 > config.max_seconds and step < steps - 1:
+                capped = True
+                message = (f"stopped at the budget's {config.max_seconds:g} s limit in epoch {epoch}, after "
+                           f"{step + 1} of its {steps} steps")
+                break
         _sync(device)
+        trained += epoch_images
         train_time += time.perf_counter() - t0
         if diverged:
             break
@@ -272,19 +298,25 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
             # Keep the weights to evaluate: the best validation epoch (earliest on ties) or the last.
             if best is None or config.select == "last" or val_accuracy > best[0]:
                 best = (val_accuracy, epoch, copy.deepcopy(model.state_dict()))
-        record = EpochRecord(epoch, (loss_sum / seen).item(), val_loss, val_accuracy, time.perf_counter() - t0, lr)
+        record = EpochRecord(epoch, (loss_sum / epoch_images).item(), val_loss, val_accuracy, time.perf_counter() - t0, lr)
         epochs.append(record)
         if on_epoch:
             on_epoch(record)
+        if capped:
+            break
 
     test = None
     if best is not None:
         model.load_state_dict(best[2])
         if data.test_images is not None and score is not None:
             test = score("test", predict_logits(model, data.test_images, **predict))
-    trained = seen * len(epochs)
+    quarter = max(1, done // 4)
+    losses = step_losses[:done]
+    start, end = (losses[:quarter].mean().item(), losses[-quarter:].mean().item()) if done else (None, None)
     return dict(
         status=status, message=message, epochs=tuple(epochs), selected_epoch=best[1] if best else None,
+        loss_start=start if start is None or math.isfinite(start) else None,
+        loss_end=end if end is None or math.isfinite(end) else None, stopped_early=capped,
         test_loss=test[0] if test else None, test_accuracy=test[1] if test else None,
         params=s.params, flops_per_image=s.flops, peak_memory_bytes=_peak_memory(device),
         train_images_per_second=trained / train_time if train_time else 0.0, device=device.type,

@@ -46,8 +46,16 @@ class Cifar10:
     """'cifar-10-batches-py' or 'image-folder'."""
     official: bool
     """True only for torchvision's cifar-10-batches-py files with their official md5 sums."""
+    synthetic: bool
+    """Written by `grader data synthetic`: not CIFAR-10 at all."""
     sha256: str
     """Hash of the decoded content (classes, images, labels); keys every cache built on it."""
+
+    @property
+    def kind(self) -> str:
+        """'official' (the release, md5-checked), 'synthetic' (not CIFAR-10 at all) or 'other'
+        (CIFAR-10 from elsewhere: an image folder, re-encoded files)."""
+        return "official" if self.official else "synthetic" if self.synthetic else "other"
 
     def info(self) -> dict:
         """Counts per split and class, the hash and the provenance, JSON-safe."""
@@ -55,7 +63,8 @@ class Cifar10:
             per = torch.bincount(labels, minlength=len(self.classes)).tolist()
             return dict(zip(self.classes, per))
         return {
-            "source": self.source, "format": self.format, "official": self.official, "sha256": self.sha256,
+            "source": self.source, "format": self.format, "official": self.official, "kind": self.kind,
+            "sha256": self.sha256,
             "train": {"total": len(self.train_labels), "per_class": counts(self.train_labels)},
             "test": {"total": len(self.test_labels), "per_class": counts(self.test_labels)},
         }
@@ -177,6 +186,7 @@ def load_cifar10(path: str | Path | None = None, *, cache: bool = True) -> Cifar
         meta = {
             "schema": CACHE_SCHEMA, "fingerprint": fingerprint, "format": kind, "classes": list(classes),
             "official": kind == "cifar-10-batches-py" and formats.is_official(src),
+            "synthetic": kind == "cifar-10-batches-py" and formats.is_synthetic(src),
             "sha256": _content_hash(arrays, classes),
         }
         if cache:
@@ -188,7 +198,7 @@ def load_cifar10(path: str | Path | None = None, *, cache: bool = True) -> Cifar
         train_images=t["train_images"], train_labels=t["train_labels"],
         test_images=t["test_images"], test_labels=t["test_labels"],
         classes=tuple(meta["classes"]), source=str(src), format=meta["format"],
-        official=bool(meta["official"]), sha256=meta["sha256"],
+        official=bool(meta["official"]), synthetic=bool(meta.get("synthetic")), sha256=meta["sha256"],
     )
 
 

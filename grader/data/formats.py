@@ -115,6 +115,14 @@ def read_batches(folder: Path) -> Arrays:
     return train_x, train_y, test_x, test_y, names
 
 
+def is_synthetic(folder: Path) -> bool:
+    """True for a folder `grader data synthetic` wrote (its batches.meta says so)."""
+    try:
+        return bool(_unpickle(folder / META_FILE[0]).get("synthetic"))
+    except (DataError, OSError):
+        return False
+
+
 def is_official(folder: Path) -> bool:
     """True when every file matches the md5 torchvision checks (the official release)."""
     for name, md5 in (*TRAIN_FILES, *TEST_FILES, META_FILE):
@@ -194,5 +202,6 @@ def image_folder_files(root: Path) -> list[Path]:
 
 __all__ = [
     "BATCHES_DIR", "CLASSES", "META_FILE", "TEST_FILES", "TRAIN_FILES", "batches_files", "class_order",
-    "find_batches_dir", "image_folder_files", "is_image_folder", "is_official", "read_batches", "read_image_folder",
+    "find_batches_dir", "image_folder_files", "is_image_folder", "is_official", "is_synthetic", "read_batches",
+    "read_image_folder",
 ]

@@ -52,7 +52,8 @@ def write_synthetic(directory: str | Path, *, train: int = 10_000, test: int = 2
         }
         with open(out / name, "wb") as f:
             pickle.dump(entry, f, protocol=2)  # the protocol of the official (Python 2) files
-    meta = {"label_names": list(CLASSES), "num_cases_per_batch": int(bounds[1]), "num_vis": 3072}
+    # "synthetic" marks the folder for the grader, which says so wherever it reports a result.
+    meta = {"label_names": list(CLASSES), "num_cases_per_batch": int(bounds[1]), "num_vis": 3072, "synthetic": True}
     with open(out / META_FILE[0], "wb") as f:
         pickle.dump(meta, f, protocol=2)
     return out

@@ -4,7 +4,8 @@ One driver for every executor (grader/grading/executors: a local process pool, o
 executor grades, this module stores, reports progress, handles Ctrl-C and writes the gradebook.
 
 Each submission's files are written atomically as soon as it finishes; a re-run skips students
-whose notebook, rubric, grader version and budget are unchanged; a crash, timeout or hostile
+whose notebook, rubric, grader version and budget (and for a retraining the data, device type
+and torch version) are unchanged; a crash, timeout or hostile
 notebook is one student's 'error' result and the batch goes on; Ctrl-C leaves every finished
 result in place. The gradebook and the summary are rebuilt from the stored results at the end.
 """
@@ -27,7 +28,7 @@ from grader.report.feedback import write_feedback
 from grader.report.gradebook import gradebook_csv
 from grader.report.gradescope import gradescope_results
 from grader.rubric import Budget, Rubric
-from grader.training.context import prepare_training
+from grader.training.context import prepare_training, run_identity
 
 RESULT = "result.json"
 
@@ -62,11 +63,12 @@ def grade_batch(
     `require_isolation` is False, which the instructor must ask for (`--allow-unisolated`).
     """
     submissions = discover(root)
+    identity = run_identity(data_dir) if budget != "none" else None  # a bad data folder fails here, first
     report = BatchReport()
     todo: list[Submission] = []
     for sub in submissions:
         stored = load_result(out / sub.student / RESULT)
-        if sub.notebook and stored and stored.fingerprint == submission_fingerprint(sub.notebook, rubric, budget):
+        if sub.notebook and stored and stored.fingerprint == submission_fingerprint(sub.notebook, rubric, budget, identity):
             report.results[sub.student] = stored
             report.reused.append(sub.student)
         else:

@@ -20,16 +20,16 @@ from grader.checks import CheckResult
 from grader.checks.run import RunFacts, run_checks
 from grader.checks.static import guessed_role_flags, static_checks, unreadable
 from grader.errors import NotebookError
-from grader.grading.result import GradeResult, Provenance, fingerprint, sha256_file
+from grader.grading.result import GradeResult, Provenance, grade_fingerprint, sha256_file
 from grader.notebook import Notebook, load_notebook
 from grader.rubric import Budget, Rubric
-from grader.training.context import TrainingContext, prepare_training
+from grader.training.context import RunIdentity, TrainingContext, prepare_training
 from grader.training.retrain import retrain_submission
 
 
-def submission_fingerprint(notebook: Path, rubric: Rubric, budget: Budget) -> str:
-    """What a grade depends on: the notebook, the rubric, the grader and the budget."""
-    return fingerprint(sha256_file(notebook), rubric.sha256, __version__, budget)
+def submission_fingerprint(notebook: Path, rubric: Rubric, budget: Budget, run: RunIdentity | None) -> str:
+    """The fingerprint a grade of `notebook` would have now (grader.grading.result.grade_fingerprint)."""
+    return grade_fingerprint(sha256_file(notebook), rubric.sha256, __version__, budget, run)
 
 
 def grade_submission(
@@ -49,11 +49,14 @@ def grade_submission(
     """
     path = Path(notebook)
     started = time.perf_counter()
+    ctx = None
+    if budget != "none":  # first: a bad data folder is the user's error before anything else runs
+        ctx = context or prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation)
     digest = sha256_file(path) if path.is_file() else ""
     result = GradeResult(
         student=student, notebook=str(path), notebook_sha256=digest, status="graded",
-        fingerprint=fingerprint(digest, rubric.sha256, __version__, budget), max_score=rubric.max_score(budget),
-        provenance=Provenance.now(rubric, budget),
+        fingerprint=grade_fingerprint(digest, rubric.sha256, __version__, budget, ctx.identity if ctx else None),
+        max_score=rubric.max_score(budget), provenance=Provenance.now(rubric, budget),
     )
     try:
         loaded = load_notebook(path)
@@ -62,8 +65,7 @@ def grade_submission(
     else:
         analysis = analyze(loaded)
         result = _with_analysis(result, analysis, static_checks(loaded, analysis, rubric))
-        if budget != "none":
-            ctx = context or prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation)
+        if ctx is not None:
             result = _with_runs(result, loaded, analysis, rubric, ctx)
     return replace(result, provenance=replace(result.provenance, seconds=round(time.perf_counter() - started, 3)))
 
@@ -84,9 +86,11 @@ def _with_runs(result: GradeResult, notebook: Notebook, analysis: Analysis, rubr
     """Run and retrain the baseline and proposed classes in the sandbox; judge them against the references."""
     names = [name for name in (analysis.baseline, analysis.proposed) if name]
     retrained = retrain_submission(notebook, names, rubric, ctx)
-    scored = run_checks(RunFacts(analysis, retrained.checks, retrained.runs, ctx.references, rubric))
+    scored = run_checks(RunFacts(analysis, retrained.checks, retrained.runs, ctx.references, rubric, ctx.budget))
+    unscored = sum(rubric.checks[c.id].points for c in scored.checks if not c.scored)  # the budget could not tell
     return replace(
         result, checks=result.checks + scored.checks, runs=dict(retrained.runs), references=dict(ctx.references),
+        max_score=round(result.max_score - unscored, 2),
         flags=result.flags + scored.flags + retrained.flags, warnings=result.warnings + retrained.warnings,
         provenance=replace(result.provenance, run=ctx.provenance()),
     )

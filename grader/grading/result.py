@@ -25,7 +25,7 @@ from grader.analysis.similarity import Signature
 from grader.checks import CheckResult
 from grader import __version__
 from grader.rubric import Budget, Rubric
-from grader.training.context import RunProvenance
+from grader.training.context import RunIdentity, RunProvenance
 from grader.training.runs import ModelRun
 from grader.typed import from_plain, to_plain
 
@@ -107,8 +107,8 @@ class GradeResult:
 
     @property
     def failing(self) -> tuple[CheckResult, ...]:
-        """The required checks that failed."""
-        return tuple(c for c in self.checks if c.required and not c.passed)
+        """The required checks that failed (a check the budget could not score did not fail)."""
+        return tuple(c for c in self.checks if c.required and c.scored and not c.passed)
 
     @property
     def test_accuracy(self) -> float | None:
@@ -141,8 +141,9 @@ def _from_v1(old: Mapping[str, Any]) -> dict:
     run = None
     if "device" in prov:
         run = {"device": prov["device"], "torch": prov.get("torch", ""), "isolation": prov.get("isolation", ""),
-               "isolation_note": prov.get("isolation_note", ""),
-               "data_sha256": prov.get("data_sha256", ""), "data_note": prov.get("data_note", ""),
+               "isolation_note": prov.get("isolation_note", ""), "data_sha256": prov.get("data_sha256", ""),
+               "data_kind": "unknown", "data_source": "", "data_note": prov.get("data_note", ""),
+               "train_images": (prov.get("train_config") or {}).get("train_subset") or 0,
                "train_config": prov.get("train_config") or {}}
     rubric = prov.get("rubric") or {}
     provenance = {"grader_version": prov.get("grader_version", ""), "python": prov.get("python", ""),
@@ -153,10 +154,15 @@ def _from_v1(old: Mapping[str, Any]) -> dict:
     models = [{"name": m["name"], "kind": "model", "cell": m["cell"], "line": m["line"], "is_cnn": m["is_cnn"],
                "role": m["role"], "role_guessed": m["role_guessed"], "reason": m["role_reason"]}
               for m in old.get("models") or []]
+    if old.get("fingerprint"):  # today's formula over what the result records, so an unchanged run resumes
+        fingerprint_now = grade_fingerprint(old.get("notebook_sha256", ""), provenance["rubric_sha256"],
+                                            provenance["grader_version"], provenance["budget"],
+                                            RunIdentity(run["data_sha256"], run["device"], run["torch"]) if run else None)
     return {
-        **{k: old[k] for k in ("student", "notebook", "notebook_sha256", "fingerprint", "status", "max_score",
+        **{k: old[k] for k in ("student", "notebook", "notebook_sha256", "status", "max_score",
                                "checks", "error", "baseline", "proposed", "reported", "student_settings", "flags",
                                "warnings") if k in old},
+        "fingerprint": fingerprint_now if old.get("fingerprint") else "",
         "models": models, "provenance": provenance,
         "signature": {"layers": signature.get("layers", []), "source": signature.get("source", "")},
         "runs": {name: _run_v1(name, entry) for name, entry in (old.get("retrain") or {}).items()},
@@ -179,6 +185,16 @@ def sha256_file(path: str | Path) -> str:
 
 def fingerprint(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def grade_fingerprint(notebook_sha256: str, rubric_sha256: str, grader_version: str, budget: Budget,
+                      run: RunProvenance | RunIdentity | None = None) -> str:
+    """Everything a grade depends on: the notebook, the rubric, the grader and the budget, and for a
+    retraining the data, the device type and torch (other data must regrade every student)."""
+    parts = [notebook_sha256, rubric_sha256, grader_version, budget]
+    if budget != "none" and run is not None:
+        parts += [run.data_sha256, run.device, run.torch]
+    return fingerprint(*parts)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -204,4 +220,4 @@ def load_result(path: Path) -> GradeResult | None:
         return None
 
 
-__all__ = ["GradeResult", "Provenance", "SCHEMA", "fingerprint", "load_result", "sha256_file", "write_atomic"]
+__all__ = ["GradeResult", "Provenance", "SCHEMA", "grade_fingerprint", "load_result", "sha256_file", "write_atomic"]

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from grader.analysis import METRICS
 from grader.grading.result import GradeResult
+from grader.report.budget import budget_lines
 from grader.report.text import clean
 
 _LABELS = {"train_loss": "train loss", "val_loss": "val loss", "val_acc": "val acc", "test_acc": "test acc"}
@@ -24,6 +25,8 @@ def print_result(result: GradeResult, console: Console | None = None) -> None:
         return
     console.print(Text.assemble((clean(result.notebook), "bold"), "  ", (f"rubric {clean(result.provenance.rubric_source)}", "dim")),
                   highlight=False)
+    for line in budget_lines(result):
+        console.print(Text(line, style="bold yellow" if "SYNTHETIC" in line or "quick" in line else "dim"), highlight=False)
     if result.models:
         console.print(_models_table(result))
     if result.reported:
@@ -96,11 +99,11 @@ def _checks_table(result: GradeResult) -> Table:
     table.add_column("points", justify="right")
     table.add_column("result")
     for c in result.checks:
-        mark = "[green]✓[/]" if c.passed else ("[red]✗[/]" if c.required else "[yellow]![/]")
+        mark = "[dim]–[/]" if not c.scored else "[green]✓[/]" if c.passed else ("[red]✗[/]" if c.required else "[yellow]![/]")
         text = Text(clean(c.message))
         if c.hint:
             text.append("\n→ " + c.hint, style="cyan")
-        table.add_row(mark, c.id, f"{c.points:g}/{c.max_points:g}", text)
+        table.add_row(mark, c.id, f"{c.points:g}/{c.max_points:g}" if c.scored else "[dim]not scored[/]", text)
     return table
 
 

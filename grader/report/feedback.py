@@ -12,6 +12,7 @@ import html
 from pathlib import Path
 
 from grader.grading.result import GradeResult, write_atomic
+from grader.report.budget import budget_lines
 from grader.report.text import code_span
 from grader.report.text import markdown as md
 from grader.typed import to_plain
@@ -32,14 +33,15 @@ def _and(words: list[str]) -> str:
 
 
 def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
-    lines = [f"# Feedback for {md(result.student)}", ""]
+    lines = [f"# Feedback for {md(result.student)}", "", *[f"*{md(line)}*  " for line in budget_lines(result)], ""]
     if result.status == "error":
         lines += [f"**This submission could not be graded:** {md(result.error)}", ""]
     lines += [f"**Score: {result.score:g} / {result.max_score:g}**", "", "## Checks", "",
               "| | Check | Points | What the grader found |", "|---|---|---|---|"]
     for c in result.checks:
-        mark = "✓" if c.passed else ("✗" if c.required else "!")  # glyphs every font has
-        lines.append(f"| {mark} | {c.id} | {c.points:g} / {c.max_points:g} | {md(c.message)} |")
+        mark = "–" if not c.scored else "✓" if c.passed else ("✗" if c.required else "!")  # glyphs every font has
+        points = f"{c.points:g} / {c.max_points:g}" if c.scored else "not scored"
+        lines.append(f"| {mark} | {c.id} | {points} | {md(c.message)} |")
     fixes = [c for c in result.checks if not c.passed and c.hint]
     if fixes:
         lines += ["", "### How to fix", ""] + [f"- **{c.id}**: {c.hint}" for c in fixes]

@@ -16,7 +16,7 @@ def gradescope_results(result: GradeResult) -> dict:
         output = clean(c.message) + (f"\nHow to fix: {c.hint}" if c.hint else "")
         tests.append({
             "name": c.id, "number": str(number), "score": c.points, "max_score": c.max_points,
-            "status": "passed" if c.passed else "failed", "output": output,
+            "status": "passed" if c.passed or not c.scored else "failed", "output": output,
         })
     summary = f"{result.student}: {result.score:g} / {result.max_score:g}"
     if result.error:

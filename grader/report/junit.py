@@ -19,6 +19,6 @@ def junit_xml(result: GradeResult) -> str:
         case = ET.SubElement(suite, "testcase", classname="grader", name=c.id)
         ET.SubElement(case, "system-out").text = f"{c.points:g}/{c.max_points:g} {clean(c.message)}"
         if not c.passed:
-            kind = "failure" if c.required else "skipped"
+            kind = "failure" if c.required and c.scored else "skipped"
             ET.SubElement(case, kind, message=clean(c.message)).text = clean(c.hint)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

@@ -6,17 +6,22 @@ definition of a name wins. The module holds the dependency closure of the reques
 that table and nothing else: no data loading, training, plotting, shell lines or top-level calls,
 except assignments whose right-hand side only builds values (literals, arithmetic, `len`,
 `torch.device(...)`, `nn.ReLU()`, ...).
+
+A model class is built as the notebook builds the object it trains: the arguments of that call
+travel as source, to be evaluated in the extracted module, when every name they use is something
+the module defines (a class, a function, a constant) and the rest is literals, containers and
+arithmetic: `ResNet18(BasicBlockWithDropout, [2, 2, 2, 2], num_classes=10)` is rebuilt as written.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
-import json
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+import re
+from dataclasses import dataclass
+from typing import Mapping
 
-from grader.analysis.source import Imports, parse_cells
+from grader.analysis.source import Imports, dotted_name, parse_cells
 from grader.notebook import Notebook
 
 # Calls allowed on the right-hand side of an extracted assignment: they build a value and touch
@@ -31,18 +36,24 @@ SAFE_CALLS = (
 SAFE_STAR = ("torch", "numpy", "math", "functools", "collections", "typing", "torchvision.models")
 
 
+# A call whose name says it trains what it is given: train(model), train_model(net, ...), trainer.fit(m).
+_TRAINS = re.compile(r"train|fit", re.I)
+
+
 @dataclass(frozen=True)
 class Instantiation:
-    """How the notebook itself builds one model class, when it does so with literal arguments."""
+    """How the notebook builds one model class, when its arguments can be rebuilt in the module."""
 
-    args: tuple[Any, ...] = ()
-    """Positional arguments (Python literals)."""
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    """Keyword arguments (Python literals)."""
+    arguments: str = ""
+    """The call's arguments as source ('BasicBlock, [2, 2, 2, 2], num_classes=10'), for the module to evaluate."""
     cell: int = -1
     """Index of the cell holding that call."""
     source: str = ""
     """The call as written, e.g. 'WideResNetLite(10, width=48)'."""
+    trained: bool = False
+    """The notebook passes the object this call builds to a training call."""
+    needs: tuple[str, ...] = ()
+    """The notebook's names the arguments use (a block class, a constant): the module must define them."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,8 @@ class Extraction:
     missing: tuple[str, ...]
     """Requested class names the notebook never defines."""
     instantiations: Mapping[str, Instantiation | None]
-    """Class name -> the notebook's last literal instantiation, or None when there is none."""
+    """Class name -> the call that builds the object the notebook trains (else its last rebuildable
+    call), or None when the notebook never builds it with arguments the module can rebuild."""
     names: tuple[str, ...]
     """Every top-level name the module defines, in order."""
     warnings: tuple[str, ...] = ()
@@ -79,7 +91,8 @@ def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str])
     warnings: list[str] = []
     wanted = [n for n in class_names if n in table and isinstance(table[n].node, ast.ClassDef)]
     missing = tuple(n for n in class_names if n not in wanted)
-    chosen = _closure(wanted, table, rejected, warnings)
+    inst = {n: _instantiation(n, cells, table, imports) for n in wanted}
+    chosen = _closure(wanted + [n for i in inst.values() if i for n in i.needs], table, rejected, warnings)
     import_nodes = [d.node for d in sorted({id(d.node): d for d in chosen if d.is_import}.values(), key=lambda d: d.order)]
     star = [d.node for d in table.values() if d.name.startswith("*")]
     # __future__ imports change how the whole module compiles: keep them all, and first.
@@ -97,8 +110,6 @@ def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str])
         lines += ["", "", f"# cell {d.cell}", ast.unparse(d.node)]
     source = "\n".join(lines) + "\n"
     compile(source, "submission.py", "exec")  # unparse of parsed trees always compiles; fail loudly if not
-    constants = {d.name: d.node for d in table.values() if isinstance(d.node, (ast.Assign, ast.AnnAssign))}
-    inst = {n: _instantiation(n, cells, constants) for n in wanted}
     return Extraction(
         source=source, classes=tuple(wanted), missing=missing, instantiations=inst,
         names=tuple(d.name for d in body_defs), warnings=tuple(warnings),
@@ -226,32 +237,48 @@ def _dependency_order(defs: list[_Definition], table: dict[str, _Definition]) ->
     return done
 
 
-def _instantiation(name: str, cells, constants: Mapping[str, ast.stmt]) -> Instantiation | None:
-    """The last call `name(...)` in the notebook whose arguments are all literals (or literal constants)."""
-    found: Instantiation | None = None
+def _instantiation(name: str, cells, table: Mapping[str, _Definition], imports: Imports) -> Instantiation | None:
+    """The call that builds the object the notebook trains, else its last rebuildable call of `name`."""
+    calls: list[tuple[int, ast.Call, int, str | None]] = []  # (statement order, call, cell, the variable it binds)
+    trained_names: list[tuple[int, set[str]]] = []  # (statement order, names a training call is given)
+    order = 0
     for pc in cells:
         if pc.tree is None:
             continue
-        for node in ast.walk(pc.tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-                try:
-                    args = tuple(_literal(a, constants) for a in node.args)
-                    kwargs = {k.arg: _literal(k.value, constants) for k in node.keywords if k.arg}
-                    json.dumps([args, kwargs])  # they travel to the child as JSON
-                except (ValueError, TypeError, SyntaxError, RecursionError):
+        for stmt in pc.tree.body:
+            order += 1
+            for node in ast.walk(stmt):
+                if not isinstance(node, ast.Call):
                     continue
-                if any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args):
-                    continue
-                found = Instantiation(args, kwargs, pc.cell.index, ast.unparse(node))
-    return found
+                if isinstance(node.func, ast.Name) and node.func.id == name and _rebuildable(node, imports, table):
+                    calls.append((order, node, pc.cell.index, _bound_by(stmt, node)))
+                if _TRAINS.search(dotted_name(node.func).rsplit(".", 1)[-1] or ""):
+                    trained_names.append((order, {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}))
+    if not calls:
+        return None
+    trained = [c for c in calls if c[3] and any(at >= c[0] and c[3] in names for at, names in trained_names)]
+    _, call, cell, _ = (trained or calls)[-1]
+    values = [*call.args, *(k.value for k in call.keywords)]
+    arguments = ", ".join([ast.unparse(a) for a in call.args] + [f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords])
+    needs = sorted({n for v in values for n in _free_names(v) if n in table})
+    return Instantiation(arguments, cell, ast.unparse(call), bool(trained), tuple(needs))
 
 
-def _literal(node: ast.AST, constants: Mapping[str, ast.stmt]) -> Any:
-    if isinstance(node, ast.Name) and node.id in constants:
-        value = getattr(constants[node.id], "value", None)
-        if value is not None:
-            return ast.literal_eval(value)
-    return ast.literal_eval(node)
+def _rebuildable(call: ast.Call, imports: Imports, table: Mapping[str, _Definition]) -> bool:
+    """Arguments built only from what the module defines, literals, containers and arithmetic."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return False
+    return all(_safe_value(value, imports, table) for value in [*call.args, *(k.value for k in call.keywords)])
+
+
+def _bound_by(stmt: ast.stmt, call: ast.Call) -> str | None:
+    """The variable `stmt` binds to the object `call` builds (`m = Net(...)`, `m = Net(...).to(dev)`)."""
+    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+        return None
+    value = stmt.value
+    while isinstance(value, ast.Call) and value is not call and isinstance(value.func, ast.Attribute):
+        value = value.func.value  # .to(device), .cuda(), .double() return the same model
+    return stmt.targets[0].id if value is call else None
 
 
 __all__ = ["Extraction", "Instantiation", "extract_models"]

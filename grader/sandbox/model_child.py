@@ -65,9 +65,9 @@ class ChildRun:
 
 
 def model_spec(extraction: Extraction, name: str) -> ModelSpec:
-    """How to build `name`: as the notebook builds it with literal arguments, else with none."""
+    """How to build `name`: as the notebook builds the object it trains, else without arguments."""
     inst = extraction.instantiations.get(name)
-    return ModelSpec(name, tuple(inst.args), dict(inst.kwargs)) if inst else ModelSpec(name)
+    return ModelSpec(name, inst.arguments if inst else "")
 
 
 def run_model_child(request: Request, extraction: Extraction, *, isolation: Isolation,

@@ -61,20 +61,20 @@ class ModelsRun:
     """The module the children ran."""
 
 
-def run_models(notebook: Notebook, class_names: Sequence[str], *, max_params: int, require_isolation: bool = False,
-               isolation: Isolation | None = None, timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),
-               seed: int = 0) -> ModelsRun:
+def run_models(notebook: Notebook, class_names: Sequence[str], *, max_params: int, max_flops: int | None = None,
+               require_isolation: bool = False, isolation: Isolation | None = None, timeouts: Timeouts = Timeouts(),
+               limits: Limits = Limits(), seed: int = 0) -> ModelsRun:
     """Extract `class_names` from `notebook` and check each in its own child."""
     iso = isolation or detect_isolation()
     if require_isolation:
         require(iso)
     extraction = extract_models(notebook, tuple(class_names))
-    models = {name: check_model(extraction, name, max_params, iso, timeouts=timeouts, limits=limits, seed=seed)
-              for name in class_names}
+    models = {name: check_model(extraction, name, max_params, iso, max_flops=max_flops, timeouts=timeouts,
+                                limits=limits, seed=seed) for name in class_names}
     return ModelsRun(iso, models, extraction)
 
 
-def check_model(extraction: Extraction, name: str, max_params: int, iso: Isolation, *,
+def check_model(extraction: Extraction, name: str, max_params: int, iso: Isolation, *, max_flops: int | None = None,
                 timeouts: Timeouts = Timeouts(), limits: Limits = Limits(), seed: int = 0) -> ModelCheck:
     """Build `name` from the extracted module in a child and check its forward pass."""
     import numpy as np
@@ -89,10 +89,10 @@ def check_model(extraction: Extraction, name: str, max_params: int, iso: Isolati
     run = run_model_child(Request("check", spec, seed=seed, max_params=max_params), extraction, isolation=iso,
                           inputs={f"{CHECK_BATCH}.npy": _npy_bytes(batch)},
                           arrays={"logits": ArraySpec(kinds="f", max_bytes=64 * 2**20)}, timeouts=timeouts, limits=limits)
-    return judge(run, built_as)
+    return judge(run, built_as, max_flops)
 
 
-def judge(run: ChildRun, built_as: str) -> ModelCheck:
+def judge(run: ChildRun, built_as: str, max_flops: int | None = None) -> ModelCheck:
     """Turn the child's account into a pass or a failure a student can act on."""
     report = run.report or Report(run.name)
     common = dict(name=run.name, built_as=report.built_as or built_as, params=report.params,
@@ -100,6 +100,10 @@ def judge(run: ChildRun, built_as: str) -> ModelCheck:
     if run.failure:
         kind = run.child.status if not run.child.ok else report.kind or "exception"
         return ModelCheck(passed=False, kind=kind, message=run.failure, **common)
+    if max_flops is not None and (report.flops_per_image or 0) > max_flops:
+        return ModelCheck(passed=False, kind="too_many_flops", message=(
+            f"{run.name} takes {report.flops_per_image / 1e9:.1f} GFLOPs per 32x32 image, over the limit of "
+            f"{max_flops / 1e9:g}: the grading budget cannot train it in time; make it smaller"), **common)
     problem, remark = _check_logits(run.child.arrays.get("logits"), report)
     notes = [f"{run.name}: {text}" for text in (report.logits_note, remark) if text]
     return ModelCheck(passed=not problem, kind="shape" if problem else "ok", message=f"{run.name}: {problem}" if problem else "",

@@ -31,6 +31,32 @@ MIN_TRAIN_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
+class RunIdentity:
+    """What a retraining's numbers depend on besides the notebook and the rubric."""
+
+    data_sha256: str
+    device: str
+    """'cpu' or 'cuda'."""
+    torch: str
+
+
+def run_identity(data_dir: Path | None, device: str | None = None) -> RunIdentity:
+    """The identity of a retraining on `data_dir` here. Loads the data (decoded once, then cached):
+    a missing or unreadable data folder is a DataError now, before anything is graded."""
+    import torch
+
+    from grader.data import load_cifar10
+
+    return RunIdentity(load_cifar10(data_dir).sha256, device or default_device(), torch.__version__)
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
 class RunProvenance:
     """Where the numbers of a training run came from."""
 
@@ -43,8 +69,14 @@ class RunProvenance:
     isolation_note: str
     """Why that kind: what the stronger kinds lacked here."""
     data_sha256: str
+    data_kind: str
+    """'official' (the CIFAR-10 release), 'other' (CIFAR-10 from elsewhere) or 'synthetic' (not CIFAR-10)."""
+    data_source: str
+    """The folder the images were read from."""
     data_note: str
     """Anything unusual about the data split (a dataset smaller than the rubric's split)."""
+    train_images: int
+    """Training images each run saw (the budget's subset)."""
     train_config: TrainConfig
 
 
@@ -66,47 +98,60 @@ class TrainingContext:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     data_sha256: str
+    data_kind: str
+    data_source: str
     data_note: str
     references: Mapping[str, ModelRun]
     """The rubric's reference networks trained under the same config, by class name."""
     isolation: Isolation
     train_timeout_s: float
 
+    @property
+    def identity(self) -> RunIdentity:
+        import torch
+
+        return RunIdentity(self.data_sha256, self.device, torch.__version__)
+
     def provenance(self) -> RunProvenance:
         import torch
 
         return RunProvenance(device=self.device, torch=torch.__version__, isolation=self.isolation.kind,
                              isolation_note=self.isolation.note, data_sha256=self.data_sha256,
-                             data_note=self.data_note, train_config=self.config)
+                             data_kind=self.data_kind, data_source=self.data_source, data_note=self.data_note,
+                             train_images=self.train_size, train_config=self.config)
 
 
 def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = None, device: str | None = None,
                      require_isolation: bool = False, isolation: Isolation | None = None) -> TrainingContext:
-    """Load the data, write the sandbox's arrays, train or read the references, pick the isolation."""
-    import torch
+    """Load the data, write the sandbox's arrays, train or read the references, pick the isolation.
 
+    The data comes first: a missing or unreadable data folder fails before any probing or training.
+    """
     from grader.data import load_cifar10, training_data
     from grader.training.references import run_references
 
+    dataset = load_cifar10(data_dir)
+    data = training_data(dataset, rubric.data)
     iso = isolation or detect_isolation()
     if require_isolation:
         require(iso)
     config = rubric.train_config(budget)
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    data = training_data(load_cifar10(data_dir), rubric.data)
-    subset = config.train_subset or len(data.train_labels)
-    arrays = {"train_x": data.train_images[:subset], "train_y": data.train_labels[:subset],
-              "val_x": data.val_images, "test_x": data.test_images}
-    key = hashlib.sha256(json.dumps([data.data_sha256, asdict(rubric.data), subset]).encode()).hexdigest()[:16]
+    dev = device or default_device()
+    seen = data.for_budget(config)  # the child gets the budget's images, already cut
+    arrays = {"train_x": seen.train_images, "train_y": seen.train_labels, "val_x": seen.val_images,
+              "test_x": seen.test_images}
+    key = hashlib.sha256(json.dumps([data.data_sha256, asdict(rubric.data), config.train_subset,
+                                     config.eval_subset]).encode()).hexdigest()[:16]
     written = write_arrays(state_dir("arrays", key), {k: v.numpy() for k, v in arrays.items()})
     runs = run_references(rubric=rubric, data_dir=data_dir, device=dev, budget=budget)
     slowest = max((run.history.seconds for run in runs), default=0.0)
     return TrainingContext(
         budget=budget, config=config, device=dev,
-        files={k: path for k, (path, _) in written.items()}, train_size=int(min(subset, len(data.train_labels))),
+        files={k: path for k, (path, _) in written.items()}, train_size=len(seen.train_labels),
         file_sha256={k: sha for k, (_, sha) in written.items()},
-        labels={"val": data.val_labels.numpy(), "test": data.test_labels.numpy()},
-        mean=data.mean, std=data.std, data_sha256=data.data_sha256, data_note=data.note,
+        labels={"val": seen.val_labels.numpy(), "test": seen.test_labels.numpy()},
+        mean=data.mean, std=data.std, data_sha256=data.data_sha256, data_kind=dataset.kind,
+        data_source=dataset.source, data_note=data.note,
         references={run.model: ModelRun.trained(run.model, run.history) for run in runs},
         isolation=iso, train_timeout_s=max(MIN_TRAIN_TIMEOUT_S, TIMEOUT_FACTOR * slowest),
     )
@@ -147,4 +192,4 @@ def matches(path: Path, sha256: str) -> bool:
     return digest.hexdigest() == sha256
 
 
-__all__ = ["RunProvenance", "TrainingContext", "matches", "prepare_training", "write_arrays"]
+__all__ = ["RunIdentity", "RunProvenance", "default_device", "run_identity", "TrainingContext", "matches", "prepare_training", "write_arrays"]

@@ -42,23 +42,47 @@ def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx
     """models_run for `names`, then a training child for each model that runs."""
     if not names:
         return Retrained({}, {})
-    checked = run_models(notebook, names, max_params=rubric.assignment.max_params, isolation=ctx.isolation)
+    checked = run_models(notebook, names, max_params=rubric.assignment.max_params,
+                         max_flops=rubric.assignment.max_flops_per_image, isolation=ctx.isolation)
     runs, flags = {}, []
     for name, check in checked.models.items():
         if check.passed:
-            runs[name], disagreements = train_in_sandbox(checked.extraction, name, rubric, ctx, check.params)
+            run, disagreements = train_in_sandbox(checked.extraction, name, rubric, ctx, check.params)
             flags += disagreements
         else:
-            runs[name] = ModelRun(name, error=check.message, params=check.params, flops_per_image=check.flops_per_image)
+            run = ModelRun(name, error=check.message, params=check.params, flops_per_image=check.flops_per_image)
+        runs[name] = replace(run, gpu_seconds=gpu_seconds(run.flops_per_image or check.flops_per_image, rubric))
     return Retrained(checked.models, runs, checked.extraction.warnings, tuple(flags))
+
+
+# The grading GPU as measured on an H200 (BENCHMARKS.md): a training step takes at least about
+# 3.6 ms (LeNet-5 at batch 64 is bound by kernel launches), and a larger model trains at about
+# 17 TFLOP/s (ResNet-18: 5,197 images/s at 3.3 GFLOP per image for its forward and backward pass).
+GPU_STEP_FLOOR_S = 0.0036
+GPU_FLOP_PER_S = 17e12
+TEST_IMAGES = 10_000
+
+
+def gpu_seconds(flops_per_image: int | None, rubric: Rubric) -> float | None:
+    """An estimate of the grading budget ([train]) on the grading GPU for a model of these FLOPs."""
+    from grader.child.train import steps_per_epoch
+
+    if not flops_per_image:
+        return None
+    config = rubric.train
+    images = config.train_subset or rubric.data.train_size
+    evaluated = config.eval_subset * 2 if config.eval_subset else rubric.data.val_size + TEST_IMAGES
+    step = max(GPU_STEP_FLOOR_S, 3 * flops_per_image * config.batch_size / GPU_FLOP_PER_S)  # forward + backward
+    epoch = steps_per_epoch(images, config.batch_size) * step + evaluated * flops_per_image / GPU_FLOP_PER_S
+    return round(config.epochs * epoch, 1)
 
 
 def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: TrainingContext,
                      checked_params: int | None = None) -> tuple[ModelRun, list[str]]:
     """One child trains `name`; the parent turns its logits into the model's results and checks the
     child's account of the run (`audit`) against the config and against the models_run child's count."""
-    request = Request("train", model_spec(extraction, name), seed=ctx.config.seed,
-                      max_params=rubric.assignment.max_params, config=replace(ctx.config, train_subset=0),  # already cut
+    request = Request("train", model_spec(extraction, name), seed=ctx.config.seed, max_params=rubric.assignment.max_params,
+                      config=replace(ctx.config, train_subset=0, eval_subset=0),  # the arrays are already cut
                       mean=ctx.mean, std=ctx.std, device=ctx.device)
     val_y, test_y = ctx.labels["val"], ctx.labels["test"]
     run = run_model_child(

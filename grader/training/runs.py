@@ -29,6 +29,9 @@ class ModelRun:
     """Wall time of the run, the sandbox's start included."""
     uid: int | None = None
     """The uid the training child ran as (each concurrent child has its own)."""
+    gpu_seconds: float | None = None
+    """An estimate of the grading budget's training time on the grading GPU (from the model's FLOPs
+    and an H200's measured throughput): what a quick self-check can tell of the full run."""
 
     @classmethod
     def trained(cls, name: str, history: History, seconds: float | None = None, uid: int | None = None) -> "ModelRun":

@@ -1,0 +1,32 @@
+"""What a result's numbers stand on, in words: the first lines of every rendering.
+
+A quick self-check on synthetic data and a full grade on the official release look alike in a
+table; these lines say which one a student or an instructor is reading before any number.
+"""
+
+from __future__ import annotations
+
+from grader.grading.result import GradeResult
+
+_DATA = {
+    "official": "the official CIFAR-10 release (md5-checked)",
+    "other": "CIFAR-10 from another source (not the official release files: accuracies can differ slightly)",
+    "synthetic": "SYNTHETIC images, not CIFAR-10: the accuracies only show that the pipeline works",
+    "unknown": "not recorded (a result of an earlier grader version)",
+}
+
+
+def budget_lines(result: GradeResult) -> list[str]:
+    """One line on the budget, one on the data (none when nothing was trained)."""
+    prov, run = result.provenance, result.provenance.run
+    if prov.budget == "none" or run is None:
+        return ["Static checks only: the notebook was read; nothing in it was run or trained."]
+    config = run.train_config
+    cap = f", at most {config.max_seconds:g} s per model" if config.max_seconds else ""
+    what = "the grading budget" if prov.budget == "full" else "a quick self-check, not the grading budget"
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    return [f"Budget: {prov.budget}, {what}: {epochs} on {run.train_images:,} training images{cap}, on {run.device}.",
+            f"Data: {_DATA.get(run.data_kind, run.data_kind)}, read from {run.data_source or 'an unrecorded folder'}."]
+
+
+__all__ = ["budget_lines"]
