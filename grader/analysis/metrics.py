@@ -228,8 +228,9 @@ class _CellReader:
             if not owner and not epoch_line and any(m == "test_acc" for m, _ in found):
                 self._next_if_tested_again()
                 track = self.tracks.setdefault(self.active, _Track())  # type: ignore[arg-type]
+            evidence = f"cell {self.index}: {raw[:1000].strip()[:160]}"
             for metric, value in found:
-                track.record(metric, value, f"cell {self.index}: {raw.strip()[:160]}")
+                track.record(metric, value, evidence)
                 if metric == "test_acc" and not epoch_line:
                     self.tested.add(self.active)  # type: ignore[arg-type]
 
@@ -347,32 +348,22 @@ def _metric_name(kind: str, split: str, epoch_line: bool) -> str | None:
 
 
 def _value_after(line: str, start: int, end: int, kind: str) -> tuple[float | None, int, int, bool]:
-    """The value a metric's name introduces: (value, where it is, where the next metric's text
-    starts, whether it is a history).
+    """The value a metric's name introduces, before the next name at `end`: (value, where it is,
+    where the next metric's text starts, whether it is a history).
 
-    A list or array right after the name is a history: its last plausible element is the value."""
-    opening = _HISTORY.match(line, start)
-    if opening:
-        close = _closing_bracket(line, opening.end() - 1)
-        for number in reversed(list(_NUMBER.finditer(line, opening.end(), close))):
+    A list or array right after the name, closed before the next name, is a history: its last
+    plausible element is the value."""
+    opening = _HISTORY.match(line, start, end)
+    close = line.find("]", opening.end(), end) if opening else -1
+    if opening and close >= 0:
+        inner = line.rfind("[", opening.end(), close)  # nested lists: the last one's elements
+        for number in reversed(list(_NUMBER.finditer(line, max(opening.end(), inner + 1), close))):
             value, position = _first_plausible(line, number.start(), number.end(), kind)
             if value is not None:
                 return value, position, close, True
         return None, -1, close, True
     value, position = _first_plausible(line, start, end, kind)
     return value, position, max(start, position), False
-
-
-def _closing_bracket(line: str, opening: int) -> int:
-    depth = 0
-    for i in range(opening, len(line)):
-        if line[i] == "[":
-            depth += 1
-        elif line[i] == "]":
-            depth -= 1
-            if depth == 0:
-                return i
-    return len(line)
 
 
 def _first_plausible(line: str, start: int, end: int, kind: str) -> tuple[float | None, int]:
@@ -416,11 +407,12 @@ def _logical_lines(text: str) -> list[str]:
     joined: list[str] = []
     i = 0
     while i < len(lines):
-        line, j = lines[i], i
-        while line.count("[") > line.count("]") and j + 1 < len(lines) and lines[j + 1][:1].isspace() and j - i < 1000:
+        parts, depth, j = [lines[i]], lines[i].count("[") - lines[i].count("]"), i
+        while depth > 0 and j + 1 < len(lines) and lines[j + 1][:1].isspace() and j - i < 1000:
             j += 1
-            line += " " + lines[j].strip()
-        joined.append(line)
+            parts.append(lines[j].strip())
+            depth += lines[j].count("[") - lines[j].count("]")
+        joined.append(" ".join(parts))
         i = j + 1
     return joined
 
