@@ -16,7 +16,6 @@ read for the class names and model variables its text mentions. Nothing is execu
 from __future__ import annotations
 
 import ast
-import copy
 import re
 from dataclasses import dataclass, field
 
@@ -194,7 +193,7 @@ class _Reader:
             return self.builders.get(node.id, ()), []
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in self.builders:
             arguments = [*node.args, *(k.value for k in node.keywords)]
-            if self._models_in(arguments):
+            if self._given_a_model(arguments):
                 return (), arguments  # train_and_build(model): it is given the model it works on
             keys = self.factory_keys.get(node.func.id, {})
             chosen = [keys[a.value] for a in arguments if isinstance(a, ast.Constant) and a.value in keys]
@@ -205,6 +204,16 @@ class _Reader:
             if key in registry:
                 return (registry[key],), []
         return (), list(ast.iter_child_nodes(node))
+
+    def _given_a_model(self, arguments: list[ast.AST]) -> bool:
+        """Whether arguments hold a model: a class, a variable holding one, a builder's call.
+        (A plain walk: asking _models_in here would redo each nested call at every level.)"""
+        for node in (n for a in arguments for n in ast.walk(a)):
+            if isinstance(node, ast.Name) and (node.id in self.bindings or (node.id in self.models and node.id not in self.shadowed)):
+                return True
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in self.builders:
+                return True
+        return False
 
     def _constructed(self, value: ast.AST) -> tuple[str, ...]:
         """Models an assigned value builds or selects: LeNet().to(device), build("v2"), models["v2"],
@@ -331,8 +340,10 @@ class _Reader:
         naming the one model it is given (train(model, name="baseline"))."""
         if isinstance(node, ast.Call):
             named = [k.value for k in node.keywords if k.arg and _NAMING_KEYWORD.match(k.arg) and is_key(k.value)]
+            if len(named) != 1:
+                return []
             given = {m for a in [*node.args, *(k.value for k in node.keywords)] if (m := self._single_model(a))}
-            return [(named[0].value, given.pop())] if len(named) == 1 and len(given) == 1 else []  # type: ignore[attr-defined]
+            return [(named[0].value, given.pop())] if len(given) == 1 else []  # type: ignore[attr-defined]
         if isinstance(node, ast.Dict):
             entries = list(zip(node.keys, node.values))
         elif isinstance(node, (ast.List, ast.Tuple)) and node.elts and all(isinstance(e, ast.Tuple) and len(e.elts) == 2 for e in node.elts):
@@ -387,13 +398,16 @@ class _Reader:
             if node.id in self.optimizers:
                 return self.optimizers[node.id]
             return self.constants.get(node.id, node.id)
-        constants = self.constants
-
-        class _Substitute(ast.NodeTransformer):
-            def visit_Name(self, name: ast.Name) -> ast.AST:
-                return ast.Name(id=constants[name.id]) if name.id in constants else name
-
-        return ast.unparse(_Substitute().visit(copy.deepcopy(node)))
+        # Constants written in place for the unparse, then put back (a deep copy of a deeply
+        # nested argument would overflow the stack).
+        renamed = [(n, n.id) for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in self.constants]
+        for name, original in renamed:
+            name.id = self.constants[original]
+        try:
+            return ast.unparse(node)
+        finally:
+            for name, original in renamed:
+                name.id = original
 
     def _record_calls(self, model: str, nodes: list[ast.AST]) -> None:
         """Settings from the calls that train `model`: optimizer constructors, train(...), fit(...)."""
