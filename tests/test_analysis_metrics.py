@@ -314,3 +314,22 @@ def test_a_variable_bound_again_holds_the_new_model():
         code("m = WideNet()\ntrain(m)", "Epoch 1 loss 1.0\nEpoch 2 loss 0.5\n"),
     )
     assert (result["LeNet"]["train_loss"], result["WideNet"]["train_loss"], result["WideNet"]["epochs"]) == (2.0, 0.5, 2)
+
+
+# --- hostile shapes stay fast ------------------------------------------------------------------
+
+
+def test_nested_builder_calls_and_deep_arguments_are_read():
+    depth = 190  # near the parser's limit of 200 levels (main overflowed the stack here)
+    nested = "f(" * depth + "LeNet()" + ")" * depth
+    a = analyze(notebook(MODELS, code(f"def f(m):\n    return WideNet()\n\ny = {nested}\ntrain({nested}, lr={nested})", "Epoch 1 loss 0.5\n")))
+    assert a.usage.cells[1].models == ("LeNet",) and a.reported["LeNet"].train_loss == 0.5
+
+
+def test_a_megabyte_of_unclosed_histories_is_read_in_linear_time():
+    import time
+
+    start = time.perf_counter()
+    result = reported(code("m = LeNet()\ntrain(m)", "val loss: [" * 150_000 + "\nEpoch 1 val loss [0.9, 0.8]\n"))
+    assert time.perf_counter() - start < 10  # quadratic took minutes
+    assert result["LeNet"]["val_loss"] == 0.8
