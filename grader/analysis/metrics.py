@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
 from grader.analysis.tables import html_table, text_table
 from grader.analysis.usage import Usage
 from grader.notebook import Cell, Notebook, Output
