@@ -33,9 +33,13 @@ def corpus_dir() -> Path:
     return corpus
 
 
+CORPUS_LABELS = ("labels.json", "labels-more.json")
+
+
 @pytest.fixture(scope="session")
 def corpus_labels(corpus_dir: Path) -> dict[str, dict]:
-    return {entry["file"]: entry for entry in json.loads((corpus_dir / "labels.json").read_text())}
+    """Notebook file -> its hand-checked label, from every labels file of the corpus."""
+    return {entry["file"]: entry for labels in CORPUS_LABELS for entry in json.loads((corpus_dir / labels).read_text())}
 
 
 @pytest.fixture(scope="session")

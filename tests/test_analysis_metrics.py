@@ -89,3 +89,247 @@ def test_outputs_of_a_model_that_is_not_a_class_are_not_attributed():
         code("evaluate(a)\nevaluate(seq)", "Baseline test accuracy: 50%\nProposed test accuracy: 70%\n"),
     )
     assert result == {"LeNet": {"train_loss": 2.0, "val_loss": None, "val_acc": None, "test_acc": 0.5, "epochs": 1}}
+
+
+# --- models named by run keys, several models per cell, tables keyed by run name ----------------
+
+KEYED = code(LENET.replace("LeNet", "BaselineCNN") + WIDENET.replace("WideNet", "CNNv2"))
+EPOCH_LOG = "Epoch {e}/2 | train_loss={tl} val_loss={vl} | val_acc={va}\n"
+
+
+def keyed(*cells):
+    """Model -> its reported values, evidence included, for a notebook with BaselineCNN and CNNv2."""
+    return analyze(notebook(KEYED, *cells)).reported
+
+
+def two_runs(tag="Training {key}\n"):
+    """A log of both models, cnnv2 first, each introduced by its run key only (never the class name)."""
+    out = ""
+    for key, losses in (("cnnv2", (1.2, 0.8)), ("baseline", (2.0, 1.5))):
+        out += tag.format(key=key)
+        for e, tl in enumerate(losses, 1):
+            out += EPOCH_LOG.format(e=e, tl=tl, vl=round(tl + 0.1, 2), va=round(0.3 + tl / 10, 2))
+    return out
+
+
+FACTORY = (
+    'def build_model(name):\n    if name == "baseline":\n        return BaselineCNN()\n    if name == "cnnv2":\n'
+    '        return CNNv2()\n\ndef train_model(name):\n    model = build_model(name)\n    print(f"Training {name}")\n    fit(model)\n'
+)
+
+
+# The code mentions the classes baseline first and the log runs cnnv2 first: only the keys tell them apart.
+@pytest.mark.parametrize(
+    "sources",
+    [
+        # a dict of models, trained in a loop over its items
+        ['models = {"cnnv2": CNNv2(), "baseline": BaselineCNN()}',
+         'for name, model in models.items():\n    print(f"Training {name}")\n    train(model, epochs=2)'],
+        ['models = {"baseline": BaselineCNN(), "cnnv2": CNNv2()}\nfor name in ["cnnv2", "baseline"]:\n'
+         '    print(f"Training {name}")\n    train(models[name], epochs=2)'],
+        # a factory choosing by name, called by a training function, over a list of names
+        [FACTORY, 'runs = [train_model(n) for n in ["cnnv2", "baseline"]]'],
+        # (name, model) pairs
+        ['runs = [("baseline", BaselineCNN()), ("cnnv2", CNNv2())]',
+         'for name, model in reversed(runs):\n    print(f"Training {name}")\n    train(model)'],
+        # the run named by a keyword argument
+        ['a = BaselineCNN()\nb = CNNv2()\ntrain(b, name="cnnv2")\ntrain(a, name="baseline")'],
+    ],
+)
+def test_logs_tagged_with_a_run_key_go_to_the_class_the_code_pairs_it_with(sources):
+    *setup, training = sources
+    found = keyed(*(code(s) for s in setup), code(training, two_runs()))
+    assert {m: (r.train_loss, r.val_loss, r.val_acc, r.epochs) for m, r in found.items()} == {
+        "BaselineCNN": (1.5, 1.6, 0.45, 2),
+        "CNNv2": (0.8, 0.9, 0.38, 2),
+    }
+    cell = len(sources)
+    assert found["BaselineCNN"].evidence["val_acc"] == f"cell {cell}: Epoch 2/2 | train_loss=1.5 val_loss=1.6 | val_acc=0.45"
+
+
+def test_interleaved_lines_tagged_with_keys():
+    out = ("[baseline] Epoch 1 loss 2.0 val_acc 30%\n[cnnv2] Epoch 1 loss 1.5 val_acc 40%\n"
+           "[baseline] Epoch 2 loss 1.8 val_acc 35%\n[cnnv2] Epoch 2 loss 1.2 val_acc 50%\n"
+           "baseline vs cnnv2: test accuracy 0.55 vs 0.66\n")  # a comparison names both: nobody's
+    found = keyed(code('models = {"baseline": BaselineCNN(), "cnnv2": CNNv2()}\nfor k, m in models.items():\n    train(m)', out))
+    assert {m: (r.train_loss, r.val_acc, r.test_acc, r.epochs) for m, r in found.items()} == {
+        "BaselineCNN": (1.8, 0.35, None, 2),
+        "CNNv2": (1.2, 0.5, None, 2),
+    }
+
+
+def test_a_registry_subscript_and_a_factory_call_name_their_model():
+    found = keyed(
+        code('models = {"baseline": BaselineCNN(), "cnnv2": CNNv2()}'),
+        code('train(models["cnnv2"])', "Epoch 1 loss 0.7\n"),
+        code('def make(kind):\n    if kind == "baseline":\n        return BaselineCNN()\n    return CNNv2()\n\nm = make("baseline")\ntrain(m)',
+             "Epoch 1 loss 1.9\n"),
+    )
+    assert (found["CNNv2"].train_loss, found["BaselineCNN"].train_loss) == (0.7, 1.9)
+
+
+HTML_RESULTS = (
+    "<table><thead><tr><th></th><th>model</th><th>test_accuracy</th><th>test_f1_macro</th></tr></thead><tbody>"
+    "<tr><th>1</th><td>cnnv2</td><td>0.9056</td><td>0.905</td></tr>"
+    "<tr><th>0</th><td>baseline</td><td>0.7717</td><td>0.770</td></tr></tbody></table>"
+)
+# pandas prints a wide frame in blocks, each header but the last ending with a backslash
+TEXT_RESULTS = (
+    "      model  test_accuracy  test_precision_macro  \\\n1     cnnv2         0.9056              0.905347   \n"
+    "0  baseline         0.7717              0.769869   \n\n   best_val_acc  \n1        0.9134  \n0        0.7702  \n"
+)
+PER_CLASS = "      model   class  accuracy\n1  baseline    ship     0.855\n2     cnnv2     cat     0.783\n"
+
+
+@pytest.mark.parametrize("output", [{"text/plain": TEXT_RESULTS, "text/html": HTML_RESULTS}, {"text/plain": TEXT_RESULTS}])
+def test_tables_keyed_by_run_name(output):
+    found = keyed(
+        code(FACTORY),
+        code("results_df", output, {"text/plain": PER_CLASS}),  # per-class accuracies are not the models'
+    )
+    assert {m: (r.test_acc, r.val_acc) for m, r in found.items()} == {"BaselineCNN": (0.7717, None), "CNNv2": (0.9056, None)}
+    assert found["CNNv2"].evidence == {"test_acc": "cell 2: table row 'cnnv2', column 'test_accuracy'"}
+
+
+def test_a_table_with_models_as_columns():
+    text = "          baseline   cnnv2\ntest_acc    0.7717  0.9056\nval_loss    1.0349  0.7681\n"
+    found = keyed(code('runs = {"baseline": BaselineCNN(), "cnnv2": CNNv2()}'), code("summary.T", {"text/plain": text}))
+    assert {m: (r.test_acc, r.val_loss) for m, r in found.items()} == {"BaselineCNN": (0.7717, 1.0349), "CNNv2": (0.9056, 0.7681)}
+
+
+# --- several models in one cell, several runs of one model -------------------------------------
+
+
+def test_models_evaluated_in_turn_without_epoch_lines():
+    out = "Test accuracy: 55.0%\nTest accuracy: 66.0%\n"
+    result = reported(code("for m in [LeNet(), WideNet()]:\n    print(evaluate(m))", out))
+    assert (result["LeNet"]["test_acc"], result["WideNet"]["test_acc"]) == (0.55, 0.66)
+
+
+def test_the_last_run_of_a_class_trained_twice_is_reported():
+    result = reported(
+        code("m = LeNet()\ntrain(m, lr=0.1)", "Epoch 1 loss 2.0 val loss 2.1\nEpoch 2 loss 1.5 val loss 1.7\nEpoch 3 loss 1.2 val loss 1.6\n"),
+        code("m = LeNet()\ntrain(m, lr=0.01)", "Epoch 1 loss 1.9\nEpoch 2 loss 1.4\n"),
+    )
+    # the second run printed no validation loss: the first run's is not reported with it
+    assert result["LeNet"] == {"train_loss": 1.4, "val_loss": None, "val_acc": None, "test_acc": None, "epochs": 2}
+
+
+def test_a_best_epoch_line_does_not_start_a_new_run():
+    out = "Epoch 1 loss 2.0 val acc 40%\nEpoch 2 loss 1.5 val acc 50%\nEpoch 3 loss 1.4 val acc 48%\nBest model saved at epoch 2 (val acc 50%)\n"
+    assert reported(code("m = LeNet()\ntrain(m)", out))["LeNet"] == {
+        "train_loss": 1.4, "val_loss": None, "val_acc": 0.48, "test_acc": None, "epochs": 3}
+
+
+# --- more output formats ------------------------------------------------------------------------
+
+LIGHTNING_TEST = """\
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
+┃        Test metric        ┃       DataLoader 0        ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
+│         test_acc          │    0.5432000160217285     │
+│         test_loss         │    1.2999999523162842     │
+└───────────────────────────┴───────────────────────────┘
+"""
+
+
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        # full histories: the value is the last element; an unqualified accuracy history is training accuracy
+        ("{'loss': [2.1, 1.8, 1.5], 'accuracy': [0.3, 0.4, 0.5], 'val_loss': [2.0, 1.9, 1.7], 'val_accuracy': [0.3, 0.4, 0.45]}\n",
+         {"train_loss": 1.5, "val_loss": 1.7, "val_acc": 0.45, "test_acc": None, "epochs": None}),
+        # numpy arrays, broken over lines as numpy prints them
+        ("{'train_loss': array([2.1 , 1.8 , 1.5 , 1.3 , 1.2 , 1.1 , 1.05, 1.  , 0.95,\n       0.9 ]),\n"
+         " 'val_acc': array([31.2, 42.5,\n       47.75])}\n",
+         {"train_loss": 0.9, "val_loss": None, "val_acc": 0.4775, "test_acc": None, "epochs": None}),
+        # PyTorch Lightning's trainer.test table (the test loss is not one of the metrics)
+        (LIGHTNING_TEST, {"train_loss": None, "val_loss": None, "val_acc": None, "test_acc": 0.5432000160217285, "epochs": None}),
+        # the PyTorch tutorial's overall line, then per-class lines that must not count
+        ("Accuracy of the network on the 10000 test images: 54 %\nAccuracy of plane : 87 %\nAccuracy of   car : 90 %\n"
+         "Accuracy of truck : 61 %\n",
+         {"train_loss": None, "val_loss": None, "val_acc": None, "test_acc": 0.54, "epochs": None}),
+        # an epoch split over two lines; the second line's bare "Acc" belongs to the epoch log
+        ("Epoch 49: Train Loss: 0.0512, Train Acc: 98.20%\n           Val Loss: 1.6001, Acc: 76.90%\n"
+         "Epoch 50: Train Loss: 0.0456, Train Acc: 98.54%\n           Val Loss: 1.6644, Val Acc: 77.08%\n",
+         {"train_loss": 0.0456, "val_loss": 1.6644, "val_acc": 0.7708, "test_acc": None, "epochs": 2}),
+        # timestamped logs
+        ("2024-03-01 12:00:03 INFO Epoch 2/3 - train_loss: 0.61 - val_loss: 0.72 - val_acc: 0.741\n"
+         "2024-03-01 12:00:09 INFO Epoch 3/3 - train_loss: 0.52 - val_loss: 0.70 - val_acc: 0.755\n"
+         "[12:00:10] test accuracy 0.7488\n",
+         {"train_loss": 0.52, "val_loss": 0.7, "val_acc": 0.755, "test_acc": 0.7488, "epochs": 2}),
+        ("[12:00:03] epoch 1 loss=1.9 acc=0.31 val_loss=1.7 val_acc=0.38\n[12:01:03] epoch 2 loss=1.6 acc=0.42 val_loss=1.5 val_acc=0.47\n",
+         {"train_loss": 1.6, "val_loss": 1.5, "val_acc": 0.47, "test_acc": None, "epochs": 2}),
+        # per-batch logs, then an epoch summary: the last value printed of each metric
+        ("Epoch 1 [100/391] loss: 2.10\nEpoch 1 [200/391] loss: 1.95\nEpoch 1 summary: train_loss 1.98 val_loss 1.85 val_acc 33.1%\n"
+         "Epoch 2 [100/391] loss: 1.71\nEpoch 2 [200/391] loss: 1.64\nEpoch 2 summary: train_loss 1.69 val_loss 1.60 val_acc 41.0%\n"
+         "Epoch 3 [100/391] loss: 1.52\n",
+         {"train_loss": 1.52, "val_loss": 1.6, "val_acc": 0.41, "test_acc": None, "epochs": 3}),
+    ],
+)
+def test_more_formats(output, expected):
+    assert reported(code("m = LeNet()\ntrain(m, epochs=2)", output)) == {"LeNet": expected}
+
+
+def test_a_history_shown_as_the_cells_value_is_named_by_its_expression():
+    result = reported(
+        code("m = LeNet()\nhistory = train(m, epochs=3)"),
+        code("history['val_acc']", {"text/plain": "[0.31, 0.42, 0.47]"}),
+        code("np.array(history['train_loss'])", {"text/plain": "array([2.1, 1.7, 1.4])"}),
+    )
+    assert result["LeNet"] == {"train_loss": 1.4, "val_loss": None, "val_acc": 0.47, "test_acc": None, "epochs": None}
+
+
+# --- outputs that belong to no class ------------------------------------------------------------
+
+
+def test_models_that_are_not_classes_do_not_take_the_last_class_outputs():
+    flatten = "class Flatten(nn.Module):\n    def forward(self, x):\n        return x.flatten(1)\n"
+    result = reported(
+        code("m = LeNet()\ntrain(m)", "Epoch 1 loss 2.0\nTest accuracy: 50%\n"),
+        # a class used as a layer of an nn.Sequential variable: the outputs are the variable's
+        code(flatten + "model = nn.Sequential(nn.Conv2d(3, 8, 3), Flatten(), nn.LazyLinear(10))\nevaluate(model)", "Test accuracy: 61%\n"),
+        code("print(best)", "Test accuracy: 62%\n"),
+        # a module of the same name imported from a file replaces the notebook's class
+        code("from models.lenet import LeNet\nnet = LeNet()\nnet.load_state_dict(torch.load('w.pth'))\nnet.eval()\nevaluate(net)",
+             "Test accuracy: 63%\n"),
+        code("net = torch.hub.load('pytorch/vision', 'googlenet', pretrained=True)\nnet.eval()\nevaluate(net)", "Test accuracy: 64%\n"),
+    )
+    assert result == {"LeNet": {"train_loss": 2.0, "val_loss": None, "val_acc": None, "test_acc": 0.5, "epochs": 1}}
+
+
+def test_a_cell_that_does_not_parse_is_attributed_by_the_models_it_names():
+    result = reported(
+        code("a = LeNet()\ntrain(a)", "Epoch 1, Loss: 2.0\n"),
+        # a leading space on the first line only: neither Python nor IPython parses it
+        code(" if TRAINING:\n    b = WideNet()\n    train(b)\n", "Epoch 1, Loss: 1.0\n"),
+        code("print(x", "Test accuracy: 70%\n"),  # names no model: the last one used
+    )
+    assert (result["LeNet"]["train_loss"], result["WideNet"]["train_loss"], result["WideNet"]["test_acc"]) == (2.0, 1.0, 0.7)
+
+
+def test_a_variable_bound_again_holds_the_new_model():
+    result = reported(
+        code("m = LeNet()\ntrain(m)", "Epoch 1 loss 2.0\n"),
+        code("m = WideNet()\ntrain(m)", "Epoch 1 loss 1.0\nEpoch 2 loss 0.5\n"),
+    )
+    assert (result["LeNet"]["train_loss"], result["WideNet"]["train_loss"], result["WideNet"]["epochs"]) == (2.0, 0.5, 2)
+
+
+# --- hostile shapes stay fast ------------------------------------------------------------------
+
+
+def test_nested_builder_calls_and_deep_arguments_are_read():
+    depth = 190  # near the parser's limit of 200 levels (main overflowed the stack here)
+    nested = "f(" * depth + "LeNet()" + ")" * depth
+    a = analyze(notebook(MODELS, code(f"def f(m):\n    return WideNet()\n\ny = {nested}\ntrain({nested}, lr={nested})", "Epoch 1 loss 0.5\n")))
+    assert a.usage.cells[1].models == ("LeNet",) and a.reported["LeNet"].train_loss == 0.5
+
+
+def test_a_megabyte_of_unclosed_histories_is_read_in_linear_time():
+    import time
+
+    start = time.perf_counter()
+    result = reported(code("m = LeNet()\ntrain(m)", "val loss: [" * 150_000 + "\nEpoch 1 val loss [0.9, 0.8]\n"))
+    assert time.perf_counter() - start < 10  # quadratic took minutes
+    assert result["LeNet"]["val_loss"] == 0.8

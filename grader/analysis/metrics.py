@@ -1,22 +1,30 @@
 """Read the metrics a notebook reports from its saved outputs, and attribute them to models.
 
-Outputs are read line by line. A metric is a keyword (loss, acc, accuracy, correct) followed by
-a number; its split is the nearest qualifier before it on the line (train, val, test), carried
-over from the previous metric on the same line when the metric has none ("Val Loss: 1.5 Acc:
-54%"). An unqualified loss is a training loss; an unqualified accuracy is a test accuracy unless
-the line is an epoch log. Best/average/peak figures are skipped: the value kept is the last one
-printed. Each line belongs to a model by, in order: a model's name on the line, the cell's own
-models (a restart of the epoch count moves to the next one), then the last model used.
+Outputs are read line by line (a list broken over several lines is one line). A metric is a
+keyword (loss, acc, accuracy, correct) followed by a number, or by a list or array of numbers (a
+history: its last element); its split is the nearest qualifier before it on the line (train,
+val, test), carried over from the previous metric on the same line when the metric has none
+("Val Loss: 1.5 Acc: 54%"). An unqualified loss is a training loss; an unqualified accuracy is a
+test accuracy unless the line is an epoch log (or an indented line continuing one, or a
+history). Best/average/peak figures are skipped: the value kept is the last one printed, and
+when a model's epoch count starts again its earlier run no longer counts.
+
+Each line belongs to a model by, in order: the model it names (a class name, or a run key the
+code gives the class, such as "baseline" in {"baseline": BaselineCNN()}; a line naming several
+is a comparison and is skipped), the cell's own models in turn (a restart of the epoch count,
+or a second test accuracy, moves to the next one), then the last model used. Tables (pandas
+DataFrames as text/html or text/plain) are read by column names, each row belonging to the
+model its first naming cell names.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 
+from grader.analysis.tables import html_table, text_table
 from grader.analysis.usage import Usage
-from grader.notebook import Notebook, Output
+from grader.notebook import Cell, Notebook, Output
 
 METRICS = ("train_loss", "val_loss", "val_acc", "test_acc")
 # An output is read from its last MAX_OUTPUT_CHARS characters: the last values are at the end,
@@ -28,6 +36,8 @@ _KEYWORD = re.compile(r"\b(loss|acc|accuracy|correct)\b")
 _QUALIFIER = re.compile(r"\b(train|training|trn|val|valid|validation|validate|dev|test|testing)\b")
 _SKIP_MODIFIER = re.compile(r"\b(best|average|avg|mean|highest|max|peak|top|min|lowest)\b")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+)(?:\s*/\s*(\d+))?(\s*%)?")
+# What may stand between a metric's name and a list of its values: "'val_acc': array([".
+_HISTORY = re.compile(r"""['"\])\s]*[:=]?\s*(?:(?:np\.|numpy\.)?array\(|tensor\()?\s*\[""")
 _EPOCH = (
     re.compile(r"\bepoch\b[\s:#\[]*(\d+)"),
     re.compile(r"^\s*\[\s*(\d+)\s*,\s*\d+\s*\]"),  # the PyTorch tutorial's "[2,  2000] loss: ..."
@@ -38,6 +48,8 @@ _PROGRESS = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")  # tqdm over epochs: "| 3/50 [0
 _CIFAR_CLASS = re.compile(r"\b(plane|airplane|car|automobile|bird|cat|deer|dog|frog|horse|ship|truck)s?\b")
 _SPLIT = {"train": "train", "training": "train", "trn": "train", "val": "val", "valid": "val",
           "validation": "val", "validate": "val", "dev": "val", "test": "test", "testing": "test"}
+# A cell's last line that is an expression (what an execute_result shows), not a statement.
+_EXPRESSION = re.compile(r"^(?!(?:print|return|import|from|def|class|for|if|while|with|del)\b)[\w.\[\]'\"(), ]+$")
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class Reported:
     epochs: int | None = None
     """Epoch-level lines printed in the model's last run."""
     evidence: dict[str, str] = field(default_factory=dict)
-    """Metric -> where it was read: 'cell N: the line it came from'."""
+    """Metric -> where it was read: 'cell N: the line it came from' (for a table, its row and column)."""
 
 
 @dataclass
@@ -76,11 +88,57 @@ class _Track:
         self.last_epoch = number
         return restart and len(self.runs) > 1
 
+    def forget_earlier_runs(self) -> None:
+        """The model is trained again: only this run's values are reported."""
+        self.values.clear()
+        self.evidence.clear()
+
+    def record(self, metric: str, value: float, evidence: str) -> None:
+        self.values[metric] = value
+        self.evidence[metric] = evidence
+
     def freeze(self) -> Reported:
         epochs = len(self.runs[-1]) if self.runs else None
         if self.progress is not None:
             epochs = max(epochs or 0, self.progress)
         return Reported(**{m: self.values.get(m) for m in METRICS}, epochs=epochs, evidence=dict(self.evidence))
+
+
+class _Names:
+    """How outputs name a model: its class name (as written) or a run key the code gives it."""
+
+    def __init__(self, models: list[str], run_keys: dict[str, str]):
+        self.models = models
+        self.keys = {k: m for k, m in run_keys.items() if m in models}
+        self._classes = _alternation(models, re.compile(r"(?<![\w])(?:{})(?![\w])"))
+        self._keys = _alternation(list(self.keys), re.compile(r"(?<![\w-])(?:{})(?![\w-])", re.I))
+
+    def on_line(self, line: str) -> list[str]:
+        """The distinct models a line names, in order."""
+        found: list[tuple[int, str]] = []
+        if self._classes:
+            found += [(m.start(), m.group(0)) for m in self._classes.finditer(line)]
+        if self._keys:
+            found += [(m.start(), self.keys[m.group(0).lower()]) for m in self._keys.finditer(line)]
+        ordered: list[str] = []
+        for _, model in sorted(found):
+            if model not in ordered:
+                ordered.append(model)
+        return ordered
+
+    def of_cell(self, text: str) -> str | None:
+        """The model a table cell is, when the whole cell is its name."""
+        text = text.strip()
+        if text in self.models:
+            return text
+        return self.keys.get(text.lower())
+
+
+def _alternation(words: list[str], template: re.Pattern) -> re.Pattern | None:
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(template.pattern.format(alternatives), template.flags)
 
 
 def extract_reported(
@@ -95,62 +153,152 @@ def extract_reported(
     )
     if not models:
         return {}, warnings
+    names = _Names(models, usage.run_keys)
     tracks: dict[str, _Track] = {}
     current: str | None = None
     for cell in notebook.code_cells:
         cell_usage = usage.cells.get(cell.index)
         candidates = [m for m in (cell_usage.models if cell_usage else ()) if m in models]
-        if not candidates and cell_usage and cell_usage.trains_other:
-            continue  # it trains a model that is not a class here: its outputs are not our models'
+        if not candidates and cell_usage and cell_usage.other_model:
+            current = None  # it works with a model that is not a class: its outputs are not our models'
+            continue
         if not candidates and current:
             candidates = [current]
-        if not cell.outputs or not candidates:
-            current = candidates[-1] if candidates else current
-            continue
-        _read_cell(cell.index, cell.outputs, candidates, models, roles, tracks)
-        current = candidates[-1]
+        if cell.outputs:
+            _read_cell(cell, candidates, names, roles, tracks)
+        current = candidates[-1] if candidates else current
     found = {m: t.freeze() for m, t in tracks.items()}
     return {m: r for m, r in found.items() if any(getattr(r, k) is not None for k in METRICS)}, warnings
 
 
-def _read_cell(index: int, outputs: tuple[Output, ...], candidates: list[str], models: list[str],
-               roles: dict[str, str], tracks: dict[str, _Track]) -> None:
-    active = candidates[0]
-    for output in outputs:
+def _read_cell(cell: Cell, candidates: list[str], names: _Names, roles: dict[str, str], tracks: dict[str, _Track]) -> None:
+    reader = _CellReader(cell.index, candidates, names, roles, tracks)
+    for output in cell.outputs:
         if output.kind == "error":
             continue
         if "<table" in output.html:
-            _read_table(index, _html_rows(output.html[:MAX_OUTPUT_CHARS]), active, models, tracks)
+            reader.table(html_table(output.html[:MAX_OUTPUT_CHARS]))
             continue
-        rows = _text_table(output.text[:MAX_OUTPUT_CHARS])
-        if rows:
-            _read_table(index, rows, active, models, tracks)
+        rows = text_table(output.text[:MAX_OUTPUT_CHARS])
+        if _names_a_metric(rows):
+            reader.table(rows)
             continue
-        text = output.text[-MAX_OUTPUT_CHARS:]
-        for raw in _without_classification_report(text).splitlines():
-            named = _model_named(raw, candidates if len(candidates) > 1 else [], roles)
-            if named:
-                active = named
-            elif _names_another_role(raw, roles.get(active)):
-                continue  # "Proposed test accuracy" while the only model here is the baseline
+        text = _named_by_expression(cell, output) or output.text[-MAX_OUTPUT_CHARS:]
+        reader.lines(_logical_lines(_without_classification_report(text)))
+
+
+@dataclass
+class _CellReader:
+    """Reads one cell's outputs in order, moving from one of its models to the next."""
+
+    index: int
+    candidates: list[str]
+    names: _Names
+    roles: dict[str, str]
+    tracks: dict[str, _Track]
+    active: str | None = None
+    tested: set[str] = field(default_factory=set)
+    """Models that printed a test accuracy (outside an epoch log) in this cell."""
+
+    def __post_init__(self) -> None:
+        self.active = self.candidates[0] if self.candidates else None
+
+    def lines(self, lines: list[str]) -> None:
+        in_epoch_record = False
+        for raw in lines:
+            named = self.names.on_line(raw)
+            if len(named) > 1:
+                continue  # "LeNet 55% vs WideNet 66%": a comparison, not one model's value
+            owner = named[0] if named else self._role_named(raw)
+            if owner:
+                self.active = owner
+            elif self.active is None or _names_another_role(raw, self.roles.get(self.active)):
+                continue  # nobody's, or "Proposed test accuracy" while the model here is the baseline
             line = _normalize(raw)
-            track = tracks.setdefault(active, _Track())
-            number = _epoch_number(line)
-            if number is not None and track.epoch(number) and not named:
-                following = candidates[candidates.index(active) + 1:] if active in candidates else []
-                if following:
-                    # The epoch count restarted in a cell that trains several models: the next one.
-                    tracks[active].runs.pop()
-                    active = following[0]
-                    track = tracks.setdefault(active, _Track())
-                    track.epoch(number)
+            number = None if _SKIP_MODIFIER.search(line) else _epoch_number(line)  # "best at epoch 7" starts nothing
+            if number is not None:
+                self._epoch(number, moved_by_name=bool(owner))
+            track = self.tracks.setdefault(self.active, _Track())  # type: ignore[arg-type]
             progress = _PROGRESS.search(line)
             if progress and "epoch" in line:
                 track.progress = int(progress.group(1))
-            epoch_line = number is not None or bool(_KERAS_PROGRESS.match(line))
-            for metric, value in _metrics_in_line(line, epoch_line):
-                track.values[metric] = value
-                track.evidence[metric] = f"cell {index}: {raw.strip()[:160]}"
+            continues = in_epoch_record and raw[:1].isspace()  # "Epoch 5: Train Loss ..." then "    Val Loss ..."
+            epoch_line = number is not None or continues or bool(_KERAS_PROGRESS.match(line))
+            in_epoch_record = epoch_line
+            found = _metrics_in_line(line, epoch_line)
+            if not owner and not epoch_line and any(m == "test_acc" for m, _ in found):
+                self._next_if_tested_again()
+                track = self.tracks.setdefault(self.active, _Track())  # type: ignore[arg-type]
+            evidence = f"cell {self.index}: {raw[:1000].strip()[:160]}"
+            for metric, value in found:
+                track.record(metric, value, evidence)
+                if metric == "test_acc" and not epoch_line:
+                    self.tested.add(self.active)  # type: ignore[arg-type]
+
+    def _role_named(self, line: str) -> str | None:
+        """With several models in the cell, 'Baseline ...' names the one baseline among them."""
+        if len(self.candidates) < 2:
+            return None
+        lowered = line.lower()
+        for role in ("baseline", "proposed"):
+            holders = [m for m in self.candidates if self.roles.get(m) == role]
+            if len(holders) == 1 and role in lowered:
+                return holders[0]
+        return None
+
+    def _following(self) -> list[str]:
+        return self.candidates[self.candidates.index(self.active) + 1:] if self.active in self.candidates else []
+
+    def _epoch(self, number: int, moved_by_name: bool) -> None:
+        track = self.tracks.setdefault(self.active, _Track())  # type: ignore[arg-type]
+        if not track.epoch(number):
+            return
+        following = self._following()
+        if following and not moved_by_name:
+            # The epoch count restarted in a cell that trains several models: the next one.
+            track.runs.pop()
+            self.active = following[0]
+            self.tracks.setdefault(self.active, _Track()).epoch(number)
+        else:
+            track.forget_earlier_runs()  # the same model trained again: its last run is reported
+
+    def _next_if_tested_again(self) -> None:
+        """A second test accuracy in a cell that evaluates several models in turn is the next model's."""
+        following = self._following()
+        if self.active in self.tested and following:
+            self.active = following[0]
+
+    def table(self, rows: list[list[str]]) -> None:
+        if len(rows) < 2:
+            return
+        columns = _metric_columns(rows[0])
+        if not columns:
+            # Models as columns and metrics as rows: read it transposed.
+            transposed = [list(col) for col in zip(*rows)]
+            if any(self.names.of_cell(c) for c in rows[0]) and _metric_columns(transposed[0]):
+                rows, columns = transposed, _metric_columns(transposed[0])
+        if not columns:
+            return
+        header, body = rows[0], rows[1:]
+        epoch_column = next((i for i, n in enumerate(header) if _normalize(n).strip() == "epoch"), None)
+        for row in body:
+            if any(_CIFAR_CLASS.fullmatch(_normalize(c).strip()) for c in row):
+                continue  # a per-class accuracy ('cnnv2  ship  0.953') is not the model's accuracy
+            naming = next(((c, m) for c in row if (m := self.names.of_cell(c))), None)
+            owner = naming[1] if naming else self.active
+            if owner is None:
+                continue
+            label = naming[0] if naming else row[0]
+            track = self.tracks.setdefault(owner, _Track())
+            if epoch_column is not None and epoch_column < len(row) and row[epoch_column].isdigit():
+                if track.epoch(int(row[epoch_column])):
+                    track.forget_earlier_runs()
+            for i, metric in columns.items():
+                if i >= len(row):
+                    continue
+                value, _ = _first_plausible(row[i], 0, len(row[i]), "loss" if metric.endswith("loss") else "acc")
+                if value is not None:
+                    track.record(metric, value, f"cell {self.index}: table row '{label}', column '{header[i]}'")
 
 
 def _normalize(text: str) -> str:
@@ -176,16 +324,17 @@ def _metrics_in_line(line: str, epoch_line: bool) -> list[tuple[str, float]]:
     for i, kw in enumerate(keywords):
         end = keywords[i + 1].start() if i + 1 < len(keywords) else len(line)
         kind = "loss" if kw.group(1) == "loss" else "acc"
-        value, value_pos = _first_plausible(line, kw.end(), end, kind)
-        context = line[segment_start : value_pos if value_pos >= 0 else kw.end()]
+        value, value_pos, resume, history = _value_after(line, kw.end(), end, kind)
+        context = line[segment_start : value_pos if value_pos >= 0 and not history else kw.end()]
         qualifiers = _QUALIFIER.findall(context)
         if qualifiers:
             split = _SPLIT[qualifiers[-1]]
         modifier = _SKIP_MODIFIER.search(line[segment_start : kw.start()])
-        segment_start = max(kw.end(), value_pos) if value_pos >= 0 else kw.end()
+        segment_start = resume
         if value is None or modifier:
             continue
-        metric = _metric_name(kind, split, epoch_line)
+        # A history is per epoch: an unqualified accuracy in it is the training accuracy.
+        metric = _metric_name(kind, split, epoch_line or history)
         if metric:
             found.append((metric, value))
     return found
@@ -199,6 +348,25 @@ def _metric_name(kind: str, split: str, epoch_line: bool) -> str | None:
     return {"val": "val_acc", "test": "test_acc"}.get(split)
 
 
+def _value_after(line: str, start: int, end: int, kind: str) -> tuple[float | None, int, int, bool]:
+    """The value a metric's name introduces, before the next name at `end`: (value, where it is,
+    where the next metric's text starts, whether it is a history).
+
+    A list or array right after the name, closed before the next name, is a history: its last
+    plausible element is the value."""
+    opening = _HISTORY.match(line, start, end)
+    close = line.find("]", opening.end(), end) if opening else -1
+    if opening and close >= 0:
+        inner = line.rfind("[", opening.end(), close)  # nested lists: the last one's elements
+        for number in reversed(list(_NUMBER.finditer(line, max(opening.end(), inner + 1), close))):
+            value, position = _first_plausible(line, number.start(), number.end(), kind)
+            if value is not None:
+                return value, position, close, True
+        return None, -1, close, True
+    value, position = _first_plausible(line, start, end, kind)
+    return value, position, max(start, position), False
+
+
 def _first_plausible(line: str, start: int, end: int, kind: str) -> tuple[float | None, int]:
     for m in _NUMBER.finditer(line, start, end):
         number, denominator, percent = float(m.group(1)), m.group(2), m.group(3)
@@ -206,30 +374,19 @@ def _first_plausible(line: str, start: int, end: int, kind: str) -> tuple[float 
             if denominator or percent or number > 1e4:
                 continue
             return number, m.start()
+        # Rounded so that 77.08% reads as 0.7708, not 0.7707999999999999.
         if denominator:
             total = float(denominator)
             if 0 < number <= total:
-                return number / total, m.start()
+                return round(number / total, 12), m.start()
             continue
         if percent or 1 < number <= 100:
             if number <= 100:
-                return number / 100, m.start()
+                return round(number / 100, 12), m.start()
             continue
         if 0 <= number <= 1:
             return number, m.start()
     return None, -1
-
-
-def _model_named(line: str, candidates: list[str], roles: dict[str, str]) -> str | None:
-    for name in candidates:
-        if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", line):
-            return name
-    lowered = line.lower()
-    for role in ("baseline", "proposed"):
-        holders = [m for m in candidates if roles.get(m) == role]
-        if len(holders) == 1 and role in lowered:
-            return holders[0]
-    return None
 
 
 def _names_another_role(line: str, role: str | None) -> bool:
@@ -245,6 +402,35 @@ def _without_classification_report(text: str) -> str:
     return text[: header.start()] if header else text
 
 
+def _logical_lines(text: str) -> list[str]:
+    """Lines, with a list that numpy or pprint broke over indented lines joined back into one."""
+    lines = text.splitlines()
+    joined: list[str] = []
+    i = 0
+    while i < len(lines):
+        parts, depth, j = [lines[i]], lines[i].count("[") - lines[i].count("]"), i
+        while depth > 0 and j + 1 < len(lines) and lines[j + 1][:1].isspace() and j - i < 1000:
+            j += 1
+            parts.append(lines[j].strip())
+            depth += lines[j].count("[") - lines[j].count("]")
+        joined.append(" ".join(parts))
+        i = j + 1
+    return joined
+
+
+def _named_by_expression(cell: Cell, output: Output) -> str:
+    """An execute_result that is a bare list, array or number is named by the expression that
+    made it, the cell's last line: `val_accs` showing `[0.3, 0.4]` reads as `val_accs: [0.3, 0.4]`."""
+    text = output.text.strip()
+    if output.kind != "execute_result" or _KEYWORD.search(_normalize(text)) or not re.match(r"^(\[|array\(|tensor\(|\d|\.\d)", text):
+        return ""
+    lines = [l.split("#", 1)[0].strip() for l in cell.source.splitlines()]
+    last = next((l for l in reversed(lines) if l), "")
+    if not _EXPRESSION.match(last) or re.search(r"(?<![=!<>])=(?!=)", last):
+        return ""
+    return f"{last}: {text}"
+
+
 def first_metric_cell(notebook: Notebook) -> int | None:
     """The first code cell whose outputs print a loss or an accuracy."""
     for cell in notebook.code_cells:
@@ -258,8 +444,14 @@ def first_metric_cell(notebook: Notebook) -> int | None:
 # --- tables (pandas DataFrames as text/html or text/plain) ---------------------------------
 
 
-def _read_table(index: int, rows: list[list[str]], active: str, models: list[str], tracks: dict[str, _Track]) -> None:
-    header, body = rows[0], rows[1:]
+def _names_a_metric(rows: list[list[str]]) -> bool:
+    """A table whose column names, or row labels (one column per model), name a loss/acc."""
+    names = rows[0] + [r[0] for r in rows[1:]] if rows else []
+    return any(_KEYWORD.search(_normalize(n)) for n in names)
+
+
+def _metric_columns(header: list[str]) -> dict[int, str]:
+    """Column index -> metric, for the columns a table's header names as one (best_* skipped)."""
     columns: dict[int, str] = {}
     for i, name in enumerate(header):
         norm = _normalize(name)
@@ -270,74 +462,4 @@ def _read_table(index: int, rows: list[list[str]], active: str, models: list[str
         metric = _metric_name("loss" if kw.group(1) == "loss" else "acc", _SPLIT[qualifiers[-1]] if qualifiers else "", True)
         if metric:
             columns[i] = metric
-    if not columns:
-        return
-    epoch_column = next((i for i, n in enumerate(header) if _normalize(n).strip() == "epoch"), None)
-    for row in body:
-        owner = next((cell for cell in row if cell in models), active)
-        track = tracks.setdefault(owner, _Track())
-        if epoch_column is not None and epoch_column < len(row) and row[epoch_column].isdigit():
-            track.epoch(int(row[epoch_column]))
-        for i, metric in columns.items():
-            if i >= len(row):
-                continue
-            value, _ = _first_plausible(row[i], 0, len(row[i]), "loss" if metric.endswith("loss") else "acc")
-            if value is not None:
-                track.values[metric] = value
-                track.evidence[metric] = f"cell {index}: table column '{header[i]}'"
-
-
-_HEADER_TOKEN = re.compile(r"^[A-Za-z_][\w%()./-]*$")
-
-
-def _text_table(text: str) -> list[list[str]]:
-    """A DataFrame printed as text: a header of column names naming a loss/acc, then rows."""
-    lines = [l for l in text.splitlines() if l.strip()]
-    if len(lines) < 2 or not _KEYWORD.search(_normalize(lines[0])):
-        return []
-    header = lines[0].split()
-    if not all(_HEADER_TOKEN.match(token) for token in header):
-        return []  # "Epoch 1/10 | train loss 1.98" is a log line, not a header
-    rows = [header]
-    for line in lines[1:]:
-        cells = line.split()
-        if len(cells) == len(header) + 1:
-            rows.append(cells[1:])  # the index column
-        elif len(cells) == len(header):
-            rows.append(cells)
-    return rows if len(rows) > 1 else []
-
-
-class _TableParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[list[str]] = []
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs) -> None:
-        if tag == "tr":
-            self.rows.append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None and self.rows:
-            self.rows[-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def _html_rows(html: str) -> list[list[str]]:
-    parser = _TableParser()
-    parser.feed(html)
-    rows = [r for r in parser.rows if any(r)]
-    if not rows:
-        return [[]]
-    header = rows[0]
-    # pandas puts the index name on a second header row ("name", "", "", ...): drop it.
-    body = [r for r in rows[1:] if any(c for c in r[1:])]
-    width = len(header)
-    return [header] + [r[-width:] if len(r) >= width else r for r in body]
+    return columns
