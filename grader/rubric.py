@@ -66,6 +66,9 @@ class References:
     min_accuracy: float = 0.2
     """The baseline reference must reach this test accuracy under a budget (chance is 0.1) for the
     comparisons with the references to be scored: below it the budget is too small to tell models apart."""
+    min_separation: float = 0.05
+    """The strong reference must beat the baseline reference by this much in test accuracy for the
+    scale between them (proposed_vs_references) to be scored: a shorter scale grades noise."""
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,17 @@ def test_comparisons_a_budget_cannot_support_are_not_scored(analysis, rubric):
     capped = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.6, stopped_early=True)}
     beats = {c.id: c for c in score(analysis, rubric, capped, budget="quick").checks}["proposed_beats_baseline"]
     assert not beats.scored and "ResDropNet reached its time limit" in beats.message
+
+
+def test_a_scale_without_length_or_a_cut_reference_is_not_scored(analysis, rubric):
+    runs = {"LeNet5": trained("LeNet5", 0.30), "ResDropNet": trained("ResDropNet", 0.40)}
+    close = {"LeNet5": trained("LeNet5", 0.30), "ResNet20": trained("ResNet20", 0.27)}  # ResNet below LeNet
+    checks = {c.id: c for c in score(analysis, rubric, runs, refs=close, budget="quick").checks}
+    scale = checks["proposed_vs_references"]
+    assert not scale.scored and (scale.points, scale.max_points) == (0, 0)
+    assert "the reference ResNet20 (27.0%) did not beat LeNet5 (30.0%) by 5%" in scale.message
+    assert checks["proposed_beats_baseline"].scored and checks["proposed_beats_baseline"].passed
+    cut = {"LeNet5": trained("LeNet5", 0.30), "ResNet20": trained("ResNet20", 0.50, stopped_early=True)}
+    checks = {c.id: c for c in score(analysis, rubric, runs, refs=cut, budget="quick").checks}
+    assert not checks["proposed_vs_references"].scored
+    assert "the reference ResNet20 reached its time limit" in checks["proposed_vs_references"].message

@@ -72,6 +72,15 @@ def test_references_are_trained_once_then_read_from_cache(setup, tmp_path):
     assert [r.cached for r in forced] == [False, False]
 
 
+def test_a_reference_run_cut_by_its_time_limit_is_not_kept(setup, tmp_path):
+    data, rubric = setup
+    capped = tmp_path / "capped.toml"
+    capped.write_text(rubric.read_text() + "\n[train_quick]\nmax_seconds = 1e-9\n")
+    runs = run_references(rubric=capped, data_dir=data, device="cpu", budget="quick")
+    assert all(r.history.stopped_early for r in runs)
+    assert not list((tmp_path / "cache" / "cnn-grader" / "references").glob("*.json"))  # trained again next time
+
+
 def test_a_different_config_or_dataset_is_a_different_key(setup, tmp_path):
     data, rubric = setup
     base = run_references(rubric=rubric, data_dir=data, device="cpu")

@@ -64,10 +64,12 @@ def test_a_quick_grade_says_what_it_could_not_score(training_context, small_rubr
     assert result.max_score == rubric.max_score("quick") - 5 - 10 - 5 and result.failing == ()
     from grader.report.budget import budget_lines
 
-    assert budget_lines(result) == [
+    lines = budget_lines(result)
+    assert lines[:2] == [
         f"Budget: quick, a quick self-check, not the grading budget: 2 epochs on 800 training images, on {training_context.device}.",
         f"Data: SYNTHETIC images, not CIFAR-10: the accuracies only show that the pipeline works, read from "
         f"{training_context.data_source}."]
+    assert lines[2].startswith("The grading budget would take about LeNet5 ") and "ResDropNet" in lines[2]
 
 
 @pytest.mark.slow
@@ -93,6 +95,19 @@ def test_a_diverging_model_and_a_lazy_one_returning_logits_and_probabilities(tra
     assert "forward returns a tuple; its first tensor (output[0]) is used as the logits" in tiny.notes
     models_run = next(c for c in result.checks if c.id == "models_run")
     assert models_run.passed and "Tiny: forward returns a tuple" in models_run.message
+
+
+def test_parent_scores_the_images_a_time_limit_let_the_child_evaluate():
+    history = History(status="ok", message="", epochs=(EpochRecord(1, 1.0, None, None, 0.1, 0.1),), selected_epoch=None,
+                      test_loss=None, test_accuracy=None, params=10, flops_per_image=None, peak_memory_bytes=0,
+                      seconds=1.0, train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=False)
+    val_y, test_y = np.array([0, 1, 2, 3]), np.array([0, 1, 5, 5])
+    right = np.eye(10, dtype=np.float32)[None, [0, 1]] * 5  # the first two images of each split, both right
+    cut = score_epochs(history, right, right, val_y, test_y, TrainConfig())
+    assert cut.stopped_early and (cut.selected.val_accuracy, cut.test_accuracy) == (1.0, 1.0)
+    too_many = np.eye(10, dtype=np.float32)[None, [0, 1, 2, 3, 4]]
+    refused = score_epochs(history, too_many, too_many, val_y, test_y, TrainConfig())
+    assert refused.selected_epoch is None and "logits for more images than it was given" in refused.message
 
 
 def test_parent_selects_the_epoch_from_logits():

@@ -15,7 +15,7 @@ from torch import nn
 from grader.child.config import TrainConfig
 from grader.child.protocol import History
 from grader.child.runtime import ModelError
-from grader.child.train import predict_logits, train
+from grader.child.train import MIN_EVALUATED, evaluable_images, predict_logits, train
 from grader.config import DataConfig
 from grader.data import load_cifar10, training_data
 from grader.typed import from_plain, to_plain
@@ -192,6 +192,21 @@ def test_best_val_selection_restores_the_best_weights(tiny):
     assert h.epochs[0].val_accuracy == 1.0 and h.epochs[-1].val_accuracy < 1.0 and h.selected_epoch == 1
     assert torch.equal(predictions(model), seen[0]) and not torch.equal(predictions(model), seen[-1])
     assert all(torch.equal(model.state_dict()[k], weights[0][k]) for k in weights[0])
+
+
+def test_a_time_limit_cuts_training_and_evaluation_and_says_so(tiny):
+    # 400 training images/s: 1,200 forward/s; half of 20 s over 4 passes (2 epochs, val and test) is 2.5 s each
+    assert evaluable_images(400.0, TrainConfig(epochs=2, max_seconds=20), 5_000) == 3_000
+    assert evaluable_images(3.0, TrainConfig(epochs=2, max_seconds=20), 5_000) == MIN_EVALUATED
+    assert evaluable_images(1e6, TrainConfig(epochs=2, max_seconds=20), 400) == 400
+    h = train(LeNet5, tiny, replace(QUICK, epochs=2, batch_size=16, max_seconds=1e-9))
+    assert h.stopped_early and len(h.epochs) == 1 and h.test_accuracy is not None
+    assert "stopped at the budget's 1e-09 s limit in epoch 1, after 1 of its 19 steps" in h.message
+    assert f"evaluated on the first {MIN_EVALUATED} validation and test images only (of 400" in " ".join(h.notes)
+    calls = []
+    train(LeNet5, tiny.without_labels(), replace(QUICK, max_seconds=1e-9),
+          on_logits=lambda split, logits: calls.append((split, len(logits))))
+    assert calls == [("val", MIN_EVALUATED), ("test", MIN_EVALUATED)]
 
 
 def test_train_subset_and_augmentation(tiny):

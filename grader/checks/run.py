@@ -109,6 +109,8 @@ def _unsupported(facts: RunFacts, names: tuple[str | None, ...]) -> Verdict | No
                                f"{low:.1%} (chance is 10%), too little training to tell models apart; the grading "
                                "budget scores it"), scored=False)
     stopped = [n for n in names if n and (run := facts.runs.get(n)) and run.history and run.history.stopped_early]
+    stopped += [f"the reference {n}" for n in (refs.baseline, refs.strong)
+                if (run := facts.references.get(n)) and run.history and run.history.stopped_early]
     if stopped:
         return Verdict(False, (f"not scored under the {facts.budget} budget: {', '.join(stopped)} reached its time limit "
                                "before the end, so the runs are not comparable; the grading budget scores it"),
@@ -152,7 +154,11 @@ def proposed_vs_references(facts: RunFacts) -> Verdict:
         return missing
     assert prop is not None and low is not None and high is not None
     span = high - low
-    position = (prop - low) / span if span > 0 else float(prop >= high)
+    if span < refs.min_separation:
+        return Verdict(False, (f"not scored under the {facts.budget} budget: the reference {refs.strong} ({high:.1%}) did "
+                               f"not beat {refs.baseline} ({low:.1%}) by {refs.min_separation:.0%}, so there is no scale "
+                               "to place a model on"), scored=False)
+    position = (prop - low) / span
     fraction = min(max(position, 0.0), 1.0)  # capped: beating the ResNet earns full, not extra, credit
     where = f"{fraction:.0%} of the way from {refs.baseline} ({low:.1%}) to {refs.strong} ({high:.1%})"
     return Verdict(True, f"{name} ({prop:.1%}) lands {where}", fraction)  # a scale: where it lands is the grade

@@ -35,6 +35,7 @@ from grader.child.runtime import ModelError, Normalize, Setup, autocast, logits_
 
 EVAL_BATCH = 1_000  # images per inference batch: big batches, far fewer kernel launches
 NAN_CHECK_EVERY = 50  # steps between divergence checks on CUDA (each check is a device sync)
+MIN_EVALUATED = 100  # images per split scored even when a time limit is tight: an accuracy, if a rough one
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -150,7 +151,7 @@ def _scores(data: TrainingData) -> Callable[[Split, torch.Tensor], tuple[float, 
     labels = {"val": data.val_labels, "test": data.test_labels}
 
     def score(split: Split, logits: torch.Tensor) -> tuple[float, float]:
-        y = labels[split].to(logits.device)  # type: ignore[union-attr]
+        y = labels[split][:len(logits)].to(logits.device)  # type: ignore[index]  # a time limit may cut the split
         return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
     return score
@@ -246,6 +247,7 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     status, message, train_time = "ok", f"trained {config.epochs} epochs", 0.0
     step_losses = torch.zeros(steps * config.epochs, device=device)  # on the device: no sync per step
     done, trained, capped = 0, 0, False  # steps run, images trained on, stopped by the time limit
+    evaluated: int | None = None  # images scored per split (None: all); a time limit may set it after epoch 1
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -284,14 +286,18 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
         train_time += time.perf_counter() - t0
         if diverged:
             break
-        val_logits = predict_logits(model, val_images, **predict)
+        if config.max_seconds and epoch == 1 and train_time > 0:
+            largest = max(len(val_images), 0 if data.test_images is None else len(data.test_images))
+            evaluated = evaluable_images(trained / train_time, config, largest)
+            evaluated = None if evaluated == largest else evaluated
+        val_logits = predict_logits(model, val_images[:evaluated], **predict)
         if not bool(torch.isfinite(val_logits).all()):
             status, message = "diverged", f"the validation outputs became NaN or infinite in epoch {epoch}; the run stopped"
             break
         if score is None:
             on_logits("val", val_logits)  # type: ignore[misc]
             if data.test_images is not None:
-                on_logits("test", predict_logits(model, data.test_images, **predict))  # type: ignore[misc]
+                on_logits("test", predict_logits(model, data.test_images[:evaluated], **predict))  # type: ignore[misc]
             val_loss = val_accuracy = None
         else:
             val_loss, val_accuracy = score("val", val_logits)
@@ -309,19 +315,30 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     if best is not None:
         model.load_state_dict(best[2])
         if data.test_images is not None and score is not None:
-            test = score("test", predict_logits(model, data.test_images, **predict))
+            test = score("test", predict_logits(model, data.test_images[:evaluated], **predict))
+    if evaluated is not None:
+        notes.append(f"evaluated on the first {evaluated:,} validation and test images only (of {len(val_images):,} "
+                     f"validation images), to stay within the budget's {config.max_seconds:g} s limit")
     quarter = max(1, done // 4)
     losses = step_losses[:done]
     start, end = (losses[:quarter].mean().item(), losses[-quarter:].mean().item()) if done else (None, None)
     return dict(
         status=status, message=message, epochs=tuple(epochs), selected_epoch=best[1] if best else None,
         loss_start=start if start is None or math.isfinite(start) else None,
-        loss_end=end if end is None or math.isfinite(end) else None, stopped_early=capped,
+        loss_end=end if end is None or math.isfinite(end) else None, stopped_early=capped or evaluated is not None,
         test_loss=test[0] if test else None, test_accuracy=test[1] if test else None,
         params=s.params, flops_per_image=s.flops, peak_memory_bytes=_peak_memory(device),
         train_images_per_second=trained / train_time if train_time else 0.0, device=device.type,
         precision=s.precision, channels_last=s.channels_last, notes=tuple(notes),
     )
+
+
+def evaluable_images(train_rate: float, config: TrainConfig, n: int) -> int:
+    """Images per split that evaluation can score within half of config.max_seconds, across every
+    epoch and both splits, at `train_rate` training images per second (a forward pass costs about a
+    third of a training step); never fewer than MIN_EVALUATED, never more than n."""
+    passes = 2 * config.epochs
+    return min(n, max(MIN_EVALUATED, int(3 * train_rate * config.max_seconds / 2 / passes)))
 
 
 def _sync(device: torch.device) -> None:

@@ -25,8 +25,17 @@ def budget_lines(result: GradeResult) -> list[str]:
     cap = f", at most {config.max_seconds:g} s per model" if config.max_seconds else ""
     what = "the grading budget" if prov.budget == "full" else "a quick self-check, not the grading budget"
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
-    return [f"Budget: {prov.budget}, {what}: {epochs} on {run.train_images:,} training images{cap}, on {run.device}.",
-            f"Data: {_DATA.get(run.data_kind, run.data_kind)}, read from {run.data_source or 'an unrecorded folder'}."]
+    lines = [f"Budget: {prov.budget}, {what}: {epochs} on {run.train_images:,} training images{cap}, on {run.device}.",
+             f"Data: {_DATA.get(run.data_kind, run.data_kind)}, read from {run.data_source or 'an unrecorded folder'}."]
+    estimates = [f"{name} {_duration(r.gpu_seconds)}" for name, r in result.runs.items() if r.gpu_seconds]
+    if prov.budget != "full" and estimates:
+        lines.append(f"The grading budget would take about {', '.join(estimates)} on the grading GPU "
+                     "(estimated from each model's FLOPs).")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 __all__ = ["budget_lines"]

@@ -91,11 +91,12 @@ def run_references(
                 pass  # unreadable or stale entry: retrain and overwrite it
         history = train(REFERENCE_MODELS[name], data, config, device=dev,
                         on_epoch=(lambda rec, n=name: on_epoch(n, rec)) if on_epoch else None)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"schema": CACHE_SCHEMA, "key": key, "inputs": inputs,
-                                   "history": to_plain(history)}, indent=1, allow_nan=False))
-        tmp.replace(path)
+        if not history.stopped_early:  # a run cut by a time limit measured this machine's load: not kept
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"schema": CACHE_SCHEMA, "key": key, "inputs": inputs,
+                                       "history": to_plain(history)}, indent=1, allow_nan=False))
+            tmp.replace(path)
         runs.append(ReferenceRun(role, name, key, False, history))
     return runs
 

@@ -88,7 +88,7 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
     run = run_model_child(
         request, extraction, isolation=ctx.isolation,
         inputs={f"{k}.npy": Path(p) for k, p in ctx.files.items()},
-        arrays={"val_logits": ArraySpec("f", (None, len(val_y), 10)), "test_logits": ArraySpec("f", (None, len(test_y), 10))},
+        arrays={"val_logits": ArraySpec("f", (None, None, 10)), "test_logits": ArraySpec("f", (None, None, 10))},
         timeouts=replace(Timeouts(), train_s=ctx.train_timeout_s),
     )
     report, seconds, uid = run.report, round(run.child.seconds, 2), run.child.isolation.uid
@@ -131,8 +131,17 @@ def score_epochs(history: History, val_logits, test_logits, val_y, test_y, confi
     """The child's history with every epoch's validation metrics, the selected epoch and its test metrics."""
     import numpy as np
 
-    status, message = history.status, history.message
+    status, message, cut = history.status, history.message, history.stopped_early
+    if val_logits is not None and test_logits is not None:
+        if val_logits.shape[1] > len(val_y) or test_logits.shape[1] > len(test_y):
+            val_logits = test_logits = None
+            message = "the training child returned logits for more images than it was given"
+        elif val_logits.shape[1] < len(val_y) or test_logits.shape[1] < len(test_y):
+            # A time limit let the child score only the first images of each split.
+            val_y, test_y, cut = val_y[:val_logits.shape[1]], test_y[:test_logits.shape[1]], True
     count = min(len(history.epochs), 0 if val_logits is None else len(val_logits), 0 if test_logits is None else len(test_logits))
+    if not (len(val_y) and len(test_y)):
+        count = 0
     scored: list[EpochRecord] = []
     for i in range(count):
         if not (np.isfinite(val_logits[i]).all() and np.isfinite(test_logits[i]).all()):
@@ -147,7 +156,7 @@ def score_epochs(history: History, val_logits, test_logits, val_y, test_y, confi
         test_loss, test_accuracy = _loss_accuracy(test_logits[best], test_y)
         selected = best + 1
     return replace(history, epochs=tuple(scored), status=status, message=message, selected_epoch=selected,
-                   test_loss=test_loss, test_accuracy=test_accuracy, config=config)
+                   test_loss=test_loss, test_accuracy=test_accuracy, config=config, stopped_early=cut)
 
 
 def _loss_accuracy(logits, labels) -> tuple[float, float]:
