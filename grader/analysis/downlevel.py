@@ -35,11 +35,7 @@ import warnings
 
 import libcst as cst
 
-# The rewritten code keeps the statement's line count where it can, so that line numbers in the
-# grader's messages stay the notebook's.
 _LIBCST_ERRORS = (cst.ParserSyntaxError, cst.CSTValidationError, ValueError, TypeError, RecursionError)
-
-
 _EMPTY = cst.Module([])  # renders nodes that are not in the parsed module
 
 
@@ -129,8 +125,9 @@ def _format_call(string: cst.FormattedString | cst.TemplatedString, module: cst.
     fields: list[str] = []
     args: list[cst.Arg] = []
     _flatten(string.parts, module, pieces, fields, args)
-    prefix = string.start.rstrip("'\"").lower().replace("f", "").replace("t", "")
-    quote = string.start[len(prefix) + 1:]
+    letters = string.start.rstrip("'\"")
+    quote = string.start[len(letters):]
+    prefix = letters.lower().replace("f", "").replace("t", "")  # what is left: r, or nothing
     raw = "".join(p for p in pieces if p is not None)
     # A character the literal does not hold marks where the fields go.
     marker = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in raw)
@@ -141,7 +138,8 @@ def _format_call(string: cst.FormattedString | cst.TemplatedString, module: cst.
     # An escape that decodes to a brace (`\x7b`) would become a field: then the call is not exact.
     exact = decoded.count("{") == raw.count("{") and decoded.count("}") == raw.count("}")
     template = texts[0] + "".join(f + t for f, t in zip(fields, texts[1:]))
-    # The line breaks the call's arguments do not hold themselves go before them.
+    # The line breaks the call's arguments do not hold themselves go before them: the statement
+    # keeps its line count, so line numbers in the grader's messages stay the notebook's.
     lines = module.code_for_node(string).count("\n") - sum(_EMPTY.code_for_node(a).count("\n") for a in args)
     call = cst.Call(func=cst.Attribute(cst.SimpleString(repr(template)), cst.Name("format")), args=args,
                     whitespace_before_args=_line_breaks(lines), lpar=string.lpar, rpar=string.rpar)

@@ -92,12 +92,12 @@ def read_cells(sources: list[str]) -> list[Reading]:
     readings: list[Reading | None] = []
     failed: dict[int, _Failure] = {}
     for i, source in enumerate(sources):
-        tree, error = _parse(source)
+        tree, failure = _parse(source)
         if tree is not None:
             readings.append(_within_depth(tree))
         else:
             readings.append(None)
-            failed[i] = error
+            failed[i] = failure
     for i, reading in _recover({i: sources[i] for i in failed}, failed).items():
         readings[i] = reading
     return readings  # type: ignore[return-value]
@@ -125,8 +125,8 @@ def _parse(source: str, first_line: int = 1) -> tuple[ast.Module | None, _Failur
 
 
 def _within_depth(tree: ast.Module) -> Reading:
-    """The tree less its top-level statements nested deeper than MAX_DEPTH."""
-    deep = [stmt for stmt in tree.body if _depth(stmt) > MAX_DEPTH - 1]
+    """The tree less its top-level statements nested deeper than MAX_DEPTH (the module counts)."""
+    deep = [stmt for stmt in tree.body if _depth(stmt) + 1 > MAX_DEPTH]
     if not deep:
         return Reading(tree)
     reason = f"nested more than {MAX_DEPTH} levels deep"

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from grader.analysis.recovery import GRADER_PYTHON, MAX_DEPTH, Newer, Reading, Skipped, read_cells
 from grader.notebook import Cell, Notebook
 
-__all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Imports", "Newer", "ParsedCell", "Skipped", "dotted_name", "parse_cells", "walk_top_level"]
+__all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Imports", "Newer", "ParsedCell", "Skipped", "dotted_name", "parse_cells",
+           "walk_top_level"]
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,14 @@ def _warnings(index: int, reading: Reading) -> list[str]:
     if reading.tree is None:
         where = f" line {reading.error_line}" if reading.error_line else ""
         return [f"cell {index}{where} is not valid Python ({reading.error}); it was skipped"]
-    found = [f"cell {index} {s.where} is not valid Python ({s.reason}); that statement was skipped"
+    found = [(s.line, f"cell {index} {s.where} is not valid Python ({s.reason}); that statement was skipped")
              for s in reading.skipped]
     for n in reading.newer:
-        how = "the grader reads it as the equivalent code" if n.runs else "the grader reads its structure but cannot run it"
-        found.append(f"cell {index} {n.where} uses syntax newer than the grader's {GRADER_PYTHON} "
-                     f"({'; '.join(n.syntax)}); {how}")
-    return found
+        how = (f"the grader reads it as the equivalent {GRADER_PYTHON} code" if n.runs
+               else "the grader reads its structure but cannot run it")
+        found.append((n.line, f"cell {index} {n.where} uses syntax newer than the grader's {GRADER_PYTHON} "
+                              f"({'; '.join(n.syntax)}); {how}"))
+    return [message for _, message in sorted(found)]
 
 
 @dataclass
