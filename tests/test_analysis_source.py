@@ -75,7 +75,8 @@ def test_magics_and_a_broken_statement_in_one_cell():
 
 
 def test_a_cell_that_is_not_python_is_one_warning():
-    cells, problems = parse_cells(notebook(code("The baseline reaches 61% accuracy.\nThe proposed one does better."), code("x = 1")))
+    prose = code("The baseline reaches 61% accuracy.\nThe proposed one does better.")
+    cells, problems = parse_cells(notebook(prose, code("x = 1")))
     assert problems == ("cell 0 line 1 is not valid Python (invalid syntax); it was skipped",)
     assert cells[0].tree is None and cells[0].error == "invalid syntax" and cells[1].tree is not None
 
@@ -85,7 +86,8 @@ def test_too_deep_or_too_nested_statements_are_skipped_and_the_rest_kept():
     limit = "y = " + "+".join(["1"] * 5000)  # beyond what CPython's parser holds
     cells, problems = parse_cells(notebook(code(LENET + deep), code(f"{limit}\nz = 2\nmodel.eval()_")))
     assert [type(s).__name__ for s in cells[0].tree.body][-1] == "ClassDef"
-    assert problems[0] == f"cell 0 line 15 is not valid Python (nested more than {MAX_DEPTH} levels deep); that statement was skipped"
+    assert problems[0] == (f"cell 0 line 15 is not valid Python (nested more than {MAX_DEPTH} levels deep); "
+                           "that statement was skipped")
     assert [s.line for s in cells[1].skipped] == [1, 3]
     assert ast.unparse(cells[1].tree) == "z = 2"
 
@@ -95,14 +97,16 @@ def test_too_deep_or_too_nested_statements_are_skipped_and_the_rest_kept():
 @grader_is_311
 def test_a_crashing_or_hanging_newer_syntax_reader_costs_only_the_statements(monkeypatch, tmp_path):
     nb = notebook(code(LENET + 'print(f"{d["key"]}")\n'))
-    for script, timeout in (("import os\nos.abort()\n", 10), ("import time\ntime.sleep(60)\n", 1), ("print('[1, 2')", 10)):
+    crash, hang, garbage = ("import os\nos.abort()\n", 10), ("import time\ntime.sleep(60)\n", 1), ("print('[1, 2')", 10)
+    for script, timeout in (crash, hang, garbage):
         child = tmp_path / "downlevel.py"
         child.write_text(script)
         monkeypatch.setattr(recovery, "_DOWNLEVEL", child)
         monkeypatch.setattr(recovery, "DOWNLEVEL_TIMEOUT_S", timeout)
         a = analyze(nb)
         assert [m.name for m in a.models] == ["LeNet"]
-        assert a.warnings == ("cell 0 line 15 is not valid Python (f-string: unmatched '['); that statement was skipped",)
+        assert a.warnings == (
+            "cell 0 line 15 is not valid Python (f-string: unmatched '['); that statement was skipped",)
 
 
 @grader_is_311

@@ -114,13 +114,14 @@ def test_newer_syntax_runs_when_rewritten_exactly_and_is_refused_when_not():
              '        self.name = f"{tags["kind"]}-{len(tags)}"\n        self.conv = nn.Conv2d(3, 4, 3)\n'
              '    def forward(self, x):\n        return self.conv(x)')
     generic = "class Generic[T](nn.Module):\n    def forward(self, x: T) -> T:\n        return x"
-    uses_generic = "class Wrapper(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.inner = Generic()"
+    uses_generic = ("class Wrapper(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.inner = Generic()")
     nb = notebook(IMPORTS, exact, generic, uses_generic)
     ex = extract_models(nb, ["Tagged", "Generic", "Wrapper"])
     assert ex.classes == ("Tagged", "Wrapper") and ex.missing == ()
-    assert ex.cannot_run == {"Generic": "Generic is written in cell 2 lines 1-3 with type parameters (Python 3.12), "
-                                        "syntax the grader's Python 3.11 has no equivalent for, so the grader cannot run "
-                                        "it; write the class without that syntax"}
+    assert ex.cannot_run == {"Generic": "Generic is written in cell 2 lines 1-3 with type parameters (Python 3.12), syntax "
+                                        "the grader's Python 3.11 has no equivalent for, so the grader cannot run it; "
+                                        "write the class without that syntax"}
     assert any(w.startswith("Wrapper uses Generic, written in cell 2 lines 1-3") for w in ex.warnings)
     namespace: dict = {}
     exec(compile(ex.source, "submission.py", "exec"), namespace)  # the rewritten f-string runs on 3.11

@@ -12,8 +12,8 @@ each newer construct:
   gets its parentheses. The rewritten statement means what the student wrote and runs in the
   grader's sandbox.
 - approximately, where it has none: type parameters are dropped, `type X = v` becomes `X = v`
-  and a t-string becomes an f-string's `str`. The analysis reads the structure; the extraction
-  must not run it.
+  and a t-string becomes the str its f-string twin gives. The analysis reads the structure; the
+  extraction must not run it.
 
 LibCST's parser is native code that recurses on the machine stack: deeply nested input crashes
 the process instead of raising (LibCST issues #619, #1000), and nesting makes it slow. So this
@@ -48,7 +48,7 @@ class _Rewriter(cst.CSTTransformer):
         self.found: list[tuple[str, bool]] = []
 
     def leave_FormattedString(self, original: cst.FormattedString, updated: cst.FormattedString) -> cst.BaseExpression:
-        if _reads_in_311(self.module.code_for_node(original)):
+        if _grader_reads(f"(\n{self.module.code_for_node(original)}\n)"):
             return updated  # an ordinary f-string: leave it as the student wrote it
         call, exact = _format_call(updated, self.module)
         self.found.append(("an f-string that reuses its quotes or holds a backslash, comment or line break in "
@@ -104,11 +104,12 @@ class _Rewriter(cst.CSTTransformer):
         return handler.with_changes(type=handler.type.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]))
 
 
-def _reads_in_311(code: str) -> bool:
+def _grader_reads(code: str) -> bool:
+    """Whether the grader's Python (this one) parses `code`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ast.parse(f"(\n{code}\n)", mode="eval")
+            ast.parse(code)
         return True
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
@@ -206,29 +207,19 @@ def downlevel(text: str) -> dict:
         try:
             body.append(statement.visit(rewriter))
         except (_LIBCST_ERRORS + (SyntaxError,)) as e:
-            return {"python": None, "statements": [], "error": f"could not be rewritten for Python 3.11 ({_first_line(e)})"}
+            return {"python": None, "statements": [], "error": f"could not be rewritten ({_first_line(e)})"}
         if rewriter.found:
             statements.append({"line": line + len(statement.leading_lines), "syntax": rewriter.found})
         line += module.code_for_node(statement).count("\n")
     python = module.with_changes(body=body).code
-    if not _module_reads_in_311(python):
-        return {"python": None, "statements": statements, "error": "uses syntax the grader cannot rewrite for Python 3.11"}
+    if not _grader_reads(python):
+        return {"python": None, "statements": statements, "error": "uses newer syntax the grader cannot rewrite"}
     return {"python": python, "statements": statements, "error": ""}
 
 
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
-
-
-def _module_reads_in_311(code: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(code)
-        return True
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return False
 
 
 def main() -> None:

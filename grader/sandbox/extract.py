@@ -82,7 +82,8 @@ def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str])
     warnings: list[str] = []
     wanted = [n for n in class_names if n in table and isinstance(table[n].node, ast.ClassDef)]
     cannot_run = {n: f"{n} is written in {newer[n]}, syntax the grader's {GRADER_PYTHON} has no equivalent for, "
-                     "so the grader cannot run it; write the class without that syntax" for n in class_names if n in newer}
+                     "so the grader cannot run it; write the class without that syntax"
+                  for n in class_names if n in newer}
     missing = tuple(n for n in class_names if n not in wanted and n not in cannot_run)
     chosen = _closure(wanted, table, rejected, warnings, newer)
     import_nodes = [d.node for d in sorted({id(d.node): d for d in chosen if d.is_import}.values(), key=lambda d: d.order)]
