@@ -1,7 +1,18 @@
 import ast
+import subprocess
+import sys
 
-from grader.analysis.source import Imports, parse_cells, walk_top_level
-from nbfactory import code, notebook
+import pytest
+
+from grader.analysis import analyze, recovery
+from grader.analysis.source import MAX_DEPTH, Imports, parse_cells, walk_top_level
+from grader.checks.static import JUDGES
+from grader.rubric import load_rubric
+from nbfactory import LENET, WIDENET, code, notebook
+from support import REPO, SUBMISSIONS
+
+# On 3.12 and later the grader's own `ast` reads the newer-syntax cases: nothing is newer there.
+grader_is_311 = pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the cases are newer than Python 3.11")
 
 
 def test_imports_resolve_aliases_in_order():
@@ -27,3 +38,142 @@ def test_ipython_syntax_becomes_python():
     assert problems == ()
     assert cells[0].has_magics and not cells[1].has_magics
     assert "get_ipython().getoutput('nvidia-smi -L')" in cells[0].python
+
+
+# A cell that does not parse loses only its broken statements (grader/analysis/recovery.py).
+
+def test_a_broken_statement_costs_only_that_statement():
+    broken = LENET + "model = LeNet()\nmodel.eval()_\nprint('training'\n" + WIDENET + "x = \ny = 2\n"
+    nb = notebook(code(broken))
+    a = analyze(nb)
+    assert [m.name for m in a.models] == ["LeNet", "WideNet"]
+    assert JUDGES["two_cnn_classes"](nb, a, load_rubric()).passed
+    assert a.warnings == (
+        "cell 0 line 16 is not valid Python (invalid syntax); that statement was skipped",
+        "cell 0 line 17 is not valid Python ('(' was never closed); that statement was skipped",
+        "cell 0 line 26 is not valid Python (invalid syntax); that statement was skipped",
+    )
+    cell = a.cells[0]
+    assert [s.line for s in cell.skipped] == [16, 17, 26]
+    kept = [type(s).__name__ for s in cell.tree.body]
+    assert kept == ["Import", "Import", "ClassDef", "Assign", "ClassDef", "Assign"]
+    assert cell.tree.body[4].lineno == 18  # line numbers stay the cell's
+    assert "statement(s) in 1 cell(s) are not valid Python" in JUDGES["notebook_valid"](nb, a, load_rubric()).message
+
+
+def test_a_broken_multi_line_statement_is_named_with_its_lines():
+    cells, problems = parse_cells(notebook(code(" if ready:\n    train(model)\n\nif done:\n    x = 1\n")))
+    assert problems == ("cell 0 lines 1-2 is not valid Python (unexpected indent); that statement was skipped",)
+    assert [type(s).__name__ for s in cells[0].tree.body] == ["If"]
+
+
+def test_magics_and_a_broken_statement_in_one_cell():
+    cells, problems = parse_cells(notebook(code("!pip install torchsummary\n%matplotlib inline\nmodel.eval()_\nz = 3")))
+    assert problems == ("cell 0 line 3 is not valid Python (invalid syntax); that statement was skipped",)
+    assert cells[0].has_magics
+    assert ast.unparse(cells[0].tree).splitlines()[-1] == "z = 3"
+
+
+def test_a_cell_that_is_not_python_is_one_warning():
+    prose = code("The baseline reaches 61% accuracy.\nThe proposed one does better.")
+    cells, problems = parse_cells(notebook(prose, code("x = 1")))
+    assert problems == ("cell 0 line 1 is not valid Python (invalid syntax); it was skipped",)
+    assert cells[0].tree is None and cells[0].error == "invalid syntax" and cells[1].tree is not None
+
+
+def test_too_deep_or_too_nested_statements_are_skipped_and_the_rest_kept():
+    deep = "chain = a" + ".b" * 300  # parses, but deeper than MAX_DEPTH
+    limit = "y = " + "+".join(["1"] * 5000)  # beyond what CPython's parser holds
+    cells, problems = parse_cells(notebook(code(LENET + deep), code(f"{limit}\nz = 2\nmodel.eval()_")))
+    assert [type(s).__name__ for s in cells[0].tree.body][-1] == "ClassDef"
+    assert problems[0] == (f"cell 0 line 15 is not valid Python (nested more than {MAX_DEPTH} levels deep); "
+                           "that statement was skipped")
+    assert [s.line for s in cells[1].skipped] == [1, 3]
+    assert ast.unparse(cells[1].tree) == "z = 2"
+
+
+# Syntax newer than the grader's Python (grader/analysis/downlevel.py, in a child process).
+
+@grader_is_311
+def test_a_crashing_or_hanging_newer_syntax_reader_costs_only_the_statements(monkeypatch, tmp_path):
+    nb = notebook(code(LENET + 'print(f"{d["key"]}")\n'))
+    crash, hang, garbage = ("import os\nos.abort()\n", 10), ("import time\ntime.sleep(60)\n", 1), ("print('[1, 2')", 10)
+    for script, timeout in (crash, hang, garbage):
+        child = tmp_path / "downlevel.py"
+        child.write_text(script)
+        monkeypatch.setattr(recovery, "_DOWNLEVEL", child)
+        monkeypatch.setattr(recovery, "DOWNLEVEL_TIMEOUT_S", timeout)
+        a = analyze(nb)
+        assert [m.name for m in a.models] == ["LeNet"]
+        assert a.warnings == (
+            "cell 0 line 15 is not valid Python (f-string: unmatched '['); that statement was skipped",)
+
+
+@grader_is_311
+@pytest.mark.parametrize("source, syntax, runs", [
+    ("try:\n    pass\nexcept ValueError, TypeError:\n    pass", "except A, B: without parentheses (Python 3.14)", True),
+    ("type Pair = tuple[int, int]", "a type statement (Python 3.12)", False),
+    ("def first[T](items: list[T]) -> T:\n    return items[0]", "type parameters (Python 3.12)", False),
+    ('shown = t"{x!r:>6}"', "a t-string (Python 3.14)", False),
+])
+def test_each_kind_of_newer_syntax_is_named_and_run_only_when_exact(source, syntax, runs):
+    cells, problems = parse_cells(notebook(code(f"x = 1\n{source}\ny = 2")))
+    how = "reads it as the equivalent Python 3.11 code" if runs else "reads its structure but cannot run it"
+    assert problems == (f"cell 0 {cells[0].newer[0].where} uses syntax newer than the grader's Python 3.11 ({syntax}); "
+                        f"the grader {how}",)
+    x, statement, y = cells[0].tree.body
+    assert (cells[0].unrunnable(x), cells[0].unrunnable(y)) == (None, None)
+    assert (cells[0].unrunnable(statement) is None) == runs
+    compile(cells[0].tree, "cell", "exec")
+
+
+@grader_is_311
+def test_a_312_f_string_is_read_as_equivalent_311_code():
+    cell = ('d = {"key": "v"}\nx = 3.14159\nnames = ["a", "b"]\n'
+            'text = f"{d["key"]}|{x=:.2f}|{"\\n".join(names)}|{f"{x:{"<"}6.1f}"}|{ x = !r}"\n')
+    cells, problems = parse_cells(notebook(code(cell)))
+    assert problems == ("cell 0 line 4 uses syntax newer than the grader's Python 3.11 (an f-string that reuses its "
+                        "quotes or holds a backslash, comment or line break in a {} field (Python 3.12)); the grader "
+                        "reads it as the equivalent Python 3.11 code",)
+    namespace: dict = {}
+    exec(compile(cells[0].tree, "cell", "exec"), namespace)
+    assert namespace["text"] == "v|x=3.14|a\nb|3.1   | x = 3.14159"  # what Python 3.12 prints
+
+
+@grader_is_311
+def test_a_newer_f_string_spanning_lines_keeps_the_cells_line_numbers():
+    cell = 'import torch.nn as nn\nlabel = f"{\n    d["key"]  # the run\n}"\n' + WIDENET
+    cells, problems = parse_cells(notebook(code(cell)))
+    assert problems == ("cell 0 lines 2-4 uses syntax newer than the grader's Python 3.11 (an f-string that reuses its "
+                        "quotes or holds a backslash, comment or line break in a {} field (Python 3.12)); the grader "
+                        "reads it as the equivalent Python 3.11 code",)
+    widenet = cells[0].tree.body[-1]
+    assert (widenet.name, widenet.lineno) == ("WideNet", 5)
+    assert cells[0].unrunnable(cells[0].tree.body[1]) is None
+
+
+@grader_is_311
+def test_syntax_without_a_311_equivalent_is_analysed_but_marked_unrunnable():
+    generic = WIDENET.replace("class WideNet(nn.Module):", "class WideNet[T](nn.Module):")
+    nb = notebook(code(LENET + generic + 'print(f"{d["key"]}")\nmodel.eval()_\n'))
+    a = analyze(nb)
+    assert [m.name for m in a.models] == ["LeNet", "WideNet"]
+    assert a.warnings == (
+        "cell 0 lines 15-22 uses syntax newer than the grader's Python 3.11 (type parameters (Python 3.12)); "
+        "the grader reads its structure but cannot run it",
+        "cell 0 line 23 uses syntax newer than the grader's Python 3.11 (an f-string that reuses its quotes or holds a "
+        "backslash, comment or line break in a {} field (Python 3.12)); the grader reads it as the equivalent "
+        "Python 3.11 code",
+        "cell 0 line 24 is not valid Python (invalid syntax); that statement was skipped",
+    )
+    cell = a.cells[0]
+    runnable = {getattr(s, "name", type(s).__name__): cell.unrunnable(s) is None for s in cell.tree.body}
+    assert runnable == {"Import": True, "LeNet": True, "WideNet": False, "Expr": True}
+
+
+def test_a_normal_notebook_never_loads_the_recovery_parsers():
+    script = ("import sys\nfrom grader.analysis import analyze\nfrom grader.notebook import load_notebook\n"
+              "analyze(load_notebook(sys.argv[1]))\nprint(sorted({'parso', 'libcst'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", script, str(SUBMISSIONS / "complete.ipynb")], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.stdout.strip() == "[]", done.stderr

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import sys
+
+import pytest
 
 from grader.sandbox.extract import extract_models
+from grader.sandbox.models_run import check_model
 from nbfactory import IMPORTS, LENET5, markdown, notebook
 
 NOTEBOOK = notebook(
@@ -112,3 +116,37 @@ def test_missing_classes_are_listed():
     ex = extract_models(notebook(IMPORTS, LENET5), ["LeNet5", "Ghost"])
     assert ex.classes == ("LeNet5",) and ex.missing == ("Ghost",)
     assert ex.missing == ("Ghost",)
+
+
+def test_classes_from_a_cell_with_a_broken_statement_are_extracted():
+    nb = notebook(IMPORTS, LENET5 + "model = LeNet5()\nmodel.eval()_\nprint('size', len(" + "\nWIDTH = 16\n")
+    ex = extract_models(nb, ["LeNet5"])
+    assert ex.classes == ("LeNet5",) and ex.missing == ()
+    namespace: dict = {}
+    exec(compile(ex.source, "submission.py", "exec"), namespace)
+    import torch
+
+    assert namespace["LeNet5"]()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the cases are newer than Python 3.11")
+def test_newer_syntax_runs_when_rewritten_exactly_and_is_refused_when_not():
+    exact = ('class Tagged(nn.Module):\n    def __init__(self, tags={"kind": "cnn"}):\n        super().__init__()\n'
+             '        self.name = f"{tags["kind"]}-{len(tags)}"\n        self.conv = nn.Conv2d(3, 4, 3)\n'
+             '    def forward(self, x):\n        return self.conv(x)')
+    generic = "class Generic[T](nn.Module):\n    def forward(self, x: T) -> T:\n        return x"
+    uses_generic = ("class Wrapper(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.inner = Generic()")
+    nb = notebook(IMPORTS, exact, generic, uses_generic)
+    ex = extract_models(nb, ["Tagged", "Generic", "Wrapper"])
+    assert ex.classes == ("Tagged", "Wrapper") and ex.missing == ()
+    assert ex.cannot_run == {"Generic": "Generic is written in cell 2 lines 1-3 with type parameters (Python 3.12), syntax "
+                                        "the grader's Python 3.11 has no equivalent for, so the grader cannot run it; "
+                                        "write the class without that syntax"}
+    assert any(w.startswith("Wrapper uses Generic, written in cell 2 lines 1-3") for w in ex.warnings)
+    namespace: dict = {}
+    exec(compile(ex.source, "submission.py", "exec"), namespace)  # the rewritten f-string runs on 3.11
+    assert namespace["Tagged"]().name == "cnn-1"
+    assert "Generic" not in namespace
+    check = check_model(ex, "Generic", max_params=10**6, iso=None)  # refused before any child starts
+    assert (check.passed, check.kind, check.message) == (False, "newer_syntax", ex.cannot_run["Generic"])

@@ -18,7 +18,7 @@ def test_default_rubric_loads_with_every_check(rubric):
 
 
 def test_quick_budget_is_train_with_overrides(rubric):
-    assert (rubric.quick.epochs, rubric.quick.train_subset, rubric.quick.eval_subset) == (2, 5_000, 2_000)
+    assert (rubric.quick.epochs, rubric.quick.train_subset, rubric.quick.eval_subset) == (2, 5_000, 1_000)
     assert rubric.quick.max_seconds == 20 and rubric.train.max_seconds == 0  # only the self-check is time-capped
     assert rubric.quick.optimizer == rubric.train.optimizer and rubric.quick.lr == rubric.train.lr
 

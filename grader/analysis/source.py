@@ -2,17 +2,22 @@
 
 Nothing here runs student code. `parse_cells` turns every code cell into an `ast.Module` the
 way IPython would see it (so `!pip install`, `%matplotlib inline` and a cell that starts with
-an indented line all parse); a cell that still fails to parse becomes a warning and is skipped.
+an indented line all parse). A cell that still fails to parse loses only the statements that do
+not parse, and a statement in syntax newer than the grader's Python is read as 3.11 code
+(grader/analysis/recovery.py); each loss and each rewrite becomes a warning.
 `Imports` tracks what each local name stands for (`nn` -> `torch.nn`), in notebook order.
 """
 
 from __future__ import annotations
 
 import ast
-import warnings
 from dataclasses import dataclass, field
 
+from grader.analysis.recovery import GRADER_PYTHON, MAX_DEPTH, Newer, Reading, Skipped, read_cells
 from grader.notebook import Cell, Notebook
+
+__all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Imports", "Newer", "ParsedCell", "Skipped", "dotted_name", "parse_cells",
+           "walk_top_level"]
 
 
 @dataclass(frozen=True)
@@ -23,11 +28,20 @@ class ParsedCell:
     python: str
     """The cell's source after IPython's transformations (magics become get_ipython() calls)."""
     tree: ast.Module | None
-    """None when the cell does not parse even after the transformations."""
+    """None when nothing in the cell parses even after the transformations."""
     error: str = ""
     """Why the cell did not parse."""
     has_magics: bool = False
     """The cell uses % or ! syntax."""
+    skipped: tuple[Skipped, ...] = ()
+    """Top-level statements left out of `tree` because they do not parse."""
+    newer: tuple[Newer, ...] = ()
+    """Top-level statements in syntax newer than the grader's Python, in `tree` as 3.11 code."""
+
+    def unrunnable(self, stmt: ast.stmt) -> Newer | None:
+        """The newer syntax that keeps a top-level statement of `tree` from running as written:
+        3.11 has no equivalent, so its 3.11 code only approximates it. None for other statements."""
+        return next((n for n in self.newer if n.line == stmt.lineno and not n.runs), None)
 
 
 def _transformer():
@@ -38,47 +52,38 @@ def _transformer():
 
 
 def parse_cells(notebook: Notebook) -> tuple[tuple[ParsedCell, ...], tuple[str, ...]]:
-    """Parse every code cell; return the cells and warnings for those that did not parse."""
+    """Parse every code cell; return the cells and warnings for what was skipped or rewritten."""
     manager = _transformer()
+    cells = [cell for cell in notebook.code_cells if cell.source.strip()]
+    sources = [_as_python(manager, cell.source) for cell in cells]
     parsed: list[ParsedCell] = []
     problems: list[str] = []
-    for cell in notebook.code_cells:
-        if not cell.source.strip():
-            continue
-        try:
-            python = manager.transform_cell(cell.source)
-        except Exception:  # IPython's transformer can raise on odd tokens; keep the raw text
-            python = cell.source
+    for cell, python, reading in zip(cells, sources, read_cells(sources)):
         has_magics = "get_ipython()" in python and "get_ipython()" not in cell.source
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # SyntaxWarning for "\d" in student strings
-                tree = ast.parse(python)
-            if _depth(tree) > MAX_DEPTH:
-                raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
-            parsed.append(ParsedCell(cell, python, tree, has_magics=has_magics))
-        except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
-            line = getattr(e, "lineno", None)
-            where = f" line {line}" if line else ""
-            msg = getattr(e, "msg", str(e)) or "too deeply nested"
-            problems.append(f"cell {cell.index}{where} is not valid Python ({msg}); it was skipped")
-            parsed.append(ParsedCell(cell, python, None, error=msg, has_magics=has_magics))
+        parsed.append(ParsedCell(cell, python, reading.tree, reading.error, has_magics, reading.skipped, reading.newer))
+        problems += _warnings(cell.index, reading)
     return tuple(parsed), tuple(problems)
 
 
-# Deeper trees would make the recursive parts of `ast` (unparse, the compiler) overflow the stack.
-MAX_DEPTH = 200
+def _as_python(manager, source: str) -> str:
+    try:
+        return manager.transform_cell(source)
+    except Exception:  # IPython's transformer can raise on odd tokens; keep the raw text
+        return source
 
 
-def _depth(tree: ast.AST) -> int:
-    deepest, stack = 0, [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            break
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return deepest
+def _warnings(index: int, reading: Reading) -> list[str]:
+    if reading.tree is None:
+        where = f" line {reading.error_line}" if reading.error_line else ""
+        return [f"cell {index}{where} is not valid Python ({reading.error}); it was skipped"]
+    found = [(s.line, f"cell {index} {s.where} is not valid Python ({s.reason}); that statement was skipped")
+             for s in reading.skipped]
+    for n in reading.newer:
+        how = (f"the grader reads it as the equivalent {GRADER_PYTHON} code" if n.runs
+               else "the grader reads its structure but cannot run it")
+        found.append((n.line, f"cell {index} {n.where} uses syntax newer than the grader's {GRADER_PYTHON} "
+                              f"({'; '.join(n.syntax)}); {how}"))
+    return [message for _, message in sorted(found)]
 
 
 @dataclass

@@ -33,6 +33,10 @@ def unreadable(error: str, rubric: Rubric) -> tuple[CheckResult, ...]:
 def notebook_valid(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
     skipped = sum(1 for c in analysis.cells if c.tree is None)
     note = f"; {skipped} cell(s) are not valid Python and were skipped" if skipped else ""
+    statements = sum(len(c.skipped) for c in analysis.cells)
+    if statements:
+        cells = sum(1 for c in analysis.cells if c.skipped)
+        note += f"; {statements} statement(s) in {cells} cell(s) are not valid Python and were skipped"
     upgraded = f" (upgraded from nbformat {notebook.upgraded_from})" if notebook.upgraded_from else ""
     return Verdict(True, f"a readable notebook with {len(notebook.code_cells)} code cells{upgraded}{note}")
 

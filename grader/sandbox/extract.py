@@ -18,10 +18,10 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
-from grader.analysis.source import Imports, dotted_name, parse_cells
+from grader.analysis.source import GRADER_PYTHON, Imports, dotted_name, parse_cells
 from grader.notebook import Notebook
 
 # Calls allowed on the right-hand side of an extracted assignment: they build a value and touch
@@ -73,6 +73,9 @@ class Extraction:
     """Every top-level name the module defines, in order."""
     warnings: tuple[str, ...] = ()
     """What could not be carried over (names computed by code the grader does not run)."""
+    cannot_run: Mapping[str, str] = field(default_factory=dict)
+    """Requested class name -> why the grader cannot run it: it is written in syntax newer than the
+    grader's Python that has no equivalent there (see grader/analysis/recovery.py)."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,15 @@ class _Definition:
 def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str]) -> Extraction:
     """Build the standalone module for `class_names` from `notebook`."""
     cells, _ = parse_cells(notebook)
-    table, imports, rejected = _definitions(cells)
+    table, imports, rejected, newer = _definitions(cells)
     warnings: list[str] = []
     wanted = [n for n in class_names if n in table and isinstance(table[n].node, ast.ClassDef)]
-    missing = tuple(n for n in class_names if n not in wanted)
+    cannot_run = {n: f"{n} is written in {newer[n]}, syntax the grader's {GRADER_PYTHON} has no equivalent for, "
+                     "so the grader cannot run it; write the class without that syntax"
+                  for n in class_names if n in newer}
+    missing = tuple(n for n in class_names if n not in wanted and n not in cannot_run)
     inst = {n: _instantiation(n, cells, table, imports) for n in wanted}
-    chosen = _closure(wanted + [n for i in inst.values() if i for n in i.needs], table, rejected, warnings)
+    chosen = _closure(wanted + [n for i in inst.values() if i for n in i.needs], table, rejected, warnings, newer)
     import_nodes = [d.node for d in sorted({id(d.node): d for d in chosen if d.is_import}.values(), key=lambda d: d.order)]
     star = [d.node for d in table.values() if d.name.startswith("*")]
     # __future__ imports change how the whole module compiles: keep them all, and first.
@@ -112,14 +118,16 @@ def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str])
     compile(source, "submission.py", "exec")  # unparse of parsed trees always compiles; fail loudly if not
     return Extraction(
         source=source, classes=tuple(wanted), missing=missing, instantiations=inst,
-        names=tuple(d.name for d in body_defs), warnings=tuple(warnings),
+        names=tuple(d.name for d in body_defs), warnings=tuple(warnings), cannot_run=cannot_run,
     )
 
 
-def _definitions(cells) -> tuple[dict[str, _Definition], Imports, dict[str, int]]:
-    """name -> its last safe definition; also names last bound by code we do not extract."""
+def _definitions(cells) -> tuple[dict[str, _Definition], Imports, dict[str, int], dict[str, str]]:
+    """name -> its last safe definition; also names last bound by code we do not extract, and
+    names last bound by a statement in newer syntax that the grader's Python cannot run."""
     table: dict[str, _Definition] = {}
     rejected: dict[str, int] = {}  # name -> cell of an unsafe binding (e.g. train_loader = DataLoader(...))
+    newer: dict[str, str] = {}  # name -> where and which syntax
     imports = Imports()
     order = 0
     for pc in cells:
@@ -127,16 +135,25 @@ def _definitions(cells) -> tuple[dict[str, _Definition], Imports, dict[str, int]
             continue
         for stmt in pc.tree.body:
             order += 1
+            blocked = pc.unrunnable(stmt)
+            if blocked:  # its 3.11 code only approximates it: running that would grade something else
+                for name, _ in _bound_names(stmt, imports):
+                    table.pop(name, None)
+                    rejected.pop(name, None)
+                    newer[name] = f"cell {pc.cell.index} {blocked.where} with {'; '.join(blocked.syntax)}"
+                continue
             for name, is_import in _bound_names(stmt, imports):
                 if is_import or _safe_statement(stmt, imports, table):
                     table[name] = _Definition(name, stmt, pc.cell.index, order, is_import)
                     rejected.pop(name, None)
+                    newer.pop(name, None)
                 else:
                     table.pop(name, None)  # a later unsafe rebinding hides an earlier safe one
                     rejected[name] = pc.cell.index
+                    newer.pop(name, None)
             if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 imports.add(stmt)
-    return table, imports, rejected
+    return table, imports, rejected, newer
 
 
 def _bound_names(stmt: ast.stmt, imports: Imports) -> list[tuple[str, bool]]:
@@ -191,7 +208,7 @@ def _free_names(node: ast.AST) -> set[str]:
 
 
 def _closure(wanted: list[str], table: dict[str, _Definition], rejected: dict[str, int],
-             warnings: list[str]) -> list[_Definition]:
+             warnings: list[str], newer: Mapping[str, str]) -> list[_Definition]:
     chosen: dict[str, _Definition] = {}
     stack = list(reversed(wanted))
     while stack:
@@ -213,6 +230,9 @@ def _closure(wanted: list[str], table: dict[str, _Definition], rejected: dict[st
                     f"{name} uses {used}, which cell {rejected[used]} computes with code the grader does not run "
                     f"(data loading, training or a call); define {used} as a constant or inside the class"
                 )
+            elif used in newer:
+                warnings.append(f"{name} uses {used}, written in {newer[used]}, syntax the grader's {GRADER_PYTHON} "
+                                "has no equivalent for: the grader cannot run it")
     return list(chosen.values())
 
 

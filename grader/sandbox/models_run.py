@@ -33,7 +33,7 @@ class ModelCheck:
     passed: bool
     """It was built and mapped (N, 3, 32, 32) to (N, 10) float logits."""
     kind: str
-    """Why not, as an id: ok, missing, needs_args, too_many_params, shape, not_tensor, network, file,
+    """Why not, as an id: ok, missing, newer_syntax, needs_args, too_many_params, shape, not_tensor, network, file,
     processes, exit, timeout, killed_memory, killed_output, exited, crashed, invalid, ..."""
     message: str
     """What went wrong, in words a student can act on ('' when it passed)."""
@@ -82,6 +82,8 @@ def check_model(extraction: Extraction, name: str, max_params: int, iso: Isolati
     spec = model_spec(extraction, name)
     inst = extraction.instantiations.get(name)
     built_as = inst.source if inst else f"{name}()"
+    if name in extraction.cannot_run:
+        return ModelCheck(name, False, "newer_syntax", extraction.cannot_run[name], built_as)
     if name in extraction.missing or name not in extraction.classes:
         return ModelCheck(name, False, "missing", f"class {name} is not defined in the notebook", built_as)
     # A fixed batch of normalized-looking images: the same for every model and every run.
