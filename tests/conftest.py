@@ -43,6 +43,27 @@ def corpus_labels(corpus_dir: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
+def real_cifar10(tmp_path_factory) -> Path:
+    """../shared/data's 60,000 real CIFAR-10 images in their image-folder layout, extracted once a
+    session into a temporary folder (never into the project); skips when the archive is absent."""
+    import tarfile
+
+    archive = SHARED / "data" / "cifar10-jpeg.tar.xz"
+    if not archive.is_file():
+        pytest.skip("../shared/data/cifar10-jpeg.tar.xz is absent")
+    root = tmp_path_factory.mktemp("cifar10-jpeg")
+    with tarfile.open(archive, "r:xz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) == 3 and parts[0] in ("train", "test"):
+                # Write the bytes ourselves: safe paths by construction, and no `filter=` (Python < 3.11.4).
+                dest = root.joinpath(*parts)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+    return root
+
+
+@pytest.fixture(scope="session")
 def rubric():
     from grader.rubric import load_rubric
 

@@ -53,6 +53,32 @@ def test_complete_example_retrains_under_quick(training_context, small_rubric):
 
 
 @pytest.mark.slow
+@pytest.mark.realdata
+def test_the_complete_example_passes_its_quick_self_check_on_real_images(real_cifar10):
+    """The command a student runs, on the rubric's quick budget and the 60,000 real images."""
+    import subprocess
+    import sys
+
+    from grader.grading.result import GradeResult
+    from grader.report.budget import budget_lines
+
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "check", str(SUBMISSIONS / "complete.ipynb"),
+                           "--train", "quick", "--data", str(real_cifar10), "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = GradeResult.from_dict(json.loads(done.stdout))
+    checks = {c.id: c for c in result.checks}
+    assert result.failing == () and checks["models_run"].passed and checks["models_learn"].passed
+    lenet = result.references["LeNet5"].test_accuracy
+    assert lenet > 0.2 and checks["baseline_works"].scored  # the baseline reference learned: comparisons scored
+    assert result.runs["ResDropNet"].test_accuracy > result.runs["LeNet5"].test_accuracy
+    assert not checks["reported_matches"].scored
+    lines = budget_lines(result)
+    assert lines[0].startswith("Budget: quick, a quick self-check, not the grading budget: 2 epochs on 5,000 training images")
+    assert lines[1].startswith("Data: CIFAR-10 from another source")
+    assert lines[2].startswith("The grading budget would take about LeNet5 ")
+
+
+@pytest.mark.slow
 def test_a_quick_grade_says_what_it_could_not_score(training_context, small_rubric, tmp_path):
     strict = tmp_path / "rubric.toml"
     strict.write_text(small_rubric.read_text().replace('[checks.two_cnn_classes]', '[references]\nmin_accuracy = 0.99\n[checks.two_cnn_classes]'))
