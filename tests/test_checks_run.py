@@ -128,3 +128,4 @@ def test_a_scale_without_length_or_a_cut_reference_is_not_scored(analysis, rubri
     checks = {c.id: c for c in score(analysis, rubric, runs, refs=cut, budget="quick").checks}
     assert not checks["proposed_vs_references"].scored
     assert "the reference ResNet20 reached its time limit" in checks["proposed_vs_references"].message
+    assert checks["baseline_works"].scored and checks["proposed_beats_baseline"].scored  # they do not use ResNet20

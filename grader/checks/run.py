@@ -100,8 +100,9 @@ def _not_run(*names_and_values: tuple[str, float | None]) -> Verdict | None:
     return Verdict(False, f"not scored: no retrained test accuracy for {', '.join(missing)}") if missing else None
 
 
-def _unsupported(facts: RunFacts, names: tuple[str | None, ...]) -> Verdict | None:
-    """Not scored when the budget cannot tell these models apart, with the reason."""
+def _unsupported(facts: RunFacts, names: tuple[str | None, ...], references: tuple[str, ...] = ()) -> Verdict | None:
+    """Not scored when the budget cannot tell these models apart (the student's `names` compared
+    with each other or with the `references`), with the reason."""
     refs = facts.rubric.references
     low = facts.accuracy(refs.baseline, reference=True)
     if low is not None and low < refs.min_accuracy:
@@ -109,7 +110,7 @@ def _unsupported(facts: RunFacts, names: tuple[str | None, ...]) -> Verdict | No
                                f"{low:.1%} (chance is 10%), too little training to tell models apart; the grading "
                                "budget scores it"), scored=False)
     stopped = [n for n in names if n and (run := facts.runs.get(n)) and run.history and run.history.stopped_early]
-    stopped += [f"the reference {n}" for n in (refs.baseline, refs.strong)
+    stopped += [f"the reference {n}" for n in references
                 if (run := facts.references.get(n)) and run.history and run.history.stopped_early]
     if stopped:
         return Verdict(False, (f"not scored under the {facts.budget} budget: {', '.join(stopped)} reached its time limit "
@@ -122,7 +123,8 @@ def baseline_works(facts: RunFacts) -> Verdict:
     rubric, name = facts.rubric, facts.analysis.baseline
     margin, ref_name = rubric.checks["baseline_works"].threshold, rubric.references.baseline
     base, ref = facts.accuracy(name), facts.accuracy(ref_name, reference=True)
-    missing = _not_run((name or "the baseline", base), (f"the reference {ref_name}", ref)) or _unsupported(facts, (name,))
+    missing = (_not_run((name or "the baseline", base), (f"the reference {ref_name}", ref))
+               or _unsupported(facts, (name,), (ref_name,)))
     if missing:
         return missing
     assert base is not None and ref is not None
@@ -149,7 +151,8 @@ def proposed_vs_references(facts: RunFacts) -> Verdict:
     prop = facts.accuracy(name)
     low, high = facts.accuracy(refs.baseline, reference=True), facts.accuracy(refs.strong, reference=True)
     missing = (_not_run((name or "the proposed model", prop), (f"the reference {refs.baseline}", low),
-                        (f"the reference {refs.strong}", high)) or _unsupported(facts, (name,)))
+                        (f"the reference {refs.strong}", high))
+               or _unsupported(facts, (name,), (refs.baseline, refs.strong)))
     if missing:
         return missing
     assert prop is not None and low is not None and high is not None
