@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from grader.checks import CHECK_IDS, CheckResult, Verdict, ids
+from grader.checks import CHECK_IDS, TITLES, CheckResult, Verdict, Visibility, ids
 from grader.child.config import TrainConfig
 from grader.config import DataConfig, from_mapping
 from grader.errors import RubricError
@@ -37,6 +37,10 @@ class CheckSpec:
     """One line telling the student how to fix a failure."""
     threshold: float = 0.0
     """A check-specific number (an accuracy margin, a tolerance); 0 when unused."""
+    title: str = ""
+    """The check's name in feedback, CI and Gradescope (default: grader.checks.TITLES)."""
+    visibility: Visibility = "visible"
+    """When students see the check on Gradescope: visible, hidden, after_due_date or after_published."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ class Rubric:
             points=round(spec.points * credit, 2) if verdict.scored else 0.0,
             max_points=spec.points if verdict.scored else 0.0, message=verdict.message,
             hint=spec.hint if verdict.scored and not verdict.passed else "", required=spec.required,
-            cell=verdict.cell, scored=verdict.scored,
+            cell=verdict.cell, scored=verdict.scored, title=spec.title or TITLES[check_id],
+            visibility=spec.visibility,
         )
 
 

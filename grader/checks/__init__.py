@@ -33,6 +33,26 @@ REGISTRY: tuple[tuple[str, Stage], ...] = (
 
 CHECK_IDS = tuple(check_id for check_id, _ in REGISTRY)
 
+TITLES: dict[str, str] = {
+    "notebook_valid": "The notebook can be read",
+    "two_cnn_classes": "Two CNN classes: a baseline and a proposed model",
+    "proposed_named": "The proposed model has a name of its own",
+    "losses_reported": "Training and validation losses reported",
+    "accuracies_reported": "Validation and test accuracies reported",
+    "discussion": "Discussion: which model is better and why",
+    "same_config": "Both models trained with the same configuration",
+    "models_run": "Both models build and run",
+    "models_learn": "Both models learn",
+    "baseline_works": "The baseline trains like the reference LeNet-5",
+    "proposed_beats_baseline": "The proposed model beats the baseline",
+    "proposed_vs_references": "The proposed model against the references",
+    "reported_matches": "Reported accuracy matches the retraining",
+}
+"""The title each check is shown with, when the rubric gives none (`title` in [checks.ID])."""
+
+Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
+"""When a student may see a check on Gradescope (its own words for it)."""
+
 
 def ids(stage: Stage) -> tuple[str, ...]:
     return tuple(check_id for check_id, s in REGISTRY if s == stage)
@@ -75,6 +95,19 @@ class CheckResult:
     """The notebook cell the check is about (for annotations and feedback), when there is one."""
     scored: bool = True
     """False: not scored under this budget (no points, no maximum, not a failure); the message says why."""
+    title: str = ""
+    """The check's name for people (the rubric's `title`); empty in results of earlier versions."""
+    visibility: Visibility = "visible"
+    """When a student may see this check where the grader can hold it back (Gradescope)."""
+    instructor_comment: str = ""
+    """The instructor's words on this check, from a manual override (overrides.toml)."""
+    overridden_from: float | None = None
+    """The autograder's points when the instructor overrode them; None when not overridden."""
+
+    @property
+    def label(self) -> str:
+        """The title, or the id for results that have none."""
+        return self.title or TITLES.get(self.id, self.id)
 
 
-__all__ = ["CHECK_IDS", "CheckResult", "REGISTRY", "Stage", "Verdict", "ids"]
+__all__ = ["CHECK_IDS", "CheckResult", "REGISTRY", "Stage", "TITLES", "Verdict", "Visibility", "ids"]
