@@ -52,6 +52,17 @@ threshold = 0.1
 """Two epochs on a small synthetic split: retraining a class in seconds on a CPU."""
 
 
+def class_folder(root: Path, notebooks: dict[str, str], without_notebook: tuple[str, ...] = ()) -> Path:
+    """A class's submissions folder: student id -> the example notebook (submissions/NAME.ipynb) they
+    hand in, and student folders that hold no notebook."""
+    root.mkdir(parents=True)
+    for student, example in notebooks.items():
+        shutil.copy(SUBMISSIONS / f"{example}.ipynb", root / f"{student}.ipynb")
+    for student in without_notebook:
+        (root / student).mkdir()
+    return root
+
+
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

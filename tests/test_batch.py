@@ -10,7 +10,7 @@ from grader.grading import grade as grade_module
 from grader.grading.batch import grade_batch
 from grader.grading.result import load_result
 from grader.grading.submissions import discover
-from support import SUBMISSIONS
+from support import SUBMISSIONS, class_folder
 
 FILES = {"result.json", "results.json", "feedback.md", "feedback.html"}
 
@@ -47,9 +47,9 @@ def test_batch_writes_everything_and_reuses_unchanged(class_dir, tmp_path, rubri
         assert FILES <= {p.name for p in (out / student).iterdir()}
     assert first.results["erin"].status == "error" and "holds no notebook" in first.results["erin"].error
     rows = (out / "gradebook.csv").read_text().splitlines()
-    assert rows[0].startswith("student,status,total,max,notebook_valid,two_cnn_classes")
+    assert rows[0].startswith("student,status,total,max,max_scored,notebook_valid,two_cnn_classes")
     assert [r.split(",")[0] for r in rows[1:]] == ["complete", "dana_smith", "erin", "generic_name", "missing_discussion"]
-    assert rows[1].startswith("complete,graded,70,70,")
+    assert rows[1].startswith("complete,graded,70,70,70,")
 
     second = grade_batch(class_dir, out, rubric=rubric, budget="none")
     assert second.graded == ["erin"]  # an ungradable folder is retried; the rest is unchanged
@@ -99,7 +99,7 @@ def test_a_grader_bug_on_one_student_is_that_students_error_and_the_batch_goes_o
     assert "Traceback" in broken.traceback and "a bug the grader has only on this notebook" in broken.traceback
     assert "Traceback" not in (tmp_path / "out" / "generic_name" / "feedback.md").read_text()  # the student's view
     rows = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
-    assert rows[1].startswith("complete,graded,70,70,") and rows[4].startswith("generic_name,error,0,70,")
+    assert rows[1].startswith("complete,graded,70,70,70,") and rows[4].startswith("generic_name,error,0,70,70,")
 
 
 def test_a_bad_data_folder_stops_the_batch_before_anything_runs(class_dir, tmp_path, rubric):
@@ -180,3 +180,34 @@ def test_killed_batch_resumes_without_redoing_finished_students(tmp_path):
     assert len(after) == 40
     assert all(after[s] == t for s, t in finished.items())  # finished students were not regraded
     assert f"{40 - len(finished)} graded now, {len(finished)} unchanged" in done.stderr
+
+
+def test_the_gradebook_has_one_max_per_rubric_and_each_students_own_beside_it(tmp_path, rubric, monkeypatch):
+    """A training budget that could not judge a check, and a student with no notebook: max is the
+    rubric's for the budget on every row; max_scored keeps what each student could be scored on."""
+    from dataclasses import replace
+
+    from grader.grading import batch
+    from grader.grading.executors.base import error_result
+    from grader.grading.grade import grade_submission
+
+    class Stub:
+        """Grades like a quick training whose budget was too small to judge proposed_vs_references."""
+
+        def grade(self, todo, options):
+            for sub in todo:
+                if sub.notebook is None:
+                    yield error_result(sub, sub.problem, options)
+                    continue
+                static = grade_submission(sub.notebook, student=sub.student, rubric=rubric)
+                unjudged = replace(static.checks[0], id="proposed_vs_references", points=0.0, max_points=0.0,
+                                   scored=False, passed=False, message="the references did not separate")
+                yield replace(static, checks=static.checks + (unjudged,), max_score=options.rubric.max_score("quick") - 5)
+
+    monkeypatch.setattr(batch, "run_identity", lambda data_dir: None)
+    monkeypatch.setattr(batch, "prepare_training", lambda *args, **kwargs: None)
+    root = class_folder(tmp_path / "class", {"ann": "complete"}, without_notebook=("erin",))
+    grade_batch(root, tmp_path / "out", rubric=rubric, budget="quick", executor=Stub())
+    rows = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
+    assert rows[0].startswith("student,status,total,max,max_scored,")
+    assert rows[1].startswith("ann,graded,70,100,95,") and rows[2].startswith("erin,error,0,100,100,")

@@ -8,6 +8,8 @@ whose notebook, rubric, grader version and budget (and for a retraining the data
 and torch version) are unchanged; a crash, timeout or hostile
 notebook is one student's 'error' result and the batch goes on; Ctrl-C leaves every finished
 result in place. The gradebook and the summary are rebuilt from the stored results at the end.
+An instructor's overrides (grader.grading.overrides) are applied to every result, graded now or
+reused, and never enter the fingerprint: changing them rewrites files, it grades nobody again.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from grader.analysis.similarity import SimilarPair, similar_pairs
 from grader.grading.executors.base import Executor, GradeOptions
 from grader.grading.executors.local import LocalExecutor
 from grader.grading.grade import submission_fingerprint
+from grader.grading.overrides import Override, apply_overrides, check_students
 from grader.grading.result import GradeResult, load_result, write_atomic
 from grader.grading.submissions import Submission, discover
 from grader.report.feedback import write_feedback
 from grader.report.gradebook import gradebook_csv
 from grader.report.gradescope import gradescope_results
+from grader.report.spreadsheet import csv_text
 from grader.rubric import Budget, Rubric
 from grader.training.context import prepare_training, run_identity
 
@@ -54,6 +58,7 @@ def grade_batch(
     executor: Executor | None = None,
     data_dir: Path | None = None,
     require_isolation: bool = True,
+    overrides: tuple[Override, ...] = (),
     on_start: Callable[[int, int], None] = lambda total, todo: None,
     on_done: Callable[[GradeResult, bool], None] = lambda result, reused: None,
 ) -> BatchReport:
@@ -61,15 +66,17 @@ def grade_batch(
 
     A class's code runs only walled off: where no sandbox works this refuses (SandboxError) unless
     `require_isolation` is False, which the instructor must ask for (`--allow-unisolated`).
+    `overrides` (grader.grading.overrides.load_overrides) must name students of the class.
     """
     submissions = discover(root)
+    check_students(overrides, [sub.student for sub in submissions], root)
     identity = run_identity(data_dir) if budget != "none" else None  # a bad data folder fails here, first
     report = BatchReport()
     todo: list[Submission] = []
     for sub in submissions:
         stored = load_result(out / sub.student / RESULT)
         if sub.notebook and stored and stored.fingerprint == submission_fingerprint(sub.notebook, rubric, budget, identity):
-            report.results[sub.student] = stored
+            report.results[sub.student] = _overridden(out, stored, overrides, rubric)
             report.reused.append(sub.student)
         else:
             todo.append(sub)
@@ -84,11 +91,19 @@ def grade_batch(
         # closing(): an interrupted loop stops the executor's pending work (pool, Ray tasks) at once.
         with closing((executor or LocalExecutor(workers)).grade(todo, options)) as results:
             for result in results:
-                _store(out, result, report, on_done)
+                _store(out, apply_overrides(result, overrides, rubric), report, on_done)
     except KeyboardInterrupt:
         report.interrupted = True
-    finish_batch(out, report, rubric)
+    finish_batch(out, report, rubric, budget)
     return report
+
+
+def _overridden(out: Path, stored: GradeResult, overrides: tuple[Override, ...], rubric: Rubric) -> GradeResult:
+    """A reused result under this run's overrides; its files are rewritten only when that changes it."""
+    result = apply_overrides(stored, overrides, rubric)
+    if (result.checks, result.max_score) != (stored.checks, stored.max_score):
+        write_submission_files(result, out / result.student)
+    return result
 
 
 def _store(out: Path, result: GradeResult, report: BatchReport, on_done) -> None:
@@ -106,14 +121,15 @@ def write_submission_files(result: GradeResult, folder: Path) -> None:
     write_atomic(folder / RESULT, result.to_json())
 
 
-def finish_batch(out: Path, report: BatchReport, rubric: Rubric) -> None:
+def finish_batch(out: Path, report: BatchReport, rubric: Rubric, budget: Budget) -> None:
     report.similar = similar_pairs({student: r.signature for student, r in report.results.items()})
     similar: dict[str, list[str]] = {}
     for pair in report.similar:
         similar.setdefault(pair.a, []).append(pair.b)
         similar.setdefault(pair.b, []).append(pair.a)
-    write_atomic(out / "gradebook.csv", gradebook_csv(report.results.values(), rubric.applicable("full"), similar))
+    gradebook = gradebook_csv(report.results.values(), rubric.applicable("full"), similar, rubric.max_score(budget))
+    write_atomic(out / "gradebook.csv", gradebook)
     if report.similar:
-        lines = ["student_a,student_b,source_similarity,reason"]
-        lines += [f"{p.a},{p.b},{p.ratio},{p.reason}" for p in report.similar]
-        write_atomic(out / "similar.csv", "\n".join(lines) + "\n")
+        rows = [["student_a", "student_b", "source_similarity", "reason"]]
+        rows += [[p.a, p.b, p.ratio, p.reason] for p in report.similar]
+        write_atomic(out / "similar.csv", csv_text(rows))
