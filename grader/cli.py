@@ -89,20 +89,25 @@ def _exit_code(result: GradeResult) -> int:
               help="CPUs each submission's Ray task reserves (default 1).")
 @click.option("--gpus-per-task", type=click.FloatRange(min=0), default=None,
               help="GPUs each Ray task reserves; 0.25 lets four trainings share a GPU (default 0).")
+@click.option("--overrides", type=click.Path(path_type=Path), default=None,
+              help="The instructor's overrides.toml: points and comments per student and check (nobody is graded again).")
 def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | None, workers: int | None, quick: bool,
           no_train: bool, allow_unisolated: bool, require_isolation: bool, executor: str, ray_address: str | None,
-          cpus_per_task: float | None, gpus_per_task: float | None) -> None:
+          cpus_per_task: float | None, gpus_per_task: float | None, overrides: Path | None) -> None:
     """Grade every notebook in SUBMISSIONS (a folder of notebooks or of student folders)."""
     from grader.grading.batch import grade_batch
+    from grader.grading.overrides import load_overrides
     from grader.report.batchview import BatchView
 
     loaded = load_rubric(rubric)
+    overridden = load_overrides(overrides, loaded) if overrides else ()
     budget = "none" if no_train else ("quick" if quick else "full")
     runner = _executor(executor, workers=workers, ray_address=ray_address, cpus_per_task=cpus_per_task,
                        gpus_per_task=gpus_per_task)
     with BatchView() as view:
         report = grade_batch(submissions, out, rubric=loaded, budget=budget, executor=runner, data_dir=data_dir,
-                             require_isolation=not allow_unisolated, on_start=view.start, on_done=view.done)
+                             require_isolation=not allow_unisolated, overrides=overridden, on_start=view.start,
+                             on_done=view.done)
     view.summary(report, out)
     sys.exit(130 if report.interrupted else EXIT_OK)
 
@@ -163,6 +168,33 @@ def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, j
         click.echo(f"{notebook}: {result.score:g}/{result.max_score:g}"
                    + (f"; failing: {failing}" if failing else "; every required check passes"))
     sys.exit(_exit_code(result))
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["canvas", "csv"]))
+@click.argument("graded", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The CSV file to write.")
+@click.option("--rubric", type=click.Path(path_type=Path), default=None,
+              help="The rubric the class was graded with (default: the one the results record).")
+@click.option("--roster", type=click.Path(path_type=Path), default=None,
+              help="canvas: the CSV Canvas exports from its gradebook, to map each student to Canvas's ids.")
+@click.option("--assignment", default=None, help='canvas: the assignment column, "NAME" or "NAME (CANVAS ID)" '
+              "(default: the rubric's assignment name).")
+def export(kind: str, graded: Path, out: Path, rubric: Path | None, roster: Path | None, assignment: str | None) -> None:
+    """Export the results in GRADED (the --out of grader grade) as a Canvas import file or a CSV per check."""
+    from grader.grading.result import write_atomic
+    from grader.report.export import export_canvas, export_csv, load_graded
+    from grader.report.roster import load_roster
+
+    if kind == "csv" and (roster or assignment):
+        raise GraderError("--roster and --assignment apply to grader export canvas only; drop them for csv")
+    results = load_graded(graded, rubric)
+    written = (export_csv(results) if kind == "csv" else
+               export_canvas(results, roster=load_roster(roster) if roster else None, assignment=assignment))
+    write_atomic(out, written.text)
+    for line in written.problems:
+        click.echo(f"warning: {line}", err=True)
+    click.echo(f"wrote {out}: {len(results.results)} students, out of {results.maximum:g} points")
 
 
 @cli.group()
