@@ -29,7 +29,8 @@ import attacks
 from grader.grading.batch import grade_batch
 from grader.grading.grade import grade_submission
 from grader.report.console import print_result
-from grader.report.feedback import feedback_html, feedback_markdown
+from grader.report.feedback import feedback_markdown
+from grader.report.page import markdown_page
 from grader.rubric import load_rubric
 from grader.sandbox.extract import extract_models
 from grader.sandbox.isolation import UID_SLOTS, Isolation, exclusive_uid
@@ -323,7 +324,7 @@ def test_text_a_student_controls_is_escaped_wherever_it_is_shown(each_isolation,
     assert "\x1b[2J" not in out.getvalue() and "[2J" in out.getvalue()  # the sequence shows as text
     text = feedback_markdown(result)
     assert "<script>" not in text and "&lt;script&gt;" in text and "[click](javascript" not in text
-    page = feedback_html(text, title="x")
+    page = markdown_page(text, title="x")
     assert "<script>" not in page and 'href="javascript' not in page
 
 

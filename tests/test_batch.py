@@ -12,7 +12,7 @@ from grader.grading.result import load_result
 from grader.grading.submissions import discover
 from support import SUBMISSIONS, class_folder
 
-FILES = {"result.json", "results.json", "feedback.md", "feedback.html"}
+FILES = {"result.json", "results.json", "feedback.md", "feedback.html", "instructor.md", "instructor.html"}
 
 
 @pytest.fixture

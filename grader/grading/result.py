@@ -197,13 +197,19 @@ def grade_fingerprint(notebook_sha256: str, rubric_sha256: str, grader_version: 
     return fingerprint(*parts)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
+FILE_MODE = 0o644
+"""Every file the grader writes is world-readable: feedback is handed to students, results to tools
+run by other users (mkstemp alone would leave them 0600, readable by the grader's user only)."""
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write via a temporary file and rename, so a crash never leaves half a file; mode FILE_MODE."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -220,4 +226,4 @@ def load_result(path: Path) -> GradeResult | None:
         return None
 
 
-__all__ = ["GradeResult", "Provenance", "SCHEMA", "grade_fingerprint", "load_result", "sha256_file", "write_atomic"]
+__all__ = ["FILE_MODE", "GradeResult", "Provenance", "SCHEMA", "grade_fingerprint", "load_result", "sha256_file", "write_atomic"]

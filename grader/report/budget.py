@@ -6,6 +6,8 @@ table; these lines say which one a student or an instructor is reading before an
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from grader.grading.result import GradeResult
 
 _DATA = {
@@ -16,8 +18,10 @@ _DATA = {
 }
 
 
-def budget_lines(result: GradeResult) -> list[str]:
-    """One line on the budget, one on the data (none when nothing was trained)."""
+def budget_lines(result: GradeResult, *, for_student: bool = False) -> list[str]:
+    """One line on the budget, one on the data (none when nothing was trained).
+
+    `for_student`: the data folder by its name only, not its path on the grading machine."""
     prov, run = result.provenance, result.provenance.run
     if prov.budget == "none" or run is None:
         return ["Static checks only: the notebook was read; nothing in it was run or trained."]
@@ -26,12 +30,18 @@ def budget_lines(result: GradeResult) -> list[str]:
     what = "the grading budget" if prov.budget == "full" else "a quick self-check, not the grading budget"
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     lines = [f"Budget: {prov.budget}, {what}: {epochs} on {run.train_images:,} training images{cap}, on {run.device}.",
-             f"Data: {_DATA.get(run.data_kind, run.data_kind)}, read from {run.data_source or 'an unrecorded folder'}."]
+             f"Data: {_DATA.get(run.data_kind, run.data_kind)}, read from {_source(run.data_source, for_student)}."]
     estimates = [f"{name} {_duration(r.gpu_seconds)}" for name, r in result.runs.items() if r.gpu_seconds]
     if prov.budget != "full" and estimates:
         lines.append(f"The grading budget would take about {', '.join(estimates)} on the grading GPU "
                      "(estimated from each model's FLOPs).")
     return lines
+
+
+def _source(folder: str, for_student: bool) -> str:
+    if not folder:
+        return "an unrecorded folder"
+    return f"a folder named {PurePath(folder).name}" if for_student else folder
 
 
 def _duration(seconds: float) -> str:

@@ -1,23 +1,31 @@
-"""feedback.md, feedback.html and the learning-curve image, rendered from a GradeResult.
+"""The feedback files of one result, for its two audiences (Otter's lesson).
 
-Two audiences (Otter's lesson): the student's section first (checks with fixes, reported vs
-reproduced, the references table, the curves), then an appendix for the instructor (flags,
-both training configurations, provenance).
+The student's page, feedback.md and feedback.html: the checks with a status in words and colour,
+how to fix what failed, reported vs reproduced, the references, the learning curves, and (in the
+HTML) the student's own notebook with each check that lost points shown at its cell. Nothing in it
+comes from the grading machine: no flags, configurations, provenance or paths.
+
+The instructor's appendix, instructor.md and instructor.html: flags, warnings, overrides, both
+training configurations, provenance, the grader's traceback.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 from pathlib import Path
 
-from grader.grading.result import GradeResult, write_atomic
+from grader.grading.result import GradeResult, sha256_file, write_atomic
 from grader.report.budget import budget_lines
-from grader.report.text import code_span
+from grader.report.curves import learning_curves_png
+from grader.report.notebook_html import notebook_html
+from grader.report.page import Page, markdown_page, render_page
+from grader.report.status import CheckView, check_view
+from grader.report.text import code_block, code_span, without_paths
 from grader.report.text import markdown as md
 from grader.typed import to_plain
 
 CURVES = "curves.png"
+STUDENT_FILES = ("feedback.md", "feedback.html")
+INSTRUCTOR_FILES = ("instructor.md", "instructor.html")
 
 
 def _pct(value: float | None) -> str:
@@ -32,19 +40,59 @@ def _and(words: list[str]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
+# ---- the student's page -------------------------------------------------------------------------
+
+def machine_paths(result: GradeResult) -> tuple[str, ...]:
+    """The grading machine's paths a result knows of: never shown to the student."""
+    run = result.provenance.run
+    notebook = Path(result.notebook)
+    return (str(notebook), str(notebook.parent), result.provenance.rubric_source, run.data_source if run else "",
+            str(Path.home()))
+
+
+def check_views(result: GradeResult) -> tuple[CheckView, ...]:
+    paths = machine_paths(result)
+    return tuple(check_view(c, paths) for c in result.checks)
+
+
+def _student_lines(result: GradeResult) -> list[str]:
+    paths = machine_paths(result)
+    return [f"Notebook: {Path(result.notebook).name}",
+            *(without_paths(line, paths) for line in budget_lines(result, for_student=True))]
+
+
+def _error(result: GradeResult) -> str:
+    return without_paths(result.error, machine_paths(result)) if result.status == "error" and result.error else ""
+
+
 def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
-    lines = [f"# Feedback for {md(result.student)}", "", *[f"*{md(line)}*  " for line in budget_lines(result)], ""]
-    if result.status == "error":
-        lines += [f"**This submission could not be graded:** {md(result.error)}", ""]
-    lines += [f"**Score: {result.score:g} / {result.max_score:g}**", "", "## Checks", "",
-              "| | Check | Points | What the grader found |", "|---|---|---|---|"]
-    for c in result.checks:
-        mark = "–" if not c.scored else "✓" if c.passed else ("✗" if c.required else "!")  # glyphs every font has
-        points = f"{c.points:g} / {c.max_points:g}" if c.scored else "not scored"
-        lines.append(f"| {mark} | {c.id} | {points} | {md(c.message)} |")
-    fixes = [c for c in result.checks if not c.passed and c.hint]
+    """The student's page as Markdown (also Gradescope's output and the CI step summary)."""
+    lines = [f"# Feedback for {md(result.student)}", "", *[f"*{md(line)}*  " for line in _student_lines(result)], ""]
+    if error := _error(result):
+        lines += [f"**This submission could not be graded:** {md(error)}", ""]
+    lines += [f"**Score: {result.score:g} / {result.max_score:g}**", "", "## Checks", ""]
+    lines += _checks_markdown(check_views(result))
+    lines += _details_markdown(result)
+    if curves:
+        lines += ["", "## Learning curves", "", f"![Learning curves]({curves})"]
+    return "\n".join(lines) + "\n"
+
+
+def _checks_markdown(views: tuple[CheckView, ...]) -> list[str]:
+    lines = ["| Result | Check | Points | What the grader found |", "|---|---|---|---|"]
+    for v in views:
+        status = f"**{v.status}**" if v.needs_work else v.status  # the word, not a colour: readable anywhere
+        found = md(v.message) + (f" — *{md(v.override)}*" if v.override else "")
+        lines.append(f"| {status} | {md(v.label)} | {v.points} | {found} |")
+    fixes = [v for v in views if v.hint]
     if fixes:
-        lines += ["", "### How to fix", ""] + [f"- **{c.id}**: {c.hint}" for c in fixes]
+        lines += ["", "### How to fix", ""] + [f"- **{md(v.label)}**: {v.hint}" for v in fixes]
+    return lines
+
+
+def _details_markdown(result: GradeResult) -> list[str]:
+    """Everything on the student's page after the checks: models, figures, references, notes."""
+    lines: list[str] = []
     classes = [m for m in result.models if m.kind == "model"]
     if classes:
         lines += ["", "## Your models", "", "| Class | Role | CNN |", "|---|---|---|"]
@@ -60,13 +108,11 @@ def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
         for label, r in sorted(rows, key=lambda row: row[1].test_accuracy or 0):
             params = f"{r.params:,}" if r.params is not None else "–"
             lines.append(f"| {md(label)} | {_pct(r.test_accuracy)} | {params} |")
-    notes = [f"- {md(name)}: {md(note)}" for name, run in result.runs.items() for note in run.notes]
+    paths = machine_paths(result)
+    notes = [f"- {md(name)}: {md(without_paths(note, paths))}" for name, run in result.runs.items() for note in run.notes]
     if notes:
         lines += ["", "Notes from the retraining:", "", *notes]
-    if curves:
-        lines += ["", "## Learning curves", "", f"![Learning curves]({curves})"]
-    lines += _instructor_appendix(result)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _reported_vs_reproduced(result: GradeResult, pair: list[str]) -> list[str]:
@@ -91,91 +137,95 @@ def _reported_vs_reproduced(result: GradeResult, pair: list[str]) -> list[str]:
     return lines
 
 
-def _instructor_appendix(result: GradeResult) -> list[str]:
-    lines = ["", "---", "", "## For the instructor", ""]
-    lines += [f"- Flag: {md(f)}" for f in result.flags] or ["- No flags."]
-    lines += [f"- Warning: {md(w)}" for w in result.warnings]
+def student_page(result: GradeResult, curves_png: bytes | None = None) -> str:
+    """feedback.html: the student's page, with the student's notebook when it is still the graded one."""
+    views = check_views(result)
+    body = "\n".join(_details_markdown(result))
+    return render_page(Page(title=f"Feedback for {result.student}", lines=_student_lines(result), error=_error(result),
+                            score=f"{result.score:g} / {result.max_score:g}", checks=views, body_markdown=body,
+                            curves_png=curves_png, notebook_html=_notebook(result, views)))
+
+
+def _notebook(result: GradeResult, views: tuple[CheckView, ...]) -> str:
+    """The graded notebook rendered with the failed checks at their cells; empty when the file is gone,
+    has changed since grading (the cells would not match) or cannot be rendered."""
+    failed: dict[int, list[CheckView]] = {}
+    for v in views:
+        if v.needs_work and v.cell is not None:
+            failed.setdefault(v.cell, []).append(v)
+    try:
+        if sha256_file(result.notebook) != result.notebook_sha256:
+            return ""
+        return notebook_html(result.notebook, failed)
+    except Exception:  # the student's file is arbitrary: the page without it beats no page at all
+        return ""
+
+
+# ---- the instructor's appendix ------------------------------------------------------------------
+
+def instructor_markdown(result: GradeResult) -> str:
+    """The instructor's appendix: what the student's page leaves out."""
     prov, run = result.provenance, result.provenance.run
+    lines = [f"# Instructor's appendix: {md(result.student)}", "",
+             "Not for the student: flags, warnings, overrides, the training configurations and where the result came from.", "",
+             f"- Notebook: {code_span(result.notebook)}",
+             f"- Status: {result.status}; score {result.score:g} / {result.max_score:g}", "", "## Flags", ""]
+    lines += [f"- {md(f)}" for f in result.flags] or ["No flags."]
+    if result.warnings:
+        lines += ["", "## Warnings", "", *[f"- {md(w)}" for w in result.warnings]]
+    overridden = [c for c in result.checks if c.overridden_from is not None or c.instructor_comment]
+    if overridden:
+        lines += ["", "## Overrides", ""]
+        lines += [f"- {md(c.label)} (`{c.id}`): the autograder gave {c.overridden_from if c.overridden_from is not None else c.points:g},"
+                  f" now {c.points:g} / {c.max_points:g}" + (f": {md(c.instructor_comment)}" if c.instructor_comment else "")
+                  for c in overridden]
+    lines += ["", "## Training configurations", ""]
     if run:
         config = ", ".join(f"{k}={v}" for k, v in to_plain(run.train_config).items())
-        lines += ["", f"Grader's training config ({prov.budget}): {config}"]
+        lines.append(f"- The grader's ({prov.budget}): {md(config)}")
+    else:
+        lines.append(f"- The grader's: none (budget {prov.budget}: nothing was trained)")
     for name, settings in result.student_settings.items():
         shown = ", ".join(f"{md(k)}={md(v)}" for k, v in settings.items()) or "not found in the notebook"
         lines.append(f"- {md(name)} as the student trained it: {shown}")
-    facts = [("grader_version", prov.grader_version), ("budget", prov.budget)]
+    if result.status == "error":
+        lines += ["", "## The grader's error", "", md(result.error or "")]
+        if result.traceback:
+            lines += ["", code_block(result.traceback)]
+    lines += ["", "## Provenance", "", *[f"- {key}: {md(value)}" for key, value in _provenance(result)]]
+    return "\n".join(lines) + "\n"
+
+
+def _provenance(result: GradeResult) -> list[tuple[str, object]]:
+    prov, run = result.provenance, result.provenance.run
+    facts: list[tuple[str, object]] = [("grader version", prov.grader_version), ("python", prov.python),
+                                       ("rubric", f"{prov.rubric_source} (sha256 {prov.rubric_sha256[:12]})"),
+                                       ("budget", prov.budget)]
     if run:
-        facts += [("torch", run.torch), ("device", run.device), ("isolation", run.isolation)]
-    facts += [("graded_at", prov.graded_at), ("seconds", prov.seconds)]
-    lines += ["", "Provenance: " + "; ".join(f"{k} {v}" for k, v in facts) + f"; rubric {prov.rubric_sha256[:12]}"]
-    return lines
+        facts += [("torch", run.torch), ("device", run.device),
+                  ("isolation", run.isolation + (f" ({run.isolation_note})" if run.isolation_note else "")),
+                  ("data", f"{run.data_kind} from {run.data_source} (sha256 {run.data_sha256[:12]})")]
+    return facts + [("notebook sha256", result.notebook_sha256[:12]), ("graded at", prov.graded_at),
+                    ("seconds", f"{prov.seconds:.1f}")]
 
 
-def feedback_html(markdown_text: str, *, title: str, images: dict[str, bytes] | None = None) -> str:
-    """A self-contained page: images are inlined, so the file can be opened or mailed alone."""
-    import mistune  # comes with nbconvert
-
-    body = mistune.create_markdown(plugins=["table"], escape=True)(markdown_text)
-    for name, data in (images or {}).items():
-        body = body.replace(f'src="{name}"', f'src="data:image/png;base64,{base64.b64encode(data).decode()}"')
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #1b1f23; }}
-table {{ border-collapse: collapse; margin: 0.5rem 0 1rem; }}
-th, td {{ border: 1px solid #d0d7de; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
-th {{ background: #f6f8fa; }}
-img {{ max-width: 100%; border: 1px solid #d0d7de; }}
-hr {{ margin: 2rem 0; }}
-</style></head><body>
-{body}
-</body></html>
-"""
-
-
-def learning_curves_png(result: GradeResult) -> bytes | None:
-    """Validation accuracy and training loss per epoch for both models and the references."""
-    series = {f"{n} (yours)": r.history for n, r in result.runs.items()}
-    series.update({f"{n} (reference)": r.history for n, r in result.references.items()})
-    series = {label: h for label, h in series.items() if h is not None and h.epochs}
-    if not series:
-        return None
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on grading machines
-    import matplotlib.pyplot as plt
-
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for label, history in series.items():
-        epochs = [e.epoch for e in history.epochs]
-        style = "--" if "reference" in label else "-"
-        loss_ax.plot(epochs, [e.train_loss for e in history.epochs], style, marker="o", label=label)
-        acc_ax.plot(epochs, [e.val_accuracy for e in history.epochs], style, marker="o", label=label)
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (loss_ax, acc_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    loss_ax.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
-    acc_ax.set(title="Validation accuracy", xlabel="epoch", ylabel="accuracy")
-    acc_ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
-
+# ---- the files ----------------------------------------------------------------------------------
 
 def write_feedback(result: GradeResult, folder: Path) -> list[Path]:
-    """feedback.md, feedback.html and curves.png (when there are curves) in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """The student's feedback.md and feedback.html, curves.png when there are curves, and the
+    instructor's instructor.md and instructor.html, in `folder`."""
     png = learning_curves_png(result)
-    written = []
-    if png:
-        (folder / CURVES).write_bytes(png)
-        written.append(folder / CURVES)
-    text = feedback_markdown(result, curves=CURVES if png else None)
-    write_atomic(folder / "feedback.md", text)
-    page = feedback_html(text, title=f"Feedback for {result.student}", images={CURVES: png} if png else None)
-    write_atomic(folder / "feedback.html", page)
-    return written + [folder / "feedback.md", folder / "feedback.html"]
+    files: dict[str, str | bytes] = {CURVES: png} if png else {}
+    if not png:
+        (folder / CURVES).unlink(missing_ok=True)  # from an earlier grade with more epochs
+    files["feedback.md"] = feedback_markdown(result, curves=CURVES if png else None)
+    files["feedback.html"] = student_page(result, png)
+    files["instructor.md"] = appendix = instructor_markdown(result)
+    files["instructor.html"] = markdown_page(appendix, title=f"Instructor's appendix: {result.student}")
+    for name, content in files.items():
+        write_atomic(folder / name, content)
+    return [folder / name for name in files]
+
+
+__all__ = ["CURVES", "INSTRUCTOR_FILES", "STUDENT_FILES", "check_views", "feedback_markdown", "instructor_markdown",
+           "machine_paths", "student_page", "write_feedback"]

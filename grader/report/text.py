@@ -9,6 +9,8 @@ such text through one of these.
 from __future__ import annotations
 
 import re
+from pathlib import PurePath, PurePosixPath, PureWindowsPath
+from typing import Iterable
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tab and newline stay
 _MARKDOWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "`": "\\`", "|": "\\|"})
@@ -31,4 +33,32 @@ def code_span(text: object) -> str:
     return f"{fence} {text} {fence}" if text.startswith("`") or text.endswith("`") else f"{fence}{text}{fence}"
 
 
-__all__ = ["clean", "code_span", "markdown"]
+# An absolute path the grader may have put in a message: /a/b or ~/a or C:\\a\\b, two parts or more,
+# not inside a word or a URL (http://host/a/b keeps its path).
+_ABSOLUTE = re.compile(r"(?<![\w.:/~\\])(?:~?/|[A-Za-z]:\\)(?:[\w.@+-]+[/\\])+[\w.@+-]*")
+
+
+def code_block(text: object) -> str:
+    """`text` as a fenced code block that no run of backticks inside it can close."""
+    text = clean(text).rstrip("\n")
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def without_paths(text: object, known: Iterable[str] = ()) -> str:
+    """`text` with the grading machine's paths cut to their last part (a file's name), for a student.
+
+    `known` paths (the notebook's, the data folder's) go first, whole; then any other absolute
+    path the grader or a library wrote into a message (a traceback's file, a temporary folder)."""
+    text = str(text)
+    for path in sorted((p for p in known if p), key=len, reverse=True):
+        text = text.replace(path, _last_part(path))
+    return _ABSOLUTE.sub(lambda m: _last_part(m.group(0)), text)
+
+
+def _last_part(path: str) -> str:
+    kind: type[PurePath] = PureWindowsPath if "\\" in path else PurePosixPath
+    return kind(path).name or path.strip("/\\") or "/"
+
+
+__all__ = ["clean", "code_block", "code_span", "markdown", "without_paths"]
