@@ -135,38 +135,41 @@ def _executor(kind: str, *, workers: int | None, ray_address: str | None, cpus_p
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
-@click.option("--rubric", type=click.Path(path_type=Path), default=None, help="Rubric TOML (default: rubrics/cifar10.toml).")
+@click.option("--rubric", type=click.Path(path_type=Path), default=None,
+              help="Rubric TOML (default: rubrics/cifar10.toml); its assignment.notebook picks the notebook.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="CIFAR-10 folder for the quick retrain.")
 @click.option("--no-train", is_flag=True, help="Static checks only.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Also write JUnit XML here.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("grader-results"), show_default=True,
               help="Folder for result.json and the feedback files.")
 def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, junit: Path | None, out: Path) -> None:
-    """Check the notebook of a student's repository in CI (annotations, step summary, JUnit)."""
+    """Check the notebook of a student's repository in CI (annotations, log sections, step summary, JUnit).
+
+    PATH is the repository (its one notebook, or the one matching the rubric's assignment.notebook)
+    or the notebook itself."""
+    import os
+    import time
+
     from grader.grading.batch import write_submission_files
-    from grader.grading.submissions import find_notebook
-    from grader.report.budget import budget_lines
+    from grader.grading.submissions import find_notebook, repository_path
+    from grader.report.ci_log import ci_log, log_style, repository_root
     from grader.report.feedback import feedback_markdown
-    from grader.report.github import annotations, step_summary
+    from grader.report.github import step_summary
     from grader.report.junit import junit_xml
 
-    notebook = find_notebook(path)
-    result = grade_submission(notebook, student=notebook.stem, rubric=load_rubric(rubric),
+    loaded = load_rubric(rubric)
+    notebook = find_notebook(path, loaded.assignment.notebook)
+    file = repository_path(notebook, repository_root(path, os.environ))
+    result = grade_submission(notebook, student=notebook.stem, rubric=loaded,
                               budget="none" if no_train else "quick", data_dir=data_dir)
     write_submission_files(result, out)
-    for line in annotations(result, notebook):
-        click.echo(line)
+    for line in ci_log(result, file, log_style(os.environ), now=int(time.time())):
+        click.echo(line, color=True)  # keeps GitLab's section markers; student text in them is cleaned
     step_summary(result, feedback_markdown(result))
     if junit:
-        junit.write_text(junit_xml(result), encoding="utf-8")
+        junit.write_text(junit_xml(result, file), encoding="utf-8")
     if result.status == "error":
         click.echo(f"error: {clean(result.error)}", err=True)
-    else:
-        for line in budget_lines(result):
-            click.echo(line)
-        failing = ", ".join(c.id for c in result.failing)
-        click.echo(f"{notebook}: {result.score:g}/{result.max_score:g}"
-                   + (f"; failing: {failing}" if failing else "; every required check passes"))
     sys.exit(_exit_code(result))
 
 

@@ -19,7 +19,14 @@ T = TypeVar("T")
 
 
 def user_cache_dir() -> Path:
-    """The grader's cache root: $XDG_CACHE_HOME/cnn-grader or ~/.cache/cnn-grader."""
+    """The grader's cache root: $GRADER_CACHE, else $XDG_CACHE_HOME/cnn-grader or ~/.cache/cnn-grader.
+
+    $GRADER_CACHE lets CI keep the trained references and the data in a workspace folder that its
+    cache step saves and restores (ci-templates/), without moving every other tool's cache.
+    """
+    own = os.environ.get("GRADER_CACHE")
+    if own:
+        return Path(own).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnn-grader"
 
 

@@ -57,6 +57,9 @@ class Assignment:
     max_flops_per_image: int = 12_000_000_000
     """Models whose forward pass takes more floating-point operations per 32x32 image are refused.
     It protects time: a run costs about three times this per training image and epoch."""
+    notebook: str = ""
+    """Which notebook `grader ci` grades in a repository holding several: a glob matched against
+    paths relative to the repository (e.g. "hw3*.ipynb", "notebooks/*.ipynb"); empty = the only one."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ def private_cache(tmp_path_factory):
     """
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    mp.delenv("GRADER_CACHE", raising=False)  # it would outrank XDG_CACHE_HOME
     yield
     mp.undo()
 

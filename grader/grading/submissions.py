@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from grader.errors import GraderError
 
@@ -50,19 +50,46 @@ def _student_id(name: str) -> str:
     return re.sub(r"[^\w.@+-]", "_", name).strip("._") or "student"
 
 
-def find_notebook(path: Path) -> Path:
-    """The repository's one notebook (checkpoints ignored); a file path is taken as it is."""
+def find_notebook(path: Path, pattern: str = "") -> Path:
+    """The notebook `grader ci` grades: `path` itself when a file, else the repository's one notebook.
+
+    In a folder, hidden folders (.git, .ipynb_checkpoints) are ignored; `pattern` (the rubric's
+    assignment.notebook glob, matched against paths relative to the folder, from the right as
+    pathlib matches) picks one among several.
+    """
     if path.is_file():
         return path
     if not path.is_dir():
         raise GraderError(f"{path} does not exist; run grader ci in the repository or give its path")
-    notebooks = sorted(p for p in path.rglob("*.ipynb") if not any(part.startswith(".") for part in p.relative_to(path).parts))
+    notebooks = [p for p in sorted(path.rglob("*.ipynb"))
+                 if not any(part.startswith(".") for part in p.relative_to(path).parts)]
     if not notebooks:
         raise GraderError(f"no .ipynb notebook in {path}; commit your notebook to the repository")
-    if len(notebooks) > 1:
-        names = ", ".join(str(p.relative_to(path)) for p in notebooks[:5])
-        raise GraderError(f"several notebooks in {path} ({names}); pass the one to grade: grader ci PATH/TO/NOTEBOOK.ipynb")
-    return notebooks[0]
+    names = [p.relative_to(path).as_posix() for p in notebooks]
+    picked = [p for p, name in zip(notebooks, names) if not pattern or PurePosixPath(name).match(pattern)]
+    if len(picked) == 1:
+        return picked[0]
+    listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    if not picked:
+        raise GraderError(f"no notebook in {path} matches the rubric's assignment.notebook = {pattern!r} "
+                          f"(found: {listed}); rename the notebook, or pass it: grader ci PATH/TO/NOTEBOOK.ipynb")
+    which = f"that match assignment.notebook = {pattern!r} " if pattern else ""
+    listed = ", ".join(p.relative_to(path).as_posix() for p in picked[:8]) + (", ..." if len(picked) > 8 else "")
+    raise GraderError(f"several notebooks {which}in {path} ({listed}); name the one to grade: "
+                      "grader ci PATH/TO/NOTEBOOK.ipynb, or the rubric's [assignment] notebook = \"GLOB\"")
 
 
-__all__ = ["Submission", "discover", "find_notebook"]
+def repository_path(notebook: Path, root: Path | None) -> str:
+    """The notebook's path as CI shows it: relative to the repository `root` when inside it, else as given.
+
+    GitHub places annotations and test reports by a path relative to the repository, with '/'.
+    """
+    if root is not None:
+        try:
+            return notebook.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return notebook.as_posix()
+
+
+__all__ = ["Submission", "discover", "find_notebook", "repository_path"]

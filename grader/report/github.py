@@ -1,52 +1,57 @@
 """A result in GitHub Actions' own terms, for `grader ci`.
 
-GitHub Actions reads `::error file=...,line=...::` lines as annotations on the file and a
+GitHub Actions reads `::error file=...,title=...::message` lines as annotations on the file and a
 Markdown file at $GITHUB_STEP_SUMMARY as the job's summary (other CI systems read JUnit XML:
-report/junit.py).
+report/junit.py). An annotation names no line: GitHub could only point at a line of the
+notebook's JSON, which it shows as raw JSON; the cell the check is about is in the title instead.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 
+from grader.checks import CheckResult
 from grader.grading.result import GradeResult
 from grader.report.text import clean
 
-
-def cell_lines(notebook: Path) -> dict[int, int]:
-    """Cell index -> line in the .ipynb file where that cell starts (what annotations point at)."""
-    lines: dict[int, int] = {}
-    try:
-        text = notebook.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return lines
-    for index, match in enumerate(re.finditer(r'"cell_type"\s*:', text)):
-        lines[index] = text.count("\n", 0, match.start()) + 1
-    return lines
+_DATA = {"%": "%25", "\r": "%0D", "\n": "%0A"}
+_PROPERTY = {**_DATA, ":": "%3A", ",": "%2C"}
 
 
-def _escape(value: str) -> str:
-    # GitHub's workflow-command encoding for data and properties; control characters dropped.
-    return clean(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+def escape_data(value: str) -> str:
+    """`value` as a workflow command's message: %, CR and LF encoded, other control characters dropped."""
+    return clean(value.translate(str.maketrans(_DATA)))
 
 
-def annotations(result: GradeResult, notebook: Path) -> list[str]:
-    lines = cell_lines(notebook)
-    found = []
+def escape_property(value: str) -> str:
+    """`value` as a workflow command's property (file=, title=): also ':' and ',' encoded."""
+    return clean(value.translate(str.maketrans(_PROPERTY)))
+
+
+def command(level: str, message: str, **properties: str) -> str:
+    """One workflow command line, every part escaped: `::level key=value,...::message`."""
+    props = ",".join(f"{key}={escape_property(value)}" for key, value in properties.items())
+    return f"::{level} {props}::{escape_data(message)}" if props else f"::{level}::{escape_data(message)}"
+
+
+def check_title(check: CheckResult) -> str:
+    """The annotation's title: the check's name, after the cell it is about when there is one."""
+    return f"Cell {check.cell}: {check.label}" if check.cell is not None else check.label
+
+
+def annotations(result: GradeResult, file: str) -> list[str]:
+    """An error for each failing required check, a warning for each informational one not met.
+
+    `file` is the notebook's path relative to the repository (how GitHub finds the file).
+    """
     if result.status == "error":
-        return [f"::error file={notebook},title=notebook::{_escape(result.error or 'could not be graded')}"]
+        return [command("error", result.error or "could not be graded", file=file, title="The notebook cannot be graded")]
+    found = []
     for c in result.checks:
-        if c.passed:
+        if c.passed or not c.scored:
             continue
-        level = "error" if c.required else "warning"
-        where = f"file={notebook}"
-        if c.cell is not None and c.cell in lines:
-            where += f",line={lines[c.cell]}"
         text = c.message + (f" — {c.hint}" if c.hint else "")
-        cell = f" (cell {c.cell})" if c.cell is not None else ""
-        found.append(f"::{level} {where},title={c.id}{cell}::{_escape(text)}")
+        found.append(command("error" if c.required else "warning", text, file=file, title=check_title(c)))
     return found
 
 
@@ -55,3 +60,6 @@ def step_summary(result: GradeResult, feedback_markdown: str) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as f:
             f.write(feedback_markdown)
+
+
+__all__ = ["annotations", "check_title", "command", "escape_data", "escape_property", "step_summary"]

@@ -1,0 +1,81 @@
+"""What `grader ci` prints: a list of the checks, the budget, annotations, one summary line.
+
+On GitHub Actions (GITHUB_ACTIONS=true) the lists are `::group::` sections the log folds and
+failing checks become annotations (report/github.py); on GitLab CI (GITLAB_CI=true) the lists are
+its collapsible `section_start`/`section_end` sections; elsewhere the same lines are printed plain.
+Every line is one readable line of text: student text is cleaned and kept on its line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal, Mapping, Sequence
+
+from grader.checks import CheckResult
+from grader.grading.result import GradeResult
+from grader.report.budget import budget_lines
+from grader.report.github import annotations, check_title
+from grader.report.text import clean
+
+LogStyle = Literal["github", "gitlab", "plain"]
+"""Which CI's log conventions `grader ci` follows."""
+
+_GITLAB_CLEAR = "\x1b[0K"  # GitLab's section markers are wrapped in "erase line" so a terminal hides them
+
+
+def log_style(environ: Mapping[str, str]) -> LogStyle:
+    """The CI system this process runs under, from the variables each one sets."""
+    if environ.get("GITHUB_ACTIONS") == "true":
+        return "github"
+    if environ.get("GITLAB_CI") == "true":
+        return "gitlab"
+    return "plain"
+
+
+def repository_root(path: Path, environ: Mapping[str, str]) -> Path | None:
+    """The repository paths are shown relative to: the CI's checkout, else the folder `grader ci` was given."""
+    workspace = environ.get("GITHUB_WORKSPACE") or environ.get("CI_PROJECT_DIR")
+    if workspace:
+        return Path(workspace)
+    return path if path.is_dir() else None
+
+
+def section(title: str, lines: Sequence[str], style: LogStyle, *, now: int) -> list[str]:
+    """`lines` under `title`, collapsible where the CI folds sections; `now` (Unix seconds) times GitLab's."""
+    if style == "github":
+        return [f"::group::{title}", *lines, "::endgroup::"]
+    if style == "gitlab":
+        key = re.sub(r"[^A-Za-z0-9_.-]+", "_", title).strip("_").lower() or "grader"
+        return [f"{_GITLAB_CLEAR}section_start:{now}:{key}[collapsed=true]\r{_GITLAB_CLEAR}{title}", *lines,
+                f"{_GITLAB_CLEAR}section_end:{now}:{key}\r{_GITLAB_CLEAR}"]
+    return [f"== {title}", *lines]
+
+
+def check_line(check: CheckResult) -> str:
+    """One check in the log: outcome, title (with its cell), points, what was found."""
+    if not check.scored:
+        outcome, points = "skip", "not scored"
+    else:
+        outcome = "pass" if check.passed else ("FAIL" if check.required else "info")
+        points = f"{check.points:g}/{check.max_points:g}"
+    message = " ".join(clean(check.message).split())
+    return f"{outcome:<4}  {clean(check_title(check))} ({points}): {message}"
+
+
+def ci_log(result: GradeResult, file: str, style: LogStyle, *, now: int) -> list[str]:
+    """Everything `grader ci` prints on stdout for `result`; `file` is the notebook's repository path."""
+    lines: list[str] = []
+    if result.status != "error":
+        lines += section(f"grader: checks of {clean(file)}", [check_line(c) for c in result.checks], style, now=now)
+        lines += section("grader: training budget and data", budget_lines(result), style, now=now)
+    if style == "github":
+        lines += annotations(result, file)
+    if result.status != "error":
+        failing = ", ".join(c.id for c in result.failing)
+        lines.append(f"{clean(file)}: {result.score:g}/{result.max_score:g}"
+                     + (f"; failing: {failing}" if failing else "; every required check passes"))
+    return lines
+
+
+__all__ = ["LogStyle", "check_line", "ci_log", "log_style", "repository_root", "section"]
