@@ -53,9 +53,11 @@ def check(notebook: Path, as_json: bool, rubric: Path | None, budget: Budget, da
           require_isolation: bool) -> None:
     """Check NOTEBOOK against the assignment (without running it, unless --train)."""
     from grader.report.console import print_result
+    from grader.report.progress import ProgressDisplay
 
-    result = grade_submission(notebook, student=notebook.stem, rubric=load_rubric(rubric), budget=budget,
-                              data_dir=data_dir, require_isolation=require_isolation)
+    with ProgressDisplay() as show:
+        result = grade_submission(notebook, student=notebook.stem, rubric=load_rubric(rubric), budget=budget,
+                                  data_dir=data_dir, require_isolation=require_isolation, on_progress=show)
     if as_json:
         click.echo(result.to_json())
     elif result.status == "error":
@@ -107,7 +109,7 @@ def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | No
     with BatchView() as view:
         report = grade_batch(submissions, out, rubric=loaded, budget=budget, executor=runner, data_dir=data_dir,
                              require_isolation=not allow_unisolated, overrides=overridden, on_start=view.start,
-                             on_done=view.done)
+                             on_done=view.done, on_progress=view.step)
     view.summary(report, out)
     sys.exit(130 if report.interrupted else EXIT_OK)
 
@@ -156,12 +158,14 @@ def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, j
     from grader.report.feedback import feedback_markdown
     from grader.report.github import step_summary
     from grader.report.junit import junit_xml
+    from grader.report.progress import ProgressDisplay
 
     loaded = load_rubric(rubric)
     notebook = find_notebook(path, loaded.assignment.notebook)
     file = repository_path(notebook, repository_root(path, os.environ))
-    result = grade_submission(notebook, student=notebook.stem, rubric=loaded,
-                              budget="none" if no_train else "quick", data_dir=data_dir)
+    with ProgressDisplay() as show:
+        result = grade_submission(notebook, student=notebook.stem, rubric=loaded,
+                                  budget="none" if no_train else "quick", data_dir=data_dir, on_progress=show)
     write_submission_files(result, out)
     for line in ci_log(result, file, log_style(os.environ), now=int(time.time())):
         click.echo(line, color=True)  # keeps GitLab's section markers; student text in them is cleaned
@@ -263,14 +267,13 @@ def references(rubric: Path | None, data_dir: Path | None, device: str | None, b
     """Train the rubric's reference models under its fixed config (cached)."""
     import json
 
+    from grader.report.progress import ProgressDisplay
     from grader.training.references import run_references
     from grader.typed import to_plain
 
-    def progress(name, rec):
-        click.echo(f"{name} epoch {rec.epoch}: val acc {rec.val_accuracy:.2%} ({rec.seconds:.1f} s)", err=True)
-
-    runs = run_references(rubric=rubric, data_dir=data_dir, device=device, force=force, budget=budget,
-                          on_epoch=None if as_json else progress)
+    with ProgressDisplay() as show:
+        runs = run_references(rubric=rubric, data_dir=data_dir, device=device, force=force, budget=budget,
+                              on_progress=None if as_json else show)
     if as_json:
         click.echo(json.dumps(to_plain(runs), indent=1))
         return

@@ -31,6 +31,8 @@ from grader.grading.grade import grade_submission
 from grader.report.console import print_result
 from grader.report.feedback import feedback_markdown
 from grader.report.page import markdown_page
+from grader.child.config import TrainConfig
+from grader.report.progress import progress_line
 from grader.rubric import load_rubric
 from grader.sandbox.extract import extract_models
 from grader.sandbox.isolation import UID_SLOTS, Isolation, exclusive_uid
@@ -39,6 +41,7 @@ from grader.sandbox.models_run import ModelCheck, check_model
 from grader.sandbox.process import Limits, Phase, run_in_sandbox
 from grader.sandbox.state import state_dir
 from grader.training.context import matches
+from grader.training.progress import ProgressEvent, child_epochs
 from grader.training.retrain import audit, train_in_sandbox
 from nbfactory import model_cells, model_notebook
 from nbfactory import write as write_notebook
@@ -245,6 +248,37 @@ def test_output_that_crashed_the_grader_is_that_models_failure(each_isolation, b
 def test_a_progress_file_too_deep_to_read_does_not_stop_the_grader(each_isolation):
     check = attack(each_isolation, attacks.OUTPUT_BOMB, "BOMB = 'progress'")
     assert check.passed, check.message
+
+
+def test_a_child_flooding_or_garbling_its_progress_shows_only_forward_bounded_epochs(each_isolation, tmp_path):
+    """Progress is display only: a huge file, garbage, strange numbers and a flood of rewrites never
+    crash or stop the run, and the parent shows at most the config's epochs, in order."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import json, os, time\n"
+        "def put(data, raw=False):\n"
+        "    with open('out/p.tmp', 'wb' if raw else 'w') as f:\n"
+        "        f.write(data if raw else json.dumps(data))\n"
+        "    os.replace('out/p.tmp', 'out/progress.json')\n"
+        "put({'phase': 'train', 'epoch': 1}); time.sleep(0.3)\n"
+        "for bad in [b'[' * 4000, b'x' * 10**7, b'\\x00\\xff{', b'{\"phase\": \"train\", \"epoch\": ' + b'9' * 5000 + b'}']:\n"
+        "    put(bad, raw=True); time.sleep(0.2)\n"
+        "for epoch in [True, -5, 1e300, '3', [4], {'k': 2}, None]:\n"
+        "    put({'phase': 'train', 'epoch': epoch}); time.sleep(0.2)\n"
+        "put({'phase': '\\x1b[2J' * 500, 'epoch': 2}); time.sleep(0.2)\n"
+        "end, k = time.time() + 2, 2\n"
+        "while time.time() < end:\n"
+        "    put({'phase': 'train', 'epoch': k}); k += 1\n"
+        "put({'phase': 'train', 'epoch': 2**31})\n"
+        "json.dump({'done': True}, open('out/result.json', 'w'))\n")
+    events: list[ProgressEvent] = []
+    hook = child_epochs("Attack", TrainConfig(epochs=4), 60.0, events.append)
+    r = run_in_sandbox(script, phases=[Phase("import", 30), Phase("train", 30)], isolation=each_isolation,
+                       on_progress=hook)
+    assert r.status == "ok" and r.phase == "train" and r.payload == {"done": True}, r.detail
+    assert [e.epoch for e in events] == [0, 1, 2, 3, 4]  # forward only, within the config, each once
+    assert all(e.model == "Attack" and e.epochs == 4 and 0 <= e.seconds < 60 for e in events)
+    assert not any("\x1b" in progress_line(e) for e in events)
 
 
 # ---- 6. memory and disk -------------------------------------------------------------------------

@@ -10,7 +10,8 @@ Files, as the child sees them (IN_DIR is read-only; the working folder is the ch
     IN_DIR/submission.py      the extracted model classes (grader.sandbox.extract)
     IN_DIR/grader/child/      this package, copied whole
     IN_DIR/NAME.npy           inputs: the check batch, or the training arrays without val/test labels
-    out/progress.json         {"phase": NAME}, written as each phase starts (its deadline starts then)
+    out/progress.json         {"phase": NAME}, written as each phase starts (its deadline starts then);
+                              {"phase": "train", "epoch": K} after each epoch K, for display only
     out/result.json           the Report
     out/NAME.npy              outputs: the check batch's logits, or every epoch's val/test logits
 

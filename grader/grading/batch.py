@@ -33,6 +33,7 @@ from grader.report.gradescope import gradescope_results
 from grader.report.spreadsheet import csv_text
 from grader.rubric import Budget, Rubric
 from grader.training.context import prepare_training, run_identity
+from grader.training.progress import OnProgress
 
 RESULT = "result.json"
 
@@ -61,8 +62,10 @@ def grade_batch(
     overrides: tuple[Override, ...] = (),
     on_start: Callable[[int, int], None] = lambda total, todo: None,
     on_done: Callable[[GradeResult, bool], None] = lambda result, reused: None,
+    on_progress: OnProgress | None = None,
 ) -> BatchReport:
     """Grade what changed in `root` into `out` with `executor` (default: a local pool of `workers`).
+    `on_progress` hears the references' epochs, and each model's where the executor grades here.
 
     A class's code runs only walled off: where no sandbox works this refuses (SandboxError) unless
     `require_isolation` is False, which the instructor must ask for (`--allow-unisolated`).
@@ -82,14 +85,15 @@ def grade_batch(
             todo.append(sub)
     context = None
     if budget != "none" and any(sub.notebook for sub in todo):  # data, references and isolation: once per batch
-        context = prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation)
+        context = prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation,
+                                   on_progress=on_progress)
     on_start(len(submissions), len(todo))
     for student in report.reused:
         on_done(report.results[student], True)
     options = GradeOptions(rubric=rubric, budget=budget, context=context, require_isolation=require_isolation)
     try:
         # closing(): an interrupted loop stops the executor's pending work (pool, Ray tasks) at once.
-        with closing((executor or LocalExecutor(workers)).grade(todo, options)) as results:
+        with closing((executor or LocalExecutor(workers)).grade(todo, options, on_progress)) as results:
             for result in results:
                 _store(out, apply_overrides(result, overrides, rubric), report, on_done)
     except KeyboardInterrupt:

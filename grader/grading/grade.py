@@ -24,6 +24,7 @@ from grader.grading.result import GradeResult, Provenance, grade_fingerprint, sh
 from grader.notebook import Notebook, load_notebook
 from grader.rubric import Budget, Rubric
 from grader.training.context import RunIdentity, TrainingContext, prepare_training
+from grader.training.progress import OnProgress
 from grader.training.retrain import retrain_submission
 
 
@@ -41,17 +42,20 @@ def grade_submission(
     context: TrainingContext | None = None,
     data_dir: Path | None = None,
     require_isolation: bool = False,
+    on_progress: OnProgress | None = None,
 ) -> GradeResult:
     """Grade a notebook. A bad submission never raises: it is a result with status 'error'.
 
     With a training budget, `context` (grader.training.context.prepare_training) carries the
     data, the references and the isolation; a batch prepares it once, a single call here when missing.
+    `on_progress` hears which model is being checked or trained and how far it got, for display.
     """
     path = Path(notebook)
     started = time.perf_counter()
     ctx = None
     if budget != "none":  # first: a bad data folder is the user's error before anything else runs
-        ctx = context or prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation)
+        ctx = context or prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation,
+                                          on_progress=on_progress)
     digest = sha256_file(path) if path.is_file() else ""
     result = GradeResult(
         student=student, notebook=str(path), notebook_sha256=digest, status="graded",
@@ -66,7 +70,8 @@ def grade_submission(
         analysis = analyze(loaded)
         result = _with_analysis(result, analysis, static_checks(loaded, analysis, rubric))
         if ctx is not None:
-            result = _with_runs(result, loaded, analysis, rubric, ctx)
+            told = (lambda event: on_progress(replace(event, student=student))) if on_progress else None
+            result = _with_runs(result, loaded, analysis, rubric, ctx, told)
     return replace(result, provenance=replace(result.provenance, seconds=round(time.perf_counter() - started, 3)))
 
 
@@ -82,10 +87,10 @@ def _with_analysis(result: GradeResult, analysis: Analysis, checks: tuple[CheckR
 
 
 def _with_runs(result: GradeResult, notebook: Notebook, analysis: Analysis, rubric: Rubric,
-               ctx: TrainingContext) -> GradeResult:
+               ctx: TrainingContext, on_progress: OnProgress | None) -> GradeResult:
     """Run and retrain the baseline and proposed classes in the sandbox; judge them against the references."""
     names = [name for name in (analysis.baseline, analysis.proposed) if name]
-    retrained = retrain_submission(notebook, names, rubric, ctx)
+    retrained = retrain_submission(notebook, names, rubric, ctx, on_progress)
     scored = run_checks(RunFacts(analysis, retrained.checks, retrained.runs, ctx.references, rubric, ctx.budget))
     unscored = sum(rubric.checks[c.id].points for c in scored.checks if not c.scored)  # the budget could not tell
     return replace(

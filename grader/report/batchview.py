@@ -1,5 +1,10 @@
 """The terminal view of a batch: a progress bar with the current student and an ETA, then a
-summary with the score distribution and what needs the instructor's eye."""
+summary with the score distribution and what needs the instructor's eye.
+
+While the references train, and while a student's models are checked and trained in this process
+(one local worker), the bar's line names the model, its epoch and about how long it has left; with
+a pool of workers or Ray, the workers cannot report back and the bar moves per student. Where
+stderr is not a terminal (CI logs) each of those events is one plain line instead."""
 
 from __future__ import annotations
 
@@ -8,11 +13,15 @@ from pathlib import Path
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from grader.grading.batch import BatchReport
 from grader.grading.result import GradeResult
+from grader.report.progress import live_wanted, progress_line, write_plain
+from grader.report.text import clean
+from grader.training.progress import ProgressEvent
 
 BUCKETS = 10
 SHOWN_PAIRS = 5
@@ -26,22 +35,43 @@ class BatchView:
             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.console,
         )
         self.task = None
+        self.preparing = None  # the line of the references' training, before the batch's bar
+        self.live = live_wanted(self.console.file)
 
     def __enter__(self) -> "BatchView":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.task is not None:
+        if self.task is not None or self.preparing is not None:
             self.progress.stop()
 
     def start(self, total: int, todo: int) -> None:
         # Started only once there is work: an error before it (no data) prints one clean line.
-        self.progress.start()
+        if self.preparing is not None:
+            self.progress.remove_task(self.preparing)
+            self.preparing = None
+        else:
+            self.progress.start()
         self.task = self.progress.add_task(f"grading {todo} of {total} (the rest unchanged)", total=total)
+
+    def step(self, event: ProgressEvent) -> None:
+        """A model's check or epoch: on the bar's line on a terminal, else as a plain line."""
+        if not self.live:
+            write_plain(self.console.file, event)
+            return
+        line = escape(progress_line(event))
+        if self.task is not None:
+            self.progress.update(self.task, description=line)
+        elif self.preparing is None:
+            self.progress.start()
+            self.preparing = self.progress.add_task(line, total=None)
+        else:
+            self.progress.update(self.preparing, description=line)
 
     def done(self, result: GradeResult, reused: bool) -> None:
         verb = "unchanged" if reused else ("could not grade" if result.status == "error" else "graded")
-        self.progress.update(self.task, advance=1, description=f"{verb} {result.student}: {result.score:g}/{result.max_score:g}")
+        self.progress.update(self.task, advance=1,
+                             description=escape(f"{verb} {clean(result.student)}: {result.score:g}/{result.max_score:g}"))
 
     def summary(self, report: BatchReport, out: Path) -> None:
         results = list(report.results.values())

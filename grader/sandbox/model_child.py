@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import grader.child
 from grader.child.protocol import PHASE_LABELS, PHASES, SUBMISSION, ModelSpec, Report, Request, Task
@@ -72,11 +72,14 @@ def model_spec(extraction: Extraction, name: str) -> ModelSpec:
 
 def run_model_child(request: Request, extraction: Extraction, *, isolation: Isolation,
                     inputs: Mapping[str, Path | bytes] = {}, arrays: Mapping[str, ArraySpec] = {},
-                    timeouts: Timeouts = Timeouts(), limits: Limits = Limits()) -> ChildRun:
-    """Run `request` on the extracted module in the sandbox."""
+                    timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),
+                    on_progress: Callable[[str, int], None] | None = None) -> ChildRun:
+    """Run `request` on the extracted module in the sandbox; `on_progress(phase, epoch)` hears how
+    far the child says it got (grader.sandbox.process), for display only."""
     files: dict[str, Path | bytes] = {SUBMISSION: extraction.source.encode(), **child_package(), **inputs}
     child = run_in_sandbox(CHILD_PACKAGE / "__main__.py", phases=timeouts.phases(request.task), isolation=isolation,
-                           request=request.to_json(), report=Report, inputs=files, arrays=arrays, limits=limits)
+                           request=request.to_json(), report=Report, inputs=files, arrays=arrays, limits=limits,
+                           on_progress=on_progress)
     return ChildRun(request.model.name, child)
 
 

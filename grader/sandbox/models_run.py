@@ -9,7 +9,7 @@ probabilities. torch is never imported here: the parent needs only numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from grader.child.protocol import CHECK_BATCH, Report, Request
 from grader.notebook import Notebook
@@ -63,14 +63,18 @@ class ModelsRun:
 
 def run_models(notebook: Notebook, class_names: Sequence[str], *, max_params: int, max_flops: int | None = None,
                require_isolation: bool = False, isolation: Isolation | None = None, timeouts: Timeouts = Timeouts(),
-               limits: Limits = Limits(), seed: int = 0) -> ModelsRun:
-    """Extract `class_names` from `notebook` and check each in its own child."""
+               limits: Limits = Limits(), seed: int = 0, on_check: Callable[[str], None] | None = None) -> ModelsRun:
+    """Extract `class_names` from `notebook` and check each in its own child (`on_check(name)` first)."""
     iso = isolation or detect_isolation()
     if require_isolation:
         require(iso)
     extraction = extract_models(notebook, tuple(class_names))
-    models = {name: check_model(extraction, name, max_params, iso, max_flops=max_flops, timeouts=timeouts,
-                                limits=limits, seed=seed) for name in class_names}
+    models = {}
+    for name in class_names:
+        if on_check:
+            on_check(name)
+        models[name] = check_model(extraction, name, max_params, iso, max_flops=max_flops, timeouts=timeouts,
+                                   limits=limits, seed=seed)
     return ModelsRun(iso, models, extraction)
 
 

@@ -9,8 +9,10 @@ cap, wall-clock deadlines per phase and capped output. Whatever the child does, 
 `ChildResult`; the grader never crashes, hangs or unpickles because of it.
 
 What the child may write, all under out/ in its working folder (grader.child.protocol names them):
-  out/progress.json  {"phase": NAME}: the phase it has reached; phases only move forward, and each
-                     starts its own clock when first announced
+  out/progress.json  {"phase": NAME, "epoch": K}: the phase it has reached; phases only move forward,
+                     and each starts its own clock when first announced. K (optional, an int) is how
+                     far it got within the phase, for display only: the caller's `on_progress` hears
+                     of a phase or a K only when it moves forward (at most once a poll)
   out/result.json    its report; read as the caller's record type (grader.typed), or rejected
   out/NAME.npy       arrays the caller asked for; header checked against the file, loaded with
                      allow_pickle=False, shape and dtype checked
@@ -25,7 +27,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from grader.child.protocol import PROGRESS, REQUEST, RESULT
 from grader.sandbox import proctree
@@ -40,6 +42,7 @@ DISK_CHECK_EVERY = 10  # polls between measurements of out/ (a walk of the folde
 MAX_OUT_ENTRIES = 10_000
 POLL_S = 0.05
 TERM_GRACE_S = 2.0
+MAX_PROGRESS_BYTES = 4096  # a larger out/progress.json is ignored, unread
 _WRAPPERS = {"bwrap", "unshare", "sh"}  # processes that must not get SIGTERM (they would take the child down with SIGKILL)
 
 
@@ -130,13 +133,15 @@ def run_in_sandbox(
     arrays: Mapping[str, ArraySpec] = {},
     limits: Limits = Limits(),
     env: Mapping[str, str] = {},
+    on_progress: Callable[[str, int], None] | None = None,
 ) -> ChildResult:
     """Run `script` (copied in as in/child.py) as `python child.py IN_DIR` under `isolation`.
 
     The child reads `request` (JSON text) from IN_DIR/request.json and its `inputs` from IN_DIR:
     bytes are written there, a Path is shown read-only (bound, never linked: the child can neither
     change the grader's copy nor find it). Its out/result.json is read as a `report` record (a
-    dataclass type), or as plain JSON without one.
+    dataclass type), or as plain JSON without one. `on_progress(phase, k)` is called, from this
+    thread, when the child announces a later phase (k 0) or a larger k within its phase.
     """
     if not phases:
         raise ValueError("run_in_sandbox needs at least one Phase")
@@ -156,7 +161,7 @@ def run_in_sandbox(
             run = _Run(group.join() + cmd if group else cmd, cwd=layout.work_dir,
                        env=_scrubbed_env(inside_work, limits.threads or min(8, os.cpu_count() or 1), env),
                        layout=layout, walled=isolation.kind != "none", phases=phases, limits=limits,
-                       watch_memory=group is None)
+                       watch_memory=group is None, on_progress=on_progress)
             run.wait()
             if group and group.oom_kills() and not run.killed_for:
                 run.killed_for = "memory"  # the kernel killed inside the group: its limit, not a crash
@@ -221,10 +226,12 @@ class _Run:
     """One child process tree from start to its last process, and why it ended."""
 
     def __init__(self, cmd: list[str], *, cwd: Path, env: dict, layout: Layout, walled: bool,
-                 phases: Sequence[Phase], limits: Limits, watch_memory: bool):
+                 phases: Sequence[Phase], limits: Limits, watch_memory: bool,
+                 on_progress: Callable[[str, int], None] | None = None):
         self.phases, self.limits, self.layout = {p.name: p for p in phases}, limits, layout
         self.order = [p.name for p in phases]
-        self.phase = phases[0].name
+        self.phase, self.step = phases[0].name, 0
+        self.on_progress = on_progress
         # Under walls the working folder is a tmpfs the kernel caps; only out/ is on the host's disk.
         self.disk_folder = layout.out_dir if walled else layout.work_dir
         self.watch_memory = watch_memory
@@ -250,11 +257,18 @@ class _Run:
     def _advance(self, now: float, phase_start: float) -> float:
         """Move to the phase the child announced, if it is a later one: a phase cannot be re-entered
         to restart its clock. Returns when the current phase started."""
-        announced = _read_phase(self.layout.work_dir)
+        announced, step = _read_progress(self.layout.work_dir)
         if announced in self.phases and self.order.index(announced) > self.order.index(self.phase):
-            self.phase = announced
-            return now
+            self.phase, self.step, phase_start = announced, 0, now
+            self._tell(announced, 0)
+        if announced == self.phase and step > self.step:
+            self.step = step
+            self._tell(announced, step)
         return phase_start
+
+    def _tell(self, phase: str, step: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(phase, step)
 
     def _watch(self) -> None:
         deadline = self.start + sum(p.timeout_s for p in self.phases.values())
@@ -371,12 +385,17 @@ def _signal_detail(sig: int, phase: str, rlimits: Mapping[str, int]) -> str:
     return f"crashed with {name} during {phase}"
 
 
-def _read_phase(work_dir: Path) -> str:
+def _read_progress(work_dir: Path) -> tuple[str, int]:
+    """(phase, step) from out/progress.json; ('', 0) for anything but a small JSON object of that shape."""
     try:
-        data = read_json(work_dir / PROGRESS, max_bytes=4096)
-    except ChildOutputError:
-        return ""
-    return data.get("phase", "") if isinstance(data, dict) else ""
+        data = read_json(work_dir / PROGRESS, max_bytes=MAX_PROGRESS_BYTES)
+    except (ChildOutputError, OSError):
+        return "", 0
+    if not isinstance(data, dict):
+        return "", 0
+    phase, step = data.get("phase", ""), data.get("epoch", 0)
+    step = step if type(step) is int and 0 <= step <= 2**31 else 0  # not a bool, a float or a huge number
+    return (phase if isinstance(phase, str) else ""), step
 
 
 __all__ = ["ChildResult", "Limits", "Phase", "STATUSES", "run_in_sandbox"]

@@ -23,6 +23,7 @@ from grader.rubric import Budget, Rubric
 from grader.sandbox.detect import detect_isolation
 from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.state import state_dir
+from grader.training.progress import OnProgress
 from grader.training.runs import ModelRun
 
 # A student model may train this many times slower than the strong reference before it is stopped.
@@ -122,8 +123,10 @@ class TrainingContext:
 
 
 def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = None, device: str | None = None,
-                     require_isolation: bool = False, isolation: Isolation | None = None) -> TrainingContext:
-    """Load the data, write the sandbox's arrays, train or read the references, pick the isolation.
+                     require_isolation: bool = False, isolation: Isolation | None = None,
+                     on_progress: OnProgress | None = None) -> TrainingContext:
+    """Load the data, write the sandbox's arrays, train or read the references (`on_progress` hears
+    their epochs), pick the isolation.
 
     The data comes first: a missing or unreadable data folder fails before any probing or training.
     """
@@ -143,7 +146,7 @@ def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = 
     key = hashlib.sha256(json.dumps([data.data_sha256, asdict(rubric.data), config.train_subset,
                                      config.eval_subset]).encode()).hexdigest()[:16]
     written = write_arrays(state_dir("arrays", key), {k: v.numpy() for k, v in arrays.items()})
-    runs = run_references(rubric=rubric, data_dir=data_dir, device=dev, budget=budget)
+    runs = run_references(rubric=rubric, data_dir=data_dir, device=dev, budget=budget, on_progress=on_progress)
     slowest = max((run.history.seconds for run in runs), default=0.0)
     return TrainingContext(
         budget=budget, config=config, device=dev,

@@ -16,12 +16,14 @@ from typing import Callable, Literal
 
 import torch
 
+from grader.child.config import TrainConfig
 from grader.child.protocol import EpochRecord, History
 from grader.child.train import train
 from grader.config import user_cache_dir
 from grader.data import load_cifar10, training_data
 from grader.errors import GraderError
 from grader.rubric import Rubric, load_rubric
+from grader.training.progress import OnProgress, ProgressEvent, epoch_event
 from grader.typed import from_plain, to_plain
 
 CACHE_SCHEMA = "grader.reference/1"
@@ -60,9 +62,10 @@ def reference_key(*, model: str, config: dict, data_sha256: str, device_type: st
 def run_references(
     *, rubric: Rubric | str | Path | None = None, data_dir: str | Path | None = None,
     device: str | None = None, force: bool = False, budget: Literal["full", "quick"] = "full",
-    cache_dir: Path | None = None, on_epoch: Callable[[str, EpochRecord], None] | None = None,
+    cache_dir: Path | None = None, on_progress: OnProgress | None = None,
 ) -> list[ReferenceRun]:
-    """Train (or read from cache) the rubric's baseline and strong references."""
+    """Train (or read from cache) the rubric's baseline and strong references; `on_progress` hears
+    each training's start and epochs (nothing for a reference read from the cache)."""
     from reference_models import REFERENCE_MODELS
 
     rub = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
@@ -89,8 +92,10 @@ def run_references(
                     continue
             except (OSError, ValueError, KeyError):  # PlainError is a ValueError: a stale or foreign entry
                 pass  # unreadable or stale entry: retrain and overwrite it
+        if on_progress:
+            on_progress(ProgressEvent(name, "reference", 0, config.epochs))
         history = train(REFERENCE_MODELS[name], data, config, device=dev,
-                        on_epoch=(lambda rec, n=name: on_epoch(n, rec)) if on_epoch else None)
+                        on_epoch=_epochs(name, config, on_progress) if on_progress else None)
         if not history.stopped_early:  # a run cut by a time limit measured this machine's load: not kept
             folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
@@ -99,6 +104,17 @@ def run_references(
             tmp.replace(path)
         runs.append(ReferenceRun(role, name, key, False, history))
     return runs
+
+
+def _epochs(name: str, config: TrainConfig, on_progress: OnProgress) -> Callable[[EpochRecord], None]:
+    """The trainer's on_epoch for a reference: its own records, timed by the epochs they report."""
+    elapsed = [0.0]
+
+    def seen(record: EpochRecord) -> None:
+        elapsed[0] += record.seconds
+        on_progress(epoch_event(name, "reference", record.epoch, config, elapsed[0], val_accuracy=record.val_accuracy))
+
+    return seen
 
 
 __all__ = ["ReferenceRun", "reference_cache_dir", "reference_key", "run_references"]

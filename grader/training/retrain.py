@@ -21,6 +21,7 @@ from grader.sandbox.files import ArraySpec
 from grader.sandbox.model_child import Timeouts, model_spec, run_model_child
 from grader.sandbox.models_run import ModelCheck, run_models
 from grader.training.context import TrainingContext
+from grader.training.progress import OnProgress, ProgressEvent, child_epochs
 from grader.training.runs import ModelRun
 
 
@@ -38,16 +39,19 @@ class Retrained:
     """Where a child's account disagrees with the fixed config or with the other child: for review."""
 
 
-def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx: TrainingContext) -> Retrained:
-    """models_run for `names`, then a training child for each model that runs."""
+def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx: TrainingContext,
+                       on_progress: OnProgress | None = None) -> Retrained:
+    """models_run for `names`, then a training child for each model that runs; `on_progress` hears
+    each check start and each training's epochs (grader.training.progress)."""
     if not names:
         return Retrained({}, {})
     checked = run_models(notebook, names, max_params=rubric.assignment.max_params,
-                         max_flops=rubric.assignment.max_flops_per_image, isolation=ctx.isolation)
+                         max_flops=rubric.assignment.max_flops_per_image, isolation=ctx.isolation,
+                         on_check=(lambda name: on_progress(ProgressEvent(name, "check"))) if on_progress else None)
     runs, flags = {}, []
     for name, check in checked.models.items():
         if check.passed:
-            run, disagreements = train_in_sandbox(checked.extraction, name, rubric, ctx, check.params)
+            run, disagreements = train_in_sandbox(checked.extraction, name, rubric, ctx, check.params, on_progress)
             flags += disagreements
         else:
             run = ModelRun(name, error=check.message, params=check.params, flops_per_image=check.flops_per_image)
@@ -78,7 +82,8 @@ def gpu_seconds(flops_per_image: int | None, rubric: Rubric) -> float | None:
 
 
 def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: TrainingContext,
-                     checked_params: int | None = None) -> tuple[ModelRun, list[str]]:
+                     checked_params: int | None = None,
+                     on_progress: OnProgress | None = None) -> tuple[ModelRun, list[str]]:
     """One child trains `name`; the parent turns its logits into the model's results and checks the
     child's account of the run (`audit`) against the config and against the models_run child's count."""
     request = Request("train", model_spec(extraction, name), seed=ctx.config.seed, max_params=rubric.assignment.max_params,
@@ -90,6 +95,7 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
         inputs={f"{k}.npy": Path(p) for k, p in ctx.files.items()},
         arrays={"val_logits": ArraySpec("f", (None, None, 10)), "test_logits": ArraySpec("f", (None, None, 10))},
         timeouts=replace(Timeouts(), train_s=ctx.train_timeout_s),
+        on_progress=child_epochs(name, ctx.config, ctx.train_timeout_s, on_progress) if on_progress else None,
     )
     report, seconds, uid = run.report, round(run.child.seconds, 2), run.child.isolation.uid
     if run.failure or report is None or report.history is None:

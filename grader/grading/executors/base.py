@@ -19,6 +19,7 @@ from grader.grading.result import GradeResult, Provenance
 from grader.grading.submissions import Submission
 from grader.rubric import Budget, Rubric
 from grader.training.context import TrainingContext
+from grader.training.progress import OnProgress
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,15 @@ class GradeOptions:
 
 
 class Executor(Protocol):
-    def grade(self, todo: list[Submission], options: GradeOptions) -> Generator[GradeResult, None, None]:
-        """One result per submission as each finishes; closing the generator stops what is left."""
+    def grade(self, todo: list[Submission], options: GradeOptions,
+              on_progress: OnProgress | None = None) -> Generator[GradeResult, None, None]:
+        """One result per submission as each finishes; closing the generator stops what is left.
+        `on_progress` hears of models and epochs where the executor grades in this process (it
+        cannot cross to a worker process or a Ray node: those executors ignore it)."""
         ...
 
 
-def grade_one(sub: Submission, options: GradeOptions) -> GradeResult:
+def grade_one(sub: Submission, options: GradeOptions, on_progress: OnProgress | None = None) -> GradeResult:
     """One submission, never raising: its own faults, and the grader's, are its 'error' result.
 
     A bug in the grader that only this notebook triggers must not cost the rest of the class
@@ -49,7 +53,7 @@ def grade_one(sub: Submission, options: GradeOptions) -> GradeResult:
         return error_result(sub, sub.problem, options)
     try:
         return grade_submission(sub.notebook, student=sub.student, rubric=options.rubric, budget=options.budget,
-                                context=options.context)
+                                context=options.context, on_progress=on_progress)
     except GraderError as e:
         return error_result(sub, str(e), options)
     except Exception as e:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from grader.grading.executors.base import GradeOptions, grade_one, worker_failed
 from grader.grading.result import GradeResult
 from grader.grading.submissions import Submission
+from grader.training.progress import OnProgress
 
 
 @dataclass(frozen=True)
@@ -17,11 +18,13 @@ class LocalExecutor:
 
     workers: int = 1
 
-    def grade(self, todo: list[Submission], options: GradeOptions) -> Generator[GradeResult, None, None]:
+    def grade(self, todo: list[Submission], options: GradeOptions,
+              on_progress: OnProgress | None = None) -> Generator[GradeResult, None, None]:
         if self.workers <= 1:
             for sub in todo:
-                yield grade_one(sub, options)
+                yield grade_one(sub, options, on_progress)
             return
+        # A pool's workers cannot call back into this process: no per-epoch progress (see README).
         pool = ProcessPoolExecutor(max_workers=self.workers)
         futures: dict[Future, Submission] = {pool.submit(grade_one, sub, options): sub for sub in todo}
         try:

@@ -41,6 +41,7 @@ from grader.sandbox.detect import detect_isolation
 from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.state import state_dir
 from grader.training.context import TrainingContext, matches, write_arrays
+from grader.training.progress import OnProgress
 
 RAY_MISSING = "Ray is not installed; pip install 'cnn-grader[ray]'"
 
@@ -105,7 +106,9 @@ class RayExecutor:
     task: Callable[[Submission, bytes | None, GradeOptions, SharedData], GradeResult] = grade_on_node
     """The task's body (tests wrap it to kill a worker)."""
 
-    def grade(self, todo: list[Submission], options: GradeOptions) -> Generator[GradeResult, None, None]:
+    def grade(self, todo: list[Submission], options: GradeOptions,
+              on_progress: OnProgress | None = None) -> Generator[GradeResult, None, None]:
+        """`on_progress` is not called: a task on another node cannot call back (see README)."""
         ray = require_ray()
         context = options.context
         if context is not None and context.device == "cuda" and self.settings.gpus_per_task <= 0:
