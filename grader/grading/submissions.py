@@ -30,7 +30,7 @@ def discover(root: Path) -> list[Submission]:
         if entry.is_file() and entry.suffix == ".ipynb":
             found.append(Submission(_student_id(entry.stem), entry))
         elif entry.is_dir():
-            notebooks = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            notebooks = notebooks_in(entry)
             if len(notebooks) == 1:
                 found.append(Submission(_student_id(entry.name), notebooks[0]))
             else:
@@ -45,6 +45,12 @@ def discover(root: Path) -> list[Submission]:
     return found
 
 
+def notebooks_in(folder: Path) -> list[Path]:
+    """The notebooks anywhere under `folder`, sorted; hidden files and folders left out (.ipynb_checkpoints,
+    macOS's ._NAME copies in a zip)."""
+    return sorted(p for p in folder.rglob("*.ipynb") if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def _student_id(name: str) -> str:
     # Ids become folder names in the output: keep them safe to use as one.
     return re.sub(r"[^\w.@+-]", "_", name).strip("._") or "student"
@@ -56,7 +62,7 @@ def find_notebook(path: Path) -> Path:
         return path
     if not path.is_dir():
         raise GraderError(f"{path} does not exist; run grader ci in the repository or give its path")
-    notebooks = sorted(p for p in path.rglob("*.ipynb") if not any(part.startswith(".") for part in p.relative_to(path).parts))
+    notebooks = notebooks_in(path)
     if not notebooks:
         raise GraderError(f"no .ipynb notebook in {path}; commit your notebook to the repository")
     if len(notebooks) > 1:
@@ -65,4 +71,4 @@ def find_notebook(path: Path) -> Path:
     return notebooks[0]
 
 
-__all__ = ["Submission", "discover", "find_notebook"]
+__all__ = ["Submission", "discover", "find_notebook", "notebooks_in"]
