@@ -284,6 +284,46 @@ def references(rubric: Path | None, data_dir: Path | None, device: str | None, b
                    f"{h.seconds:8.1f} s on {h.device}  {'cached' if r.cached else 'trained'}  {h.status}")
 
 
+@cli.group()
+def gradescope() -> None:
+    """Build a Gradescope autograder (autograder.zip) and the steps it runs there."""
+
+
+@gradescope.command("build")
+@click.option("--rubric", type=click.Path(path_type=Path), default=None, help="Rubric TOML (default: rubrics/cifar10.toml).")
+@click.option("--budget", type=click.Choice(["none", "quick", "full"]), default="quick", show_default=True,
+              help="What each submission gets: static checks only, or a retraining under the rubric's budget.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="CIFAR-10 folder to bundle (default: setup.sh downloads the official release).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("autograder.zip"), show_default=True)
+def gradescope_build(rubric: Path | None, budget: Budget, data_dir: Path | None, out: Path) -> None:
+    """Write the zip to upload as the assignment's autograder."""
+    from grader.gradescope.build import build_autograder
+
+    built = build_autograder(out, rubric=rubric, budget=budget, data_dir=data_dir)
+    click.echo(f"wrote {built.path} ({built.bytes / 2**20:.1f} MiB, {built.entries} files): budget {budget}, "
+               f"rubric {built.rubric_sha256[:12]}, data {'bundled' if data_dir else 'downloaded by setup.sh' if budget != 'none' else 'none'}")
+
+
+@gradescope.command("prepare")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="Default: $GRADER_AUTOGRADER_ROOT, else /autograder.")
+def gradescope_prepare(root: Path | None) -> None:
+    """setup.sh's last step: get the data, train the references, probe the sandbox."""
+    from grader.gradescope.prepare import prepare_autograder
+
+    prepare_autograder(root, say=click.echo)
+
+
+@gradescope.command("run")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="Default: $GRADER_AUTOGRADER_ROOT, else /autograder.")
+def gradescope_run(root: Path | None) -> None:
+    """Grade ROOT/submission into ROOT/results/results.json (run_autograder calls this)."""
+    from grader.gradescope.run import run_autograder
+
+    payload = run_autograder(root)
+    click.echo(f"score {payload['score']:g}; {len(payload['tests'])} checks")
+
+
 def main() -> None:
     cli(prog_name="grader")
 

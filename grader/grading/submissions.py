@@ -30,7 +30,7 @@ def discover(root: Path) -> list[Submission]:
         if entry.is_file() and entry.suffix == ".ipynb":
             found.append(Submission(_student_id(entry.stem), entry))
         elif entry.is_dir():
-            notebooks = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            notebooks = notebooks_in(entry)
             if len(notebooks) == 1:
                 found.append(Submission(_student_id(entry.name), notebooks[0]))
             else:
@@ -43,6 +43,12 @@ def discover(root: Path) -> list[Submission]:
     if duplicates:
         raise GraderError(f"several submissions map to the student id {duplicates[0]!r}; rename one of them")
     return found
+
+
+def notebooks_in(folder: Path) -> list[Path]:
+    """The notebooks anywhere under `folder`, sorted; hidden files and folders left out (.ipynb_checkpoints,
+    macOS's ._NAME copies in a zip)."""
+    return sorted(p for p in folder.rglob("*.ipynb") if not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def _student_id(name: str) -> str:
@@ -61,8 +67,7 @@ def find_notebook(path: Path, pattern: str = "") -> Path:
         return path
     if not path.is_dir():
         raise GraderError(f"{path} does not exist; run grader ci in the repository or give its path")
-    notebooks = [p for p in sorted(path.rglob("*.ipynb"))
-                 if not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    notebooks = notebooks_in(path)
     if not notebooks:
         raise GraderError(f"no .ipynb notebook in {path}; commit your notebook to the repository")
     names = [p.relative_to(path).as_posix() for p in notebooks]
@@ -92,4 +97,4 @@ def repository_path(notebook: Path, root: Path | None) -> str:
     return notebook.as_posix()
 
 
-__all__ = ["Submission", "discover", "find_notebook", "repository_path"]
+__all__ = ["Submission", "discover", "find_notebook", "notebooks_in", "repository_path"]

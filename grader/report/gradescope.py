@@ -1,37 +1,90 @@
-"""Gradescope's autograder results.json, rendered from a GradeResult.
+"""Gradescope's autograder results.json, rendered from a GradeResult (or from a hand-in that has none).
 
-Format: https://gradescope-autograders.readthedocs.io/en/latest/specs/ (tests with score,
-max_score, status and output; an optional leaderboard).
+Format: https://gradescope-autograders.readthedocs.io/en/latest/specs/. The top-level output is
+the student's Markdown feedback; each check is a test named by its title, shown when the rubric's
+`visibility` says; a check that cannot cost points (0 points in the rubric, or not scored under
+this budget) is informational: no score and no status, so Gradescope shows it neither passed nor
+failed, tagged `informational`, its output saying why. The leaderboard ranks the proposed model's
+retrained test accuracy, when there is one.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from grader import __version__
 from grader.checks import CheckResult
 from grader.grading.result import GradeResult
-from grader.report.text import clean
+from grader.report.feedback import feedback_markdown
+from grader.report.status import check_view
+from grader.report.text import markdown as md
+
+INFORMATIONAL = "informational"
+"""The tag of a check that cannot cost points."""
 
 
-def _instructor(check: CheckResult) -> str:
-    """The instructor's override of a check, said after the grader's finding."""
-    if check.overridden_from is None:
-        return ""
-    said = f"\nPoints set by your instructor (the autograder gave {check.overridden_from:g})."
-    return said + (f"\nInstructor: {clean(check.instructor_comment)}" if check.instructor_comment else "")
-
-
-def gradescope_results(result: GradeResult) -> dict:
-    tests = []
-    for number, c in enumerate(result.checks, 1):
-        output = clean(c.message) + (f"\nHow to fix: {c.hint}" if c.hint else "") + _instructor(c)
-        tests.append({
-            "name": c.id, "number": str(number), "score": c.points, "max_score": c.max_points,
-            "status": "passed" if c.passed or not c.scored else "failed", "output": output,
-        })
-    summary = f"{result.student}: {result.score:g} / {result.max_score:g}"
-    if result.error:
-        summary += f"\nThis submission could not be graded: {clean(result.error)}"
-    payload = {"score": result.score, "output": summary, "stdout_visibility": "hidden", "tests": tests}
+def gradescope_results(result: GradeResult, *, notice: str = "") -> dict:
+    """results.json for one graded (or ungradable) submission; `notice` (Markdown) heads the output."""
+    prov = result.provenance
+    extra = {"grader_version": prov.grader_version, "rubric_sha256": prov.rubric_sha256, "budget": prov.budget}
+    if prov.run is not None:
+        extra["isolation"] = prov.run.isolation
+    output = (notice + "\n\n" if notice else "") + feedback_markdown(result)
+    payload = _payload(score=0.0 if result.status == "error" else result.score, output=output,
+                       seconds=prov.seconds, extra_data=extra)
+    payload["tests"] = [_test(number, check) for number, check in enumerate(result.checks, 1)]
     accuracy = result.test_accuracy
     if accuracy is not None:
-        payload["leaderboard"] = [{"name": "Test accuracy", "value": round(accuracy * 100, 2), "order": "desc"}]
+        payload["leaderboard"] = [{"name": f"Proposed model: test accuracy (%) when the grader retrains it "
+                                           f"({prov.budget} budget)", "value": round(accuracy * 100, 2), "order": "desc"}]
     return payload
+
+
+def gradescope_error(message: str, *, seconds: float, rubric_sha256: str = "", budget: str = "") -> dict:
+    """results.json for a submission that could not be graded at all: score 0 and `message` (Markdown), which
+    says what to hand in or who to tell."""
+    extra = {"grader_version": __version__, **({"rubric_sha256": rubric_sha256} if rubric_sha256 else {}),
+             **({"budget": budget} if budget else {})}
+    return _payload(score=0.0, output=message, seconds=seconds, extra_data=extra)
+
+
+def _payload(*, score: float, output: str, seconds: float, extra_data: dict[str, Any]) -> dict:
+    return {
+        "score": score, "execution_time": int(round(seconds)), "output": output, "output_format": "md",
+        "test_output_format": "md", "test_name_format": "text",
+        "stdout_visibility": "hidden",  # the grader's log, tracebacks included, is for the instructor
+        "extra_data": extra_data, "tests": [],
+    }
+
+
+def informational(check: CheckResult) -> bool:
+    """The check cannot cost points: 0 points in the rubric, or not scored under this budget."""
+    return not check.scored or check.max_points == 0
+
+
+def _test(number: int, check: CheckResult) -> dict:
+    test: dict[str, Any] = {
+        "name": check.label, "name_format": "text", "number": str(number), "output": _test_output(check),
+        "output_format": "md", "tags": [check.id] + ([INFORMATIONAL] if informational(check) else []),
+        "visibility": check.visibility, "extra_data": {"check": check.id, "required": check.required},
+    }
+    if not informational(check):
+        test.update(score=check.points, max_score=check.max_points, status="passed" if check.passed else "failed")
+    return test
+
+
+def _test_output(check: CheckResult) -> str:
+    lines = [md(check.message)]
+    if not check.scored:
+        lines.insert(0, "*Not scored under this budget: it counts neither for nor against you (the reason follows).*")
+    elif check.max_points == 0:
+        lines.insert(0, "*For your information: this check carries no points.*")
+    if check.hint:
+        lines.append(f"**How to fix:** {check.hint}")  # the rubric's words, not the student's
+    override = check_view(check).override  # the instructor's points and words, as the feedback says them
+    if override:
+        lines.append(f"**{md(override)}**")
+    return "\n\n".join(lines)
+
+
+__all__ = ["INFORMATIONAL", "gradescope_error", "gradescope_results", "informational"]

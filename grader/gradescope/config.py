@@ -1,0 +1,102 @@
+"""What an autograder zip carries besides the grader (autograder.json), and where things are once
+Gradescope has unpacked it.
+
+Gradescope's layout (https://gradescope-autograders.readthedocs.io/en/latest/specs/): the zip is
+unpacked into ROOT/source, each submission lands in ROOT/submission with
+ROOT/submission_metadata.json beside it, and ROOT/results/results.json is what Gradescope reads
+back. ROOT is /autograder there; tests point $GRADER_AUTOGRADER_ROOT at a folder of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.config import default_data_dir
+from grader.errors import GraderError
+from grader.rubric import Budget
+from grader.typed import from_plain, to_plain
+
+CONFIG = "autograder.json"
+"""The zip's own settings, at its root."""
+SCHEMA = "grader.gradescope/1"
+DEFAULT_ROOT = Path("/autograder")
+
+
+@dataclass(frozen=True)
+class AutograderConfig:
+    """What `grader gradescope build` chose, read back by `prepare` (image build) and `run` (each submission)."""
+
+    budget: Budget
+    """The training budget every submission is graded under."""
+    rubric: str
+    """The rubric file, relative to ROOT/source."""
+    data: str | None
+    """The bundled CIFAR-10 folder, relative to ROOT/source; None: downloaded by setup.sh."""
+    grader_version: str
+    """The grader that built the zip (the one bundled in it)."""
+    schema: str = SCHEMA
+
+    def to_json(self) -> str:
+        return json.dumps(to_plain(self), indent=2)
+
+
+@dataclass(frozen=True)
+class AutograderPaths:
+    """Gradescope's folders under one root."""
+
+    root: Path
+
+    @property
+    def source(self) -> Path:
+        return self.root / "source"
+
+    @property
+    def submission(self) -> Path:
+        return self.root / "submission"
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "submission_metadata.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / "results.json"
+
+    @property
+    def cache(self) -> Path:
+        """The grader's cache (references, decoded data, sandbox state): filled by setup.sh, kept in the image."""
+        return self.root / "cache"
+
+    def data_dir(self, config: AutograderConfig) -> Path:
+        return self.source / config.data if config.data else default_data_dir()
+
+
+def autograder_paths(root: Path | None = None) -> AutograderPaths:
+    """ROOT's folders; ROOT is `root`, else $GRADER_AUTOGRADER_ROOT, else /autograder.
+
+    Both setup.sh's `prepare` and each submission's `run` must find the same cache: unless the
+    environment already chose one, it is ROOT/cache (setup.sh and run_autograder may see a
+    different $HOME, and the default cache hangs on it).
+    """
+    paths = AutograderPaths(Path(root or os.environ.get("GRADER_AUTOGRADER_ROOT") or DEFAULT_ROOT))
+    os.environ.setdefault("XDG_CACHE_HOME", str(paths.cache))
+    return paths
+
+
+def load_config(paths: AutograderPaths) -> AutograderConfig:
+    file = paths.source / CONFIG
+    rebuild = "rebuild the zip with `grader gradescope build` and upload it to Gradescope again"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise GraderError(f"cannot read {file} ({e.strerror}); {rebuild}") from None
+    try:
+        return from_plain(AutograderConfig, json.loads(text), CONFIG)
+    except ValueError as e:  # not JSON, or a PlainError naming the wrong key
+        raise GraderError(f"{file} is not this grader's autograder config ({e}); {rebuild}") from None
+
+
+__all__ = ["AutograderConfig", "AutograderPaths", "CONFIG", "autograder_paths", "load_config"]

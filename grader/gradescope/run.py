@@ -1,0 +1,105 @@
+"""`grader gradescope run`: one Gradescope submission, graded into ROOT/results/results.json.
+
+Every path ends in a results.json a student can read, never a traceback: no notebook or several
+(score 0 and what to hand in), an autograder that is set up wrongly or a bug in the grader (score 0,
+"tell your instructor"; the traceback goes to stdout, which Gradescope shows the instructor only).
+
+Isolation: Gradescope runs this as root in a disposable container. Student code runs in the
+sandbox (grader/sandbox/) with `require_isolation`, so never as root and never without walls
+(bubblewrap, else the root-only namespace kind). Where the container allows neither (Docker
+without user namespaces or CAP_SYS_ADMIN), the submission is graded on its static checks, the
+retraining checks are listed as not scored with the reason, and the output says so; the build
+log (grader.gradescope.prepare) warned the instructor already.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+from grader.checks import Verdict, ids
+from grader.errors import GraderError, SandboxError
+from grader.gradescope.config import AutograderConfig, AutograderPaths, autograder_paths, load_config
+from grader.grading.grade import grade_submission
+from grader.grading.result import GradeResult, write_atomic
+from grader.grading.submissions import notebooks_in
+from grader.report.gradescope import gradescope_error, gradescope_results
+from grader.report.text import markdown as md
+from grader.rubric import Rubric, load_rubric
+
+HAND_IN = ("Hand in exactly one Jupyter notebook (`.ipynb`) holding your baseline and proposed CNN classes, "
+           "their training outputs and your discussion, then submit again.")
+NOT_YOURS = "This is not a problem with your notebook: please tell your instructor."
+NOT_RETRAINED = ("**Your models were not retrained** on this autograder: it cannot isolate student code here, "
+                 "so only the checks that read your notebook were graded. Your instructor will grade the retraining.")
+
+
+def run_autograder(root: Path | None = None) -> dict:
+    """Grade the one notebook in ROOT/submission with the zip's rubric and budget; write and return results.json."""
+    paths = autograder_paths(root)
+    started = time.monotonic()
+    try:
+        payload = _grade(paths, started)
+    except GraderError as e:  # the autograder itself is set up wrongly (its config, its data)
+        print(f"error: {e}")
+        payload = gradescope_error(f"The autograder could not grade this submission. {NOT_YOURS}",
+                                   seconds=time.monotonic() - started)
+    except Exception:  # a bug in the grader: the student gets a result, the instructor the traceback
+        traceback.print_exc()
+        payload = gradescope_error(f"The autograder failed on this submission. {NOT_YOURS}",
+                                   seconds=time.monotonic() - started)
+    write_atomic(paths.results, json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False))
+    return payload
+
+
+def _grade(paths: AutograderPaths, started: float) -> dict:
+    config = load_config(paths)
+    rubric = load_rubric(paths.source / config.rubric)
+    found = notebooks_in(paths.submission) if paths.submission.is_dir() else []
+    if len(found) != 1:
+        return gradescope_error(_hand_in_problem(found, paths.submission), seconds=time.monotonic() - started,
+                                rubric_sha256=rubric.sha256, budget=config.budget)
+    student = submitters(paths.metadata) or found[0].stem
+    try:
+        result = grade_submission(found[0], student=student, rubric=rubric, budget=config.budget,
+                                  data_dir=paths.data_dir(config), require_isolation=True)
+    except SandboxError as e:
+        print(f"no sandbox: {e}")
+        return gradescope_results(_static_only(found[0], student, rubric, config, str(e)), notice=NOT_RETRAINED)
+    return gradescope_results(result)
+
+
+def _hand_in_problem(found: list[Path], folder: Path) -> str:
+    if not found:
+        return f"**No notebook was found in your submission.** {HAND_IN}"
+    names = ", ".join(md(p.relative_to(folder).as_posix()) for p in found[:5]) + (", ..." if len(found) > 5 else "")
+    return f"**Your submission holds {len(found)} notebooks** ({names}), so the grader cannot tell which to grade. {HAND_IN}"
+
+
+def _static_only(notebook: Path, student: str, rubric: Rubric, config: AutograderConfig, why: str) -> GradeResult:
+    """The static grade, with each retraining check the budget would have scored listed as not scored."""
+    result = grade_submission(notebook, student=student, rubric=rubric, budget="none")
+    reason = f"not run: the autograder cannot isolate student code on this machine ({why})"
+    unscored = tuple(rubric.score(check_id, Verdict(passed=False, message=reason, scored=False))
+                     for check_id in rubric.applicable(config.budget) if check_id in ids("run"))
+    return replace(result, checks=result.checks + unscored)
+
+
+def submitters(metadata: Path) -> str:
+    """'Name (email), ...' of the submission's users (a group has several), for display; '' when unknown."""
+    try:
+        users = json.loads(metadata.read_text(encoding="utf-8")).get("users") or []
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return ", ".join(_person(u) for u in users if isinstance(u, dict) and _person(u))
+
+
+def _person(user: dict) -> str:
+    name, email = str(user.get("name") or ""), str(user.get("email") or "")
+    return f"{name} ({email})" if name and email else name or email
+
+
+__all__ = ["run_autograder", "submitters"]

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder's image (the network is up
+# then, and never again). Written by `grader gradescope build`; @TORCH_REQUIREMENTS@ is filled
+# from the grader's pyproject.toml, so the pins live in one place.
+set -euo pipefail
+
+SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"    # /autograder/source: the unpacked zip
+ROOT="${GRADER_AUTOGRADER_ROOT:-/autograder}"
+# Outside /autograder and readable by everyone: the sandbox runs student code as another user
+# with this very interpreter (README: "as root, the sandbox user must be able to run the Python").
+VENV=/opt/cnn-grader-venv
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# bubblewrap: the sandbox's walls; util-linux: setpriv and unshare (drop root, the namespace walls).
+apt-get install -y --no-install-recommends python3 python3-venv python3-pip bubblewrap util-linux ca-certificates
+PYTHON=python3
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    apt-get install -y --no-install-recommends python3.11 python3.11-venv   # Ubuntu 22.04's python3 is 3.10
+    PYTHON=python3.11
+fi
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/pip" install --upgrade pip
+# CPU wheels: Gradescope has no GPU, and the CUDA build is gigabytes larger.
+"$VENV/bin/pip" install --index-url https://download.pytorch.org/whl/cpu @TORCH_REQUIREMENTS@
+"$VENV/bin/pip" install "$SOURCE/cnn-grader"
+chmod -R a+rX "$VENV"
+
+# The data (bundled, else downloaded now) and the references trained once for the budget, so no
+# submission retrains them; then a probe of the sandbox, reported in the build log.
+"$VENV/bin/grader" gradescope prepare --root "$ROOT"
