@@ -194,7 +194,7 @@ def test_the_gradebook_has_one_max_per_rubric_and_each_students_own_beside_it(tm
     class Stub:
         """Grades like a quick training whose budget was too small to judge proposed_vs_references."""
 
-        def grade(self, todo, options):
+        def grade(self, todo, options, on_progress=None):
             for sub in todo:
                 if sub.notebook is None:
                     yield error_result(sub, sub.problem, options)

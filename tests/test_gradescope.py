@@ -208,6 +208,28 @@ def test_results_of_a_graded_result_validate(rubric):
     assert {t["extra_data"]["check"]: t["status"] for t in results["tests"] if "status" in t}["discussion"] == "failed"
 
 
+def test_checks_held_back_do_not_show_in_the_always_visible_output(rubric):
+    """The rubric holds the retraining comparisons until the due date: their verdicts and the figures that
+    would give them away stay out of the top-level output, which Gradescope always shows."""
+    from dataclasses import replace
+
+    from grader.checks import CheckResult
+    from grader.grading.grade import grade_submission
+    from grader.report.gradescope import gradescope_results
+
+    static = grade_submission(SUBMISSIONS / "complete.ipynb", student="al", rubric=rubric)
+    held = CheckResult(id="proposed_beats_baseline", passed=False, points=0.0, max_points=10.0,
+                       message="SECRET-VERDICT: the baseline won", title="The proposed model beats the baseline",
+                       visibility="after_due_date")
+    result = replace(static, checks=(*static.checks, held), max_score=static.max_score + 10)
+    results = valid(gradescope_results(result))
+    output = results["output"]
+    assert "SECRET-VERDICT" not in output and "Shown later, as your instructor chose: The proposed model beats the baseline" in output
+    assert f"Score: {static.score:g} / {static.max_score:g}" in output  # counts only what is shown now
+    test = next(t for t in results["tests"] if t["extra_data"]["check"] == "proposed_beats_baseline")
+    assert test["visibility"] == "after_due_date" and "SECRET-VERDICT" in test["output"]  # Gradescope holds this box
+
+
 def test_without_a_sandbox_the_static_checks_are_graded_and_the_retraining_is_not_scored(tmp_path, synthetic_data, small_rubric):
     root = unpack(build(tmp_path, "--budget", "quick", "--rubric", str(small_rubric), "--data", str(synthetic_data)),
                   tmp_path / "autograder")

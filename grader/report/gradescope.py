@@ -10,10 +10,11 @@ retrained test accuracy, when there is one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from grader import __version__
-from grader.checks import CheckResult
+from grader.checks import CheckResult, ids
 from grader.grading.result import GradeResult
 from grader.report.feedback import feedback_markdown
 from grader.report.status import check_view
@@ -29,7 +30,8 @@ def gradescope_results(result: GradeResult, *, notice: str = "") -> dict:
     extra = {"grader_version": prov.grader_version, "rubric_sha256": prov.rubric_sha256, "budget": prov.budget}
     if prov.run is not None:
         extra["isolation"] = prov.run.isolation
-    output = (notice + "\n\n" if notice else "") + feedback_markdown(result)
+    shown, later = shown_now(result)
+    output = "".join(f"{part}\n\n" for part in (notice, later) if part) + feedback_markdown(shown)
     payload = _payload(score=0.0 if result.status == "error" else result.score, output=output,
                        seconds=prov.seconds, extra_data=extra)
     payload["tests"] = [_test(number, check) for number, check in enumerate(result.checks, 1)]
@@ -38,6 +40,23 @@ def gradescope_results(result: GradeResult, *, notice: str = "") -> dict:
         payload["leaderboard"] = [{"name": f"Proposed model: test accuracy (%) when the grader retrains it "
                                            f"({prov.budget} budget)", "value": round(accuracy * 100, 2), "order": "desc"}]
     return payload
+
+
+def shown_now(result: GradeResult) -> tuple[GradeResult, str]:
+    """`result` as the always-visible output may show it: without the checks the rubric holds back, and,
+    when a retraining check is held back, without the retraining's figures (they would give it away).
+
+    Gradescope holds back a test by its `visibility`, but the top-level output is always shown."""
+    held = {c.id for c in result.checks if c.visibility != "visible"}
+    if not held:
+        return result, ""
+    shown = tuple(c for c in result.checks if c.id not in held)
+    hide_runs = bool(held & set(ids("run")))
+    later = ", ".join(md(c.label) for c in result.checks if c.id in held)
+    words = (f"*Shown later, as your instructor chose: {later}. The score on this page counts the checks shown now"
+             + ("; the retraining's figures come with them.*" if hide_runs else ".*"))
+    return replace(result, checks=shown, max_score=round(sum(c.max_points for c in shown), 2),
+                   runs={} if hide_runs else result.runs, references={} if hide_runs else result.references), words
 
 
 def gradescope_error(message: str, *, seconds: float, rubric_sha256: str = "", budget: str = "") -> dict:
