@@ -8,6 +8,7 @@ name and what was expected, so a typo never silently changes a grade.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -57,6 +58,10 @@ class Assignment:
     max_flops_per_image: int = 12_000_000_000
     """Models whose forward pass takes more floating-point operations per 32x32 image are refused.
     It protects time: a run costs about three times this per training image and epoch."""
+    proposed_name_pattern: str = ""
+    """A regular expression the proposed model's class name must match in full (e.g. "[A-Z][a-z]+Net"
+    for the assignment's "<Your name here>Net"); case-sensitive unless it says otherwise ("(?i)...");
+    empty: any name that is not generic."""
     notebook: str = ""
     """Which notebook `grader ci` grades in a repository holding several: a glob matched against
     paths relative to the repository (e.g. "hw3*.ipynb", "notebooks/*.ipynb"); empty = the only one."""
@@ -99,6 +104,11 @@ class Rubric:
     def is_generic_name(self, class_name: str) -> bool:
         generic = {n.lower() for n in self.assignment.generic_model_names}
         return class_name.lower() in generic
+
+    def matches_name_pattern(self, class_name: str) -> bool:
+        """Whether a class name matches the assignment's pattern (always, when there is none)."""
+        pattern = self.assignment.proposed_name_pattern
+        return not pattern or re.fullmatch(pattern, class_name) is not None
 
     def train_config(self, budget: Budget) -> TrainConfig:
         """The configuration a training budget trains under."""
@@ -165,8 +175,10 @@ def parse_rubric(table: Mapping[str, Any], *, source: str, sha256: str = "") -> 
         raise RubricError(
             f"data.train_size + data.val_size must be positive and at most 50000 in rubric {source}"
         )
+    assignment = from_mapping(Assignment, table["assignment"], "assignment")
+    _check_pattern(assignment.proposed_name_pattern, "assignment.proposed_name_pattern", source)
     return Rubric(
-        assignment=from_mapping(Assignment, table["assignment"], "assignment"),
+        assignment=assignment,
         data=data,
         train=train,
         quick=quick,
@@ -175,6 +187,14 @@ def parse_rubric(table: Mapping[str, Any], *, source: str, sha256: str = "") -> 
         source=source,
         sha256=sha256,
     )
+
+
+def _check_pattern(pattern: str, key: str, source: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise RubricError(f"{key} in rubric {source} is not a valid regular expression ({e}); "
+                          "fix it or set it to \"\" for no pattern") from None
 
 
 def _parse_checks(table: Mapping[str, Any], source: str) -> dict[str, CheckSpec]:

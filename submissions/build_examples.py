@@ -12,6 +12,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from comparative_examples import (BATCHNORM_DISCUSSION, BEST_VAL_DISCUSSION, LENET5_BN, MISSING_COMPONENT_DISCUSSION,
+                                  PLAIN_CNN, RESIDUAL_DISCUSSION, SKIP_CNN, WIDE_LENET, WRONG_WINNER_DISCUSSION, run)
+
 HERE = Path(__file__).resolve().parent
 
 SETUP = """import torch
@@ -123,6 +126,20 @@ def train_model(model, train_loader, valid_loader, epochs=EPOCHS, lr=LR):
         {log}
     return model'''
 
+
+def with_best_val(train_fn: str) -> str:
+    """The training function keeping the epoch with the best validation accuracy as the final model."""
+    return "import copy\n\n" + train_fn.replace(
+        "momentum, fixed lr.\"\"\"",
+        "momentum, fixed lr.\n    The final model is the epoch with the best validation accuracy, not the last one.\"\"\"").replace(
+        "    for epoch in range(1, epochs + 1):",
+        "    best_val_acc = 0.0\n    best_state = copy.deepcopy(model.state_dict())\n    for epoch in range(1, epochs + 1):").replace(
+        "        {log}\n    return model",
+        "        {log}\n        if val_acc > best_val_acc:\n            best_val_acc = val_acc\n"
+        "            best_state = copy.deepcopy(model.state_dict())\n    model.load_state_dict(best_state)\n"
+        "    print(f\"Restored the weights with the best validation accuracy ({best_val_acc:.2%})\")\n    return model")
+
+
 LOG_FULL = 'print(f"Epoch {epoch}/{epochs} | train loss {running / batches:.4f} | val loss {val_loss:.4f} | val acc {val_acc:.2%}")'
 LOG_NO_VAL = 'print(f"Epoch {epoch}/{epochs} | train loss {running / batches:.4f}")'
 
@@ -132,6 +149,7 @@ BASELINE_RUN = [(1.98, 1.71, 0.372), (1.58, 1.49, 0.458), (1.43, 1.39, 0.497), (
 PROPOSED_RUN = [(1.52, 1.28, 0.538), (1.10, 1.02, 0.638), (0.92, 0.90, 0.684), (0.81, 0.83, 0.712), (0.73, 0.77, 0.731),
                 (0.67, 0.74, 0.744), (0.62, 0.71, 0.754), (0.57, 0.70, 0.761), (0.53, 0.69, 0.766), (0.50, 0.68, 0.771)]
 TEST_ACC = {"baseline": 0.6012, "proposed": 0.7654}
+BASELINE_TITLES = {"LeNet5": "LeNet-5"}
 
 DISCUSSION = """## 3) Discussion
 
@@ -160,34 +178,38 @@ def stream(text: str):
 
 
 def build(*, proposed_name="ResDropNet", with_val=True, with_test=True, discussion=DISCUSSION,
-          proposed_lr="LR", proposed_epochs="EPOCHS", proposed_as_class=True) -> nbformat.NotebookNode:
+          proposed_lr="LR", proposed_epochs="EPOCHS", proposed_as_class=True, baseline=("LeNet5", BASELINE),
+          proposed_code=PROPOSED, train_fn=TRAIN_FN, runs=(BASELINE_RUN, PROPOSED_RUN), test_acc=TEST_ACC,
+          closing=("", "")) -> nbformat.NotebookNode:
+    """One example notebook; `closing` is a line each model's training prints after its epochs."""
+    baseline_name, baseline_code = baseline
     cells = [
         new_markdown_cell("# CIFAR-10: a baseline CNN and a proposed CNN\n\nStudent: Example Student"),
         new_code_cell(SETUP),
         new_code_cell(DATA, outputs=[stream("Files already downloaded and verified\nFiles already downloaded and verified\n")]),
-        new_markdown_cell("## 1) Two CNN models\n\n### Baseline model: LeNet-5"),
-        new_code_cell(BASELINE),
+        new_markdown_cell(f"## 1) Two CNN models\n\n### Baseline model: {BASELINE_TITLES.get(baseline_name, baseline_name)}"),
+        new_code_cell(baseline_code),
     ]
     if proposed_as_class:
-        cells += [new_markdown_cell(f"### Proposed model: {proposed_name}"), new_code_cell(PROPOSED.replace("{name}", proposed_name))]
+        cells += [new_markdown_cell(f"### Proposed model: {proposed_name}"), new_code_cell(proposed_code.replace("{name}", proposed_name))]
     else:
         cells += [new_markdown_cell("### Proposed model"), new_code_cell(
             "proposed_net = nn.Sequential(\n    nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),\n"
             "    nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),\n    nn.Flatten(), nn.Linear(64 * 8 * 8, 10))")]
     cells += [
         new_markdown_cell("## 2) Training with the same optimization configuration"),
-        new_code_cell(TRAIN_FN.replace("{log}", LOG_FULL if with_val else LOG_NO_VAL)),
+        new_code_cell(train_fn.replace("{log}", LOG_FULL if with_val else LOG_NO_VAL)),
         new_markdown_cell("### Training the baseline"),
-        new_code_cell("baseline = LeNet5()\nbaseline = train_model(baseline, train_loader, valid_loader, epochs=EPOCHS, lr=LR)",
-                      outputs=[stream(log_lines(BASELINE_RUN, with_val))]),
+        new_code_cell(f"baseline = {baseline_name}()\nbaseline = train_model(baseline, train_loader, valid_loader, epochs=EPOCHS, lr=LR)",
+                      outputs=[stream(log_lines(runs[0], with_val) + closing[0])]),
         new_markdown_cell("### Training the proposed model"),
     ]
     build_proposed = f"proposed = {proposed_name}()" if proposed_as_class else "proposed = proposed_net"
     cells.append(new_code_cell(
         f"{build_proposed}\nproposed = train_model(proposed, train_loader, valid_loader, epochs={proposed_epochs}, lr={proposed_lr})",
-        outputs=[stream(log_lines(PROPOSED_RUN, with_val))]))
+        outputs=[stream(log_lines(runs[1], with_val) + closing[1])]))
     if with_test:
-        test_text = "".join(f"{label} test accuracy: {TEST_ACC[key]:.2%}\n" for key, label in (("baseline", "Baseline"), ("proposed", "Proposed")))
+        test_text = "".join(f"{label} test accuracy: {test_acc[key]:.2%}\n" for key, label in (("baseline", "Baseline"), ("proposed", "Proposed")))
         cells += [new_markdown_cell("### Test accuracy"), new_code_cell(
             'for name, model in [("Baseline", baseline), ("Proposed", proposed)]:\n'
             '    test_loss, test_acc = evaluate(model, test_loader)\n    print(f"{name} test accuracy: {test_acc:.2%}")',
@@ -199,6 +221,9 @@ def build(*, proposed_name="ResDropNet", with_val=True, with_test=True, discussi
     return nb
 
 
+# Validation accuracy that peaks before the last epoch: the restored weights are not the last ones.
+BEST_VAL_RUNS = (run((1.98, 1.71, 0.372), (0.95, 1.19, 0.597), peak=9), run((1.52, 1.28, 0.538), (0.47, 0.72, 0.771), peak=8))
+
 EXAMPLES = {
     "complete": dict(),
     "missing_discussion": dict(discussion="## 3) Discuss the results and summarize the findings\n\n(Add text here)"),
@@ -207,14 +232,42 @@ EXAMPLES = {
     "missing_test_accuracy": dict(with_test=False),
     "different_config": dict(proposed_lr="0.001", proposed_epochs="20"),
     "one_cnn_class": dict(proposed_as_class=False),
+    # The comparative study (issue 13): what differs between the models, and what the discussion says.
+    "batchnorm_ablation": dict(proposed_name="LeNet5BN", proposed_code=LENET5_BN, discussion=BATCHNORM_DISCUSSION,
+                               runs=(BASELINE_RUN, run((1.71, 1.49, 0.462), (0.88, 1.03, 0.641))),
+                               test_acc={"baseline": 0.6012, "proposed": 0.6418}),
+    "residual_ablation": dict(baseline=("PlainCNN", PLAIN_CNN), proposed_name="SkipNet", proposed_code=SKIP_CNN,
+                              discussion=RESIDUAL_DISCUSSION,
+                              runs=(run((2.12, 1.93, 0.281), (0.86, 0.95, 0.667)), run((1.79, 1.55, 0.437), (0.69, 0.83, 0.714))),
+                              test_acc={"baseline": 0.6683, "proposed": 0.7129}),
+    "credits_missing_component": dict(proposed_name="WideLeNet", proposed_code=WIDE_LENET, discussion=MISSING_COMPONENT_DISCUSSION,
+                                      runs=(BASELINE_RUN, run((1.74, 1.46, 0.478), (0.55, 0.98, 0.684))),
+                                      test_acc={"baseline": 0.6012, "proposed": 0.6791}),
+    "wrong_winner": dict(discussion=WRONG_WINNER_DISCUSSION),
+    "best_val_selection": dict(train_fn=with_best_val(TRAIN_FN), discussion=BEST_VAL_DISCUSSION, runs=BEST_VAL_RUNS,
+                               test_acc={"baseline": 0.5947, "proposed": 0.7571},
+                               closing=tuple(f"Restored the weights with the best validation accuracy ({max(a for *_, a in r):.2%})\n"
+                                             for r in BEST_VAL_RUNS)),
 }
+
+
+def keep_cell_ids(nb: nbformat.NotebookNode, path: Path) -> None:
+    """The ids of the notebook already written (nbformat draws new ones): regenerating changes nothing
+    that did not change."""
+    if path.exists():
+        old = nbformat.read(path, as_version=4).cells
+        if len(old) == len(nb.cells):
+            for cell, before in zip(nb.cells, old):
+                cell.id = before.id
 
 
 def main() -> None:
     for name, options in EXAMPLES.items():
         nb = build(**options)
+        path = HERE / f"{name}.ipynb"
+        keep_cell_ids(nb, path)
         nbformat.validate(nb)
-        (HERE / f"{name}.ipynb").write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
+        path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
         print(f"wrote submissions/{name}.ipynb")
 
 

@@ -66,8 +66,8 @@ def test_complete_example_passes(tmp_path):
     assert "::error" not in result.output
     assert summary.read_text().startswith("# Feedback for assignment")
     xml, suite = suite_of(tmp_path / "junit.xml")
-    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (7, 0, 0, 0)
-    assert [outcome(c) for c in suite] == ["passed"] * 7
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (8, 0, 0, 0)
+    assert [outcome(c) for c in suite] == ["passed"] * 8  # the optional best_val_selection: informational, not met
     assert (REPO / "grader-results").exists() is False and (repo / "grader-results" / "result.json").exists()
 
 
@@ -76,8 +76,8 @@ def test_junit_of_a_failing_notebook_counts_and_names_the_failure(tmp_path):
     result = run_ci(repo, "--junit", tmp_path / "junit.xml")
     assert result.exit_code == 1
     xml, suite = suite_of(tmp_path / "junit.xml")
-    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (7, 1, 0, 0)
-    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (7, 1, 0, 0)
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (8, 1, 0, 0)
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (8, 1, 0, 0)
     assert suite.name == "grader: hw/hw3.ipynb" and suite._elem.get("file") == "hw/hw3.ipynb"
     assert suite.timestamp and float(suite.time) >= 0 and xml.time == suite.time
     failed = [c for c in suite if outcome(c) == "failure"]
@@ -118,7 +118,7 @@ def test_junit_skipped_and_informational_checks(tmp_path, failing_result):
     path = tmp_path / "junit.xml"
     path.write_text(junit_xml(dataclasses.replace(failing_result, checks=checks), "hw3.ipynb"))
     xml, suite = suite_of(path)
-    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (7, 0, 0, 1)
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (8, 0, 0, 1)
     by_name = {c.name: c for c in suite}
     skipped = by_name["Both models trained with the same configuration"]
     assert outcome(skipped) == "skipped" and skipped.result[0].message == "the budget is too small to tell"

@@ -48,12 +48,13 @@ def test_csv_has_total_max_and_a_column_per_check_under_its_title(graded):
     assert rows[0][5:] == ["The notebook can be read", "Two CNN classes: a baseline and a proposed model",
                            "The proposed model has a name of its own", "Training and validation losses reported",
                            "Validation and test accuracies reported", "Discussion: which model is better and why",
-                           "Both models trained with the same configuration"]  # no run checks under --no-train
+                           "Both models trained with the same configuration",
+                           "The final model is the best on the validation set (optional)"]  # no run checks under --no-train
     by_student = {r[0]: r for r in rows[1:]}
     assert list(by_student) == ["'@carl", "ann", "bob", "erin"]  # a leading @ would be a formula in a spreadsheet
     assert by_student["bob"][:5] == ["bob", "graded", "67", "70", "70"] and by_student["bob"][10] == "12"
     assert by_student["ann"][1:5] == ["graded", "70", "70", "70"]
-    assert by_student["erin"][:5] == ["erin", "error", "0", "70", "70"] and by_student["erin"][6:] == [""] * 6
+    assert by_student["erin"][:5] == ["erin", "error", "0", "70", "70"] and by_student["erin"][6:] == [""] * 7
 
 
 def test_canvas_without_a_roster_puts_the_graders_id_in_sis_login_id(graded):

@@ -13,11 +13,12 @@ from grader.analysis.discussion import Discussion, find_discussion
 from grader.analysis.metrics import METRICS, Reported, extract_reported, first_metric_cell
 from grader.analysis.models import Definitions, ModelClass, collect_definitions, find_model_classes
 from grader.analysis.roles import Role, assign_roles, pick_pair
+from grader.analysis.selection import Selection, find_selection
 from grader.analysis.source import ParsedCell, parse_cells, walk_top_level
 from grader.analysis.usage import Usage, analyze_usage
 from grader.notebook import Notebook
 
-__all__ = ["Analysis", "AnalyzedModel", "FoundModel", "OtherModel", "SameConfig", "analyze", "METRICS", "Reported"]
+__all__ = ["Analysis", "AnalyzedModel", "FoundModel", "OtherModel", "SameConfig", "Selection", "analyze", "METRICS", "Reported"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class Analysis:
     definitions: Definitions
     cells: tuple[ParsedCell, ...]
     usage: Usage
+    selection: Selection = Selection()
+    """How the notebook chooses its final weights (a best-validation checkpoint, early stopping)."""
 
     def model(self, name: str | None) -> AnalyzedModel | None:
         return next((m for m in self.models if m.name == name), None)
@@ -134,6 +137,7 @@ def analyze(notebook: Notebook) -> Analysis:
         definitions=defs,
         cells=cells,
         usage=usage,
+        selection=find_selection(cells, defs, usage),
     )
 
 

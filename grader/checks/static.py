@@ -68,6 +68,10 @@ def proposed_named(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Ve
     cell, name = proposed.model.cell, proposed.name
     if rubric.is_generic_name(name):
         return Verdict(False, f"the proposed model is called '{name}', a generic name", cell=cell)
+    pattern = rubric.assignment.proposed_name_pattern
+    if not rubric.matches_name_pattern(name):
+        return Verdict(False, f"the proposed model is called '{name}', which does not match the name the assignment "
+                              f"asks for (the pattern {pattern})", cell=cell)
     return Verdict(True, f"the proposed model is named '{name}'", cell=cell)
 
 
@@ -124,6 +128,40 @@ def same_config(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdi
     return Verdict(bool(c.same), c.detail, cell=_training_cell(analysis))
 
 
+_SPLIT_WORDS = {"validation": "the validation set", "test": "the test set", "unknown": "a metric whose split the grader cannot tell"}
+
+
+def best_val_selection(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
+    """Optional: the final model is the epoch that did best on validation (a checkpoint restored, or early stopping)."""
+    s = analysis.selection
+    if s.kind == "none":
+        return Verdict(False, "no best-validation checkpoint or early stopping was found: each model keeps its last "
+                              "epoch's weights (optional)", cell=_training_cell(analysis))
+    on = f"{_SPLIT_WORDS[s.split]} ({s.metric})" if s.metric else _SPLIT_WORDS[s.split]
+    if s.split == "test":
+        return Verdict(False, f"the final model is chosen on {on} at {s.where}: choosing on the test set leaks it "
+                              "into training; choose on the validation set", cell=s.cell)
+    if s.kind == "early_stopping":
+        restores = " and restores the best weights" if s.restored else ""
+        return Verdict(True, f"training stops early on {on}{restores} ({s.where})", cell=s.cell)
+    if not s.restored:
+        return Verdict(False, f"the best checkpoint on {on} is saved ({s.where}) but never loaded back: the model "
+                              "evaluated is the last epoch's", 0.5, s.cell)
+    pair = [m for m in (analysis.baseline, analysis.proposed) if m]
+    missing = [m for m in pair if m not in s.restored_for] if s.restored_for else []
+    if missing:
+        return Verdict(False, f"the best checkpoint on {on} ({s.where}) is restored for {', '.join(s.restored_for)} "
+                              f"but not for {', '.join(missing)}", 0.5, s.cell)
+    return Verdict(True, f"the best checkpoint on {on} is saved ({s.where}) and restored (cell {s.restore_cell} "
+                         f"line {s.restore_line})", cell=s.cell)
+
+
+def selection_flags(analysis: Analysis) -> list[str]:
+    """Choosing the final model on the test set: test-set leakage, for the instructor to see."""
+    s = analysis.selection
+    return [f"test-set leakage: the best epoch is chosen on the test set ({s.where})"] if s.split == "test" else []
+
+
 def guessed_role_flags(analysis: Analysis) -> list[str]:
     """The baseline or proposed role the grader had to guess: worth an instructor's look."""
     return [
@@ -141,8 +179,9 @@ JUDGES: dict[str, Judge] = {
     "accuracies_reported": _reported_check(("val_acc", "test_acc"), ("validation accuracy", "test accuracy")),
     "discussion": discussion,
     "same_config": same_config,
+    "best_val_selection": best_val_selection,
 }
 """The judge of every static check in the registry (tests/test_check.py holds the two in step)."""
 
 
-__all__ = ["JUDGES", "guessed_role_flags", "static_checks", "unreadable"]
+__all__ = ["JUDGES", "guessed_role_flags", "selection_flags", "static_checks", "unreadable"]

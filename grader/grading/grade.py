@@ -18,7 +18,7 @@ from grader.analysis import Analysis, analyze
 from grader.analysis.similarity import model_signature
 from grader.checks import CheckResult
 from grader.checks.run import RunFacts, run_checks
-from grader.checks.static import guessed_role_flags, static_checks, unreadable
+from grader.checks.static import guessed_role_flags, selection_flags, static_checks, unreadable
 from grader.errors import NotebookError
 from grader.grading.result import GradeResult, Provenance, grade_fingerprint, sha256_file
 from grader.notebook import Notebook, load_notebook
@@ -82,7 +82,8 @@ def _with_analysis(result: GradeResult, analysis: Analysis, checks: tuple[CheckR
         reported=dict(analysis.reported), config=analysis.config, discussion=analysis.discussion,
         student_settings={name: dict(analysis.usage.settings.get(name, {})) for name in pair},
         signature=model_signature(analysis.definitions, analysis.proposed or ""),
-        flags=tuple(guessed_role_flags(analysis)), warnings=analysis.warnings,
+        selection=analysis.selection,
+        flags=tuple(guessed_role_flags(analysis) + selection_flags(analysis)), warnings=analysis.warnings,
     )
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from grader.analysis import Discussion, FoundModel, Reported, SameConfig
+from grader.analysis import Discussion, FoundModel, Reported, SameConfig, Selection
 from grader.analysis.similarity import Signature
 from grader.checks import CheckResult
 from grader import __version__
@@ -89,6 +89,8 @@ class GradeResult:
     config: SameConfig | None = None
     """Whether both models were trained the same way."""
     discussion: Discussion | None = None
+    selection: Selection | None = None
+    """How the notebook chooses its final weights: a best-validation checkpoint, early stopping, or none."""
     student_settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """The optimization settings the notebook used, per model (to judge reported vs reproduced)."""
     runs: Mapping[str, ModelRun] = field(default_factory=dict)
