@@ -26,13 +26,17 @@ def factor_values(arch: Architecture) -> dict[Factor, str]:
     return {
         "depth": f"{arch.depth} ({arch.conv_layers} conv, {arch.linear_layers} linear)",
         "width": _widths(arch.widths),
-        "normalization": f"{', '.join(arch.norms)} ({arch.norm_layers} layers)" if arch.norms else "none",
-        "dropout": f"{arch.dropout_layers} layers" if arch.dropout_layers else "none",
+        "normalization": f"{', '.join(arch.norms)} ({_layers(arch.norm_layers)})" if arch.norms else "none",
+        "dropout": _layers(arch.dropout_layers) if arch.dropout_layers else "none",
         "residual": str(arch.residual) if arch.residual else "none",
         "pooling": ", ".join(arch.pooling) or "none",
         "activation": ", ".join(arch.activations) or "none",
         "size": _size(arch),
     }
+
+
+def _layers(n: int) -> str:
+    return f"{n} layer" + ("" if n == 1 else "s")
 
 
 def _widths(widths: tuple[int, ...]) -> str:
@@ -76,12 +80,19 @@ def _factor_table(result: GradeResult, baseline: Architecture, proposed: Archite
     for factor in FACTORS:
         mark = "**" if factor in differing else ""  # the factors that differ stand out
         lines.append(f"| {mark}{_FACTOR_NAMES[factor]}{mark} | {md(before[factor])} | {md(after[factor])} |")
-    lines += ["", "Differences: " + ("; ".join(md(d.text) for d in found) if found else "none: the two models are built alike.")]
+    lines += ["", "How the proposed model differs:", "", *[f"- {_item(d.text)}" for d in found]] if found else [
+        "", "The two models are built alike: no factor differs."]
     ablated = clean_ablation(found)
     if ablated:
         lines += ["", f"This is **a clean ablation of {ablated}**: the models differ in that one factor (size aside), "
                       "so the effect below can be attributed to it."]
     return lines
+
+
+def _item(text: str) -> str:
+    """A difference as a list item: an arrow Markdown keeps, and a leading + or - that starts no list."""
+    item = md(text.replace("->", "\u2192"))
+    return "\\" + item if item.startswith(("+", "-")) else item
 
 
 def _effect_table(result: GradeResult) -> list[str]:
