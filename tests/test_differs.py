@@ -234,3 +234,12 @@ def test_the_complete_examples_page_shows_what_differs_and_the_effect(complete, 
     assert "<li>+ BatchNorm2d (6 layers)</li>" in html and "<li>depth 5\u21927 weight layers (6 conv, 1 linear)</li>" in html
     assert "larger than the seed-to-seed spread of about 1 point" in html
     assert grey["with"] - grey["without"] > 40_000  # the header rows of the factor table and of the effect's
+
+
+@pytest.mark.parametrize("spread", ["-0.01", "1.5"])
+def test_a_seed_spread_outside_a_fraction_is_a_rubric_error_saying_what_to_write(spread):
+    from grader.errors import RubricError
+    from grader.rubric import parse_rubric
+
+    with pytest.raises(RubricError, match=r"references.seed_spread must be a fraction .* \(0.01 is one point\)"):
+        parse_rubric({"assignment": {}, "references": {"seed_spread": float(spread)}}, source="r.toml")
