@@ -60,6 +60,21 @@ def main() -> None:
         print(f"| {check.id} | {' | '.join(cells)} | {'-' if spread is None else f'{spread:.2f}'} |")
     totals = [r.score / r.max_score * 100 if r.max_score else 0.0 for r in results]
     print(f"| total (of 100) | {' | '.join(f'{t:.2f}' for t in totals)} | {max(totals) - min(totals):.2f} |")
+    _accuracy_spreads(results)
+
+
+def _accuracy_spreads(results) -> None:
+    """Each model's test-accuracy spread (points) and the proposed-minus-baseline gap's: what the
+    rubric's references.seed_spread stands for."""
+    print("\ntest accuracy spread across seeds (points, max - min):")
+    series = {name: [r.runs[name].test_accuracy if name in r.runs else None for r in results] for name in results[0].runs}
+    series |= {f"{n} (ref)": [r.references[n].test_accuracy if n in r.references else None for r in results]
+               for n in results[0].references}
+    series["gap (proposed - baseline)"] = [r.effect.test_accuracy if r.effect else None for r in results]
+    for name, values in series.items():
+        known = [v for v in values if v is not None]
+        spread = f"{(max(known) - min(known)) * 100:.1f}" if len(known) == len(values) else "-"
+        print(f"  {name}: {spread}")
 
 
 def _points(check) -> str:

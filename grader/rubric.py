@@ -81,6 +81,9 @@ class References:
     min_separation: float = 0.05
     """The strong reference must beat the baseline reference by this much in test accuracy for the
     scale between them (proposed_vs_references) to be scored: a shorter scale grades noise."""
+    seed_spread: float = 0.01
+    """How far one model's test accuracy moves between training seeds (a fraction; bench/bench_stability.py,
+    BENCHMARKS.md): the feedback calls a proposed-minus-baseline gap within it noise. Not scored."""
 
 
 @dataclass(frozen=True)
@@ -177,12 +180,16 @@ def parse_rubric(table: Mapping[str, Any], *, source: str, sha256: str = "") -> 
         )
     assignment = from_mapping(Assignment, table["assignment"], "assignment")
     _check_pattern(assignment.proposed_name_pattern, "assignment.proposed_name_pattern", source)
+    references = from_mapping(References, table.get("references", {}), "references")
+    if not 0 <= references.seed_spread < 1:
+        raise RubricError(f"references.seed_spread must be a fraction of test accuracy from 0 to 1 (0.01 is one point) "
+                          f"in rubric {source}")
     return Rubric(
         assignment=assignment,
         data=data,
         train=train,
         quick=quick,
-        references=from_mapping(References, table.get("references", {}), "references"),
+        references=references,
         checks=_parse_checks(table.get("checks", {}), source),
         source=source,
         sha256=sha256,

@@ -153,3 +153,28 @@ def __init__(self):
     super().__init__()
     raise ValueError("\\x1b[2J\\x1b[31mall clear\\x1b[0m <script>alert('hi')</script> [click](javascript:alert(1))")
 '''
+
+# Rewrites the architecture in its own report (json.dump is the child's writer and is not sealed):
+# a huge one, one with names of its own, or one of the wrong types. The rest of the report is honest.
+ANATOMY = '''
+def __init__(self):
+    super().__init__()
+    import json
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+    lies = {
+        "huge": {"conv_layers": 3, "widths": [64] * 200_000, "norms": ["<img src=x onerror=alert(1)>" * 50] * 2000},
+        "names": {"conv_layers": 1, "widths": [8], "norms": ["BatchNorm2d", "=HYPERLINK(1)"], "pooling": ["<b>x</b>"]},
+        "malformed": {"conv_layers": [1], "widths": "wide"},
+    }
+    dump = json.dump
+
+    def rewrite(data, *args, **kwargs):
+        if isinstance(data, dict) and "anatomy" in data:
+            data = {**data, "anatomy": lies[LIE]}
+        return dump(data, *args, **kwargs)
+
+    json.dump = rewrite
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1))
+'''

@@ -245,6 +245,17 @@ def test_output_that_crashed_the_grader_is_that_models_failure(each_isolation, b
     assert list(runs.iterdir()) == []  # even 3,000 nested folders are removed
 
 
+def test_an_architecture_the_child_made_up_is_dropped_or_cleaned(isolation):
+    """The architecture crosses the trust boundary: implausible -> dropped (the check still passes),
+    names of its own -> 'other', wrong types -> the report is invalid, as for any other key."""
+    huge = attack(isolation, attacks.ANATOMY, "LIE = 'huge'")
+    assert huge.passed and huge.architecture is None
+    named = attack(isolation, attacks.ANATOMY, "LIE = 'names'")
+    assert named.passed and (named.architecture.norms, named.architecture.pooling) == (("BatchNorm2d", "other"), ("other",))
+    malformed = attack(isolation, attacks.ANATOMY, "LIE = 'malformed'")
+    assert not malformed.passed and malformed.kind == "invalid" and "anatomy.conv_layers" in malformed.message
+
+
 def test_a_progress_file_too_deep_to_read_does_not_stop_the_grader(each_isolation):
     check = attack(each_isolation, attacks.OUTPUT_BOMB, "BOMB = 'progress'")
     assert check.passed, check.message

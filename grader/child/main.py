@@ -79,6 +79,7 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
     import numpy as np
     import torch
 
+    from grader.child import anatomy
     from grader.child.runtime import ModelError, logits_of
     from grader.child.train import TrainingData, train  # the trainer is in place before any student code runs
 
@@ -87,7 +88,8 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
             optimizer([torch.zeros(1, requires_grad=True)], lr=0.1)
     me = sys.modules[__name__]
     untouched = _refuse_if_changed(Seal(guarded(torch, request.task) + [(me, n) for n in (
-        "_count", "_meta_params", "_forward", "_train", "_refuse_if_too_big", "_write_json")]))
+        "_count", "_meta_params", "_forward", "_train", "_refuse_if_too_big", "_write_json", "_anatomy")]
+        + [(anatomy, "measure")]))
     torch.manual_seed(request.seed)
     module = _import_module(os.path.join(in_dir, SUBMISSION))
     cls = getattr(module, request.model.name, None)
@@ -108,10 +110,23 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
     except ModelError as e:
         raise _Refused("not_tensor", str(e)) from None
     untouched()
+    anatomy = _anatomy(torch, model, batch)
+    untouched()
     if logits.is_floating_point() or logits.dtype in (torch.int64, torch.int32, torch.bool):
         np.save("out/logits.npy", logits.detach().float().cpu().numpy())
     return progress.final(ok=True, kind="ok", out_shape=tuple(logits.shape),
-                          out_dtype=str(logits.dtype).replace("torch.", ""), logits_note=note)
+                          out_dtype=str(logits.dtype).replace("torch.", ""), logits_note=note, anatomy=anatomy)
+
+
+def _anatomy(torch, model, batch):
+    """The model's layers, from a second forward pass of the batch; None when that pass fails: the
+    check passed on the first, and a description is not worth failing it."""
+    from grader.child import anatomy
+
+    try:
+        return anatomy.measure(torch, model, batch)
+    except Exception:
+        return None
 
 
 def _refuse_if_changed(seal: Seal):

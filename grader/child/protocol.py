@@ -153,6 +153,27 @@ class History:
 
 
 @dataclass(frozen=True)
+class Anatomy:
+    """What the built model is made of, as the child measured it on the check batch
+    (grader/child/anatomy.py). Untrusted like the rest of the report: the parent bounds and cleans
+    it (grader.sandbox.models_run.measured_architecture) into an analysis Architecture."""
+
+    conv_layers: int = 0
+    """Convolution calls in one forward pass."""
+    linear_layers: int = 0
+    widths: tuple[int, ...] = ()
+    """Output channels of each convolution call, in order."""
+    norms: tuple[str, ...] = ()
+    """Normalization kinds, as torch.nn class names, sorted."""
+    norm_layers: int = 0
+    dropout_layers: int = 0
+    residual: int = 0
+    """Additions of two same-shape tensors both computed from the input: skip connections."""
+    pooling: tuple[str, ...] = ()
+    activations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Report:
     """What the child says happened to one model: how far it got and what it measured."""
 
@@ -184,9 +205,11 @@ class Report:
     """How the logits were found in a forward that returns a tuple or list ('' for a tensor)."""
     history: History | None = None
     """train: the run, without validation or test metrics."""
+    anatomy: Anatomy | None = None
+    """check: the layers and skip connections of the forward pass; None when they could not be measured."""
     attempts: tuple[str, ...] = ()
     """What the code tried that the sandbox forbids (connections, process spawns), from audit events."""
 
 
-__all__ = ["CHECK_BATCH", "EpochRecord", "History", "ModelSpec", "OUTPUTS", "PHASES", "PHASE_LABELS", "PROGRESS",
+__all__ = ["Anatomy", "CHECK_BATCH", "EpochRecord", "History", "ModelSpec", "OUTPUTS", "PHASES", "PHASE_LABELS", "PROGRESS",
            "REQUEST", "RESULT", "Report", "Request", "SUBMISSION", "TRAIN_INPUTS", "Task"]

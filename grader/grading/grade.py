@@ -25,6 +25,7 @@ from grader.notebook import Notebook, load_notebook
 from grader.rubric import Budget, Rubric
 from grader.training.context import RunIdentity, TrainingContext, prepare_training
 from grader.training.progress import OnProgress
+from grader.training.effect import effect_of
 from grader.training.retrain import retrain_submission
 
 
@@ -96,6 +97,8 @@ def _with_runs(result: GradeResult, notebook: Notebook, analysis: Analysis, rubr
     unscored = sum(rubric.checks[c.id].points for c in scored.checks if not c.scored)  # the budget could not tell
     return replace(
         result, checks=result.checks + scored.checks, runs=dict(retrained.runs), references=dict(ctx.references),
+        effect=effect_of(retrained.runs.get(analysis.baseline or ""), retrained.runs.get(analysis.proposed or ""),
+                         rubric.references.seed_spread),
         max_score=round(result.max_score - unscored, 2),
         flags=result.flags + scored.flags + retrained.flags, warnings=result.warnings + retrained.warnings,
         provenance=replace(result.provenance, run=ctx.provenance()),

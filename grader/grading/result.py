@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from grader.analysis import Discussion, FoundModel, Reported, SameConfig, Selection
+from grader.analysis.architecture import Architecture
 from grader.analysis.similarity import Signature
 from grader.checks import CheckResult
 from grader import __version__
 from grader.rubric import Budget, Rubric
 from grader.training.context import RunIdentity, RunProvenance
+from grader.training.effect import Effect
 from grader.training.runs import ModelRun
 from grader.typed import from_plain, to_plain
 
@@ -97,6 +99,8 @@ class GradeResult:
     """What the grader's retraining measured, per model class."""
     references: Mapping[str, ModelRun] = field(default_factory=dict)
     """Reference networks trained under the same config."""
+    effect: Effect | None = None
+    """The proposed model minus the baseline, as retrained, against the seed-to-seed spread."""
     signature: Signature = field(default_factory=Signature)
     """The proposed model's, for finding near-identical submissions."""
     flags: tuple[str, ...] = ()
@@ -135,6 +139,11 @@ class GradeResult:
             raise ValueError(f"not a {SCHEMA} result (schema {schema!r})")
         fields = {k: v for k, v in data.items() if k not in ("schema", "score")}  # the score is derived
         return from_plain(cls, fields, "result")
+
+
+def architectures_of(result: GradeResult) -> dict[str, Architecture]:
+    """Each model's architecture as the grader knows it: measured in the sandbox (runs[name].architecture)."""
+    return {name: run.architecture for name, run in result.runs.items() if run.architecture is not None}
 
 
 def _from_v1(old: Mapping[str, Any]) -> dict:
@@ -228,4 +237,4 @@ def load_result(path: Path) -> GradeResult | None:
         return None
 
 
-__all__ = ["FILE_MODE", "GradeResult", "Provenance", "SCHEMA", "grade_fingerprint", "load_result", "sha256_file", "write_atomic"]
+__all__ = ["FILE_MODE", "GradeResult", "architectures_of", "Provenance", "SCHEMA", "grade_fingerprint", "load_result", "sha256_file", "write_atomic"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from grader.grading.result import GradeResult, sha256_file, write_atomic
 from grader.report.budget import budget_lines
 from grader.report.curves import learning_curves_png
+from grader.report.differs import what_differs_markdown
 from grader.report.notebook_html import notebook_html
 from grader.report.page import Page, markdown_page, render_page
 from grader.report.status import CheckView, check_view
@@ -102,6 +103,7 @@ def _details_markdown(result: GradeResult) -> list[str]:
     pair = [n for n in (result.baseline, result.proposed) if n]
     if pair:
         lines += _reported_vs_reproduced(result, pair)
+    lines += what_differs_markdown(result)
     if result.references or result.runs:
         lines += ["", "## Against the references (same data, same config)", "", "| Network | Test accuracy | Parameters |", "|---|---|---|"]
         rows = [(f"{n} (reference)", r) for n, r in result.references.items()] + [(f"{n} (yours)", r) for n, r in result.runs.items()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 from grader.grading.result import GradeResult
+from grader.report.differs import FACTOR_COLUMNS, factor_cells
 from grader.report.spreadsheet import Cell, csv_text
 
 
@@ -24,7 +25,7 @@ def gradebook_csv(results: Iterable[GradeResult], check_ids: Iterable[str], simi
     rows: list[list[Cell]] = [[
         "student", "status", "total", "max", "max_scored", *check_ids, "baseline", "proposed",
         "reported_test_acc_baseline", "reported_test_acc_proposed",
-        "reproduced_test_acc_baseline", "reproduced_test_acc_proposed", "flags", "similar_to", "error", "overridden",
+        "reproduced_test_acc_baseline", "reproduced_test_acc_proposed", *FACTOR_COLUMNS, "flags", "similar_to", "error", "overridden",
     ]]
     for r in sorted(results, key=lambda r: r.student):
         points = {c.id: c.points for c in r.checks}
@@ -33,7 +34,7 @@ def gradebook_csv(results: Iterable[GradeResult], check_ids: Iterable[str], simi
         reproduced = [r.runs[name].test_accuracy if name in r.runs else None for name in pair]
         rows.append([
             r.student, r.status, r.score, maximum, r.max_score, *[points.get(i) for i in check_ids],
-            *pair, *map(_acc, reported), *map(_acc, reproduced),
+            *pair, *map(_acc, reported), *map(_acc, reproduced), *factor_cells(r),
             " | ".join(r.flags), " ".join(similar.get(r.student, [])), r.error or "",
             " ".join(c.id for c in r.checks if c.overridden_from is not None),
         ])

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from grader.child.protocol import CHECK_BATCH, Report, Request
+from grader.analysis.architecture import Architecture
+from grader.child.anatomy import KINDS
+from grader.child.protocol import CHECK_BATCH, Anatomy, Report, Request
 from grader.notebook import Notebook
 from grader.sandbox.extract import Extraction, extract_models
 from grader.sandbox.files import ArraySpec
@@ -43,6 +45,8 @@ class ModelCheck:
     """Parameters, counted by the child."""
     flops_per_image: int | None = None
     """Floating-point operations of one forward pass per image (conv and linear layers)."""
+    architecture: Architecture | None = None
+    """What the built model is made of, measured on its forward pass; None when unmeasured or implausible."""
     note: str = ""
     """A remark that does not fail the check (a tuple output, a softmax at the end)."""
     child: ChildResult | None = None
@@ -102,7 +106,8 @@ def judge(run: ChildRun, built_as: str, max_flops: int | None = None) -> ModelCh
     """Turn the child's account into a pass or a failure a student can act on."""
     report = run.report or Report(run.name)
     common = dict(name=run.name, built_as=report.built_as or built_as, params=report.params,
-                  flops_per_image=report.flops_per_image, child=run.child)
+                  flops_per_image=report.flops_per_image, child=run.child,
+                  architecture=measured_architecture(report.anatomy, report.params, report.flops_per_image))
     if run.failure:
         kind = run.child.status if not run.child.ok else report.kind or "exception"
         return ModelCheck(passed=False, kind=kind, message=run.failure, **common)
@@ -114,6 +119,37 @@ def judge(run: ChildRun, built_as: str, max_flops: int | None = None) -> ModelCh
     notes = [f"{run.name}: {text}" for text in (report.logits_note, remark) if text]
     return ModelCheck(passed=not problem, kind="shape" if problem else "ok", message=f"{run.name}: {problem}" if problem else "",
                       note="; ".join(notes), **common)
+
+
+# The most a real model of this assignment could have (max_params is 50 million at most): a report
+# beyond these was written by the student's code, not measured, and is dropped whole.
+MAX_LAYERS = 10_000
+MAX_WIDTH = 1_000_000
+
+
+def measured_architecture(anatomy: Anatomy | None, params: int | None, flops: int | None) -> Architecture | None:
+    """The child's account of the model as an Architecture, or None when it is implausible.
+
+    The child ran the student's code, so its report is untrusted: its types were checked on
+    reading (grader.typed); here counts and widths must be in range, and kind names not in the
+    torch.nn allow-list (KINDS) become 'other', so nothing a student wrote is ever shown.
+    """
+    if anatomy is None:
+        return None
+    counts = (anatomy.conv_layers, anatomy.linear_layers, anatomy.norm_layers, anatomy.dropout_layers, anatomy.residual)
+    if not all(0 <= n <= MAX_LAYERS for n in counts) or len(anatomy.widths) > MAX_LAYERS \
+            or not all(1 <= w <= MAX_WIDTH for w in anatomy.widths):
+        return None
+    return Architecture("run", conv_layers=anatomy.conv_layers, linear_layers=anatomy.linear_layers,
+                        widths=anatomy.widths, norms=_kinds(anatomy.norms), norm_layers=anatomy.norm_layers,
+                        dropout_layers=anatomy.dropout_layers, residual=anatomy.residual,
+                        pooling=_kinds(anatomy.pooling), activations=_kinds(anatomy.activations),
+                        params=params if params is None or params >= 0 else None,
+                        flops_per_image=flops if flops is None or flops >= 0 else None)
+
+
+def _kinds(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({name if name in KINDS else "other" for name in names}))
 
 
 def _check_logits(logits: Any, report: Report) -> tuple[str, str]:
@@ -146,4 +182,4 @@ def _npy_bytes(array) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["ModelCheck", "ModelsRun", "check_model", "judge", "run_models"]
+__all__ = ["ModelCheck", "ModelsRun", "check_model", "judge", "measured_architecture", "run_models"]

@@ -55,7 +55,8 @@ def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx
             flags += disagreements
         else:
             run = ModelRun(name, error=check.message, params=check.params, flops_per_image=check.flops_per_image)
-        runs[name] = replace(run, gpu_seconds=gpu_seconds(run.flops_per_image or check.flops_per_image, rubric))
+        runs[name] = replace(run, gpu_seconds=gpu_seconds(run.flops_per_image or check.flops_per_image, rubric),
+                             architecture=check.architecture)
     return Retrained(checked.models, runs, checked.extraction.warnings, tuple(flags))
 
 

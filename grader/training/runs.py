@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grader.analysis.architecture import Architecture
 from grader.child.protocol import History
 
 
@@ -32,6 +33,8 @@ class ModelRun:
     gpu_seconds: float | None = None
     """An estimate of the grading budget's training time on the grading GPU (from the model's FLOPs
     and an H200's measured throughput): what a quick self-check can tell of the full run."""
+    architecture: Architecture | None = None
+    """What the model is made of, measured by the models_run child on the built model (source 'run')."""
 
     @classmethod
     def trained(cls, name: str, history: History, seconds: float | None = None, uid: int | None = None) -> "ModelRun":
