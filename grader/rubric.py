@@ -178,12 +178,12 @@ def parse_rubric(table: Mapping[str, Any], *, source: str, sha256: str = "") -> 
         raise RubricError(
             f"data.train_size + data.val_size must be positive and at most 50000 in rubric {source}"
         )
-    assignment = from_mapping(Assignment, table["assignment"], "assignment")
-    _check_pattern(assignment.proposed_name_pattern, "assignment.proposed_name_pattern", source)
     references = from_mapping(References, table.get("references", {}), "references")
     if not 0 <= references.seed_spread < 1:
         raise RubricError(f"references.seed_spread must be a fraction of test accuracy from 0 to 1 (0.01 is one point) "
                           f"in rubric {source}")
+    assignment = from_mapping(Assignment, table["assignment"], "assignment")
+    _check_pattern(assignment.proposed_name_pattern, "assignment.proposed_name_pattern", source)
     return Rubric(
         assignment=assignment,
         data=data,
