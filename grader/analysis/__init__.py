@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from grader.analysis.discussion import Discussion, find_discussion
+from grader.analysis.discussion import Discussion, find_discussion, read_claims
 from grader.analysis.metrics import METRICS, Reported, extract_reported, first_metric_cell
 from grader.analysis.models import Definitions, ModelClass, collect_definitions, find_model_classes
 from grader.analysis.roles import Role, assign_roles, pick_pair
@@ -128,7 +128,8 @@ def analyze(notebook: Notebook) -> Analysis:
         proposed=proposed,
         reported=reported,
         config=compare_config(usage, baseline, proposed),
-        discussion=find_discussion(notebook, min(starts)) if starts else Discussion(False, None),
+        discussion=read_claims(find_discussion(notebook, min(starts)), notebook, baseline, proposed) if starts
+        else Discussion(False, None),
         warnings=tuple(warnings),
         uses_magics=any(c.has_magics for c in cells),
         definitions=defs,

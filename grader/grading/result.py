@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from grader.analysis import Discussion, FoundModel, Reported, SameConfig
+from grader.analysis.architecture import Architecture
 from grader.analysis.similarity import Signature
 from grader.checks import CheckResult
 from grader import __version__
@@ -89,6 +90,9 @@ class GradeResult:
     config: SameConfig | None = None
     """Whether both models were trained the same way."""
     discussion: Discussion | None = None
+    architectures: Mapping[str, Architecture] = field(default_factory=dict)
+    """The baseline's and the proposed model's architectures as read from their code (source 'code');
+    a run's measured one (ModelRun.architecture) is the more exact where it exists."""
     student_settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """The optimization settings the notebook used, per model (to judge reported vs reproduced)."""
     runs: Mapping[str, ModelRun] = field(default_factory=dict)
