@@ -136,7 +136,7 @@ _FUNCTIONAL = {"relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "pre
 _FUNCTIONAL_MODULES = ("torch.nn.functional.", "torch.")
 
 
-def architecture_from_code(defs: Definitions, class_name: str) -> Architecture | None:
+def architecture_from_code(defs: Definitions, class_name: str, handed: tuple[str, ...] = ()) -> Architecture | None:
     """The architecture of a notebook class, read from its source (`source="code"`); None when the
     notebook does not define it.
 
@@ -144,11 +144,15 @@ def architecture_from_code(defs: Definitions, class_name: str) -> Architecture |
     block, a `conv_block` helper, a base class), as often as it calls them (`Block(32), Block(32)`:
     twice); a block built in a loop counts once, so counts are a lower bound. Widths are the literal
     output channels of convolutions; parameters and FLOPs are unknown without building the model
-    (the run-measured record has them).
+    (the run-measured record has them). `handed`: notebook classes the code hands to the class's
+    constructor (`ResNet(BasicBlock, [2, 2])`), counted once each as parts of it.
     """
     if class_name not in defs.classes:
         return None
     kinds, widths, residual = _tally(defs, class_name, ())
+    for part in (p for p in handed if p in defs.classes and p != class_name):
+        part_kinds, part_widths, part_residual = _tally(defs, part, (class_name,))
+        kinds, widths, residual = kinds + part_kinds, widths + part_widths, residual + part_residual
 
     def of(pattern: re.Pattern[str]) -> list[str]:
         return [k for k in kinds if pattern.match(k)]
@@ -202,8 +206,8 @@ def _out_channels(call: ast.Call) -> int | None:
 
 
 def _residual_additions(function: ast.FunctionDef) -> int:
-    """Additions in `function` of a saved input (a parameter, or a name or shortcut call made from
-    one before it was overwritten) to something computed: `out + x`, `out += identity`,
+    """Additions in `function` of a saved value (a parameter not yet overwritten, a copy `identity = x`
+    or a shortcut call on one) to something computed: `out + x`, `out += identity`,
     `self.block(x) + self.shortcut(x)`."""
     saved = {a.arg for a in function.args.args[1:]}  # self aside
     found = 0
@@ -213,8 +217,8 @@ def _residual_additions(function: ast.FunctionDef) -> int:
             found += isinstance(stmt.op, ast.Add) and _from_saved(stmt.value, saved) and stmt.target.id not in saved
             saved.discard(stmt.target.id)  # out += x: out is computed either way
         for target, value in _assignments(stmt):
-            if _from_saved(value, saved) and not _is_computed(value, saved):
-                saved.add(target)  # identity = x; shortcut = self.downsample(x)
+            if isinstance(value, ast.Name) or (_from_saved(value, saved) and not _is_computed(value, saved)):
+                saved.add(target)  # identity = x (whatever x holds by then); shortcut = self.downsample(x)
             else:
                 saved.discard(target)  # x = self.conv(x): x is no longer the input
     return found

@@ -155,8 +155,9 @@ def claimed_winner(sentence: str, baseline: str | None, proposed: str | None) ->
             _, end, side = before[-1]
             if _NEGATION.search(" ".join(sentence[end:match.start()].split()[-3:])):
                 better = not better  # "X did not outperform Y" (the verb's own negation, not a clause's)
-        elif after:
+        elif after and not re.search(r"\bthan\b", sentence[match.end():after[0][0]], re.I):
             side = after[0][2]  # "the best model is X": the model after the comparison is its subject
+            # ("... were worse than the baseline" compares something else with X: no claim about X)
         else:
             continue
         return side if better else _other(side)

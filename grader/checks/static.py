@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from grader.analysis import Analysis
-from grader.analysis.architecture import Architecture, architecture_from_code, differences
+from grader.analysis.architecture import Architecture, differences
 from grader.analysis.discussion import Discussion, NamedFactor
 from grader.checks import CheckResult, Scored, Verdict, ids
 from grader.notebook import Notebook
@@ -190,9 +190,8 @@ def _retraining_note(pair: Mapping[str, str | None], better: str, retrained: Map
 
 def discussion_attributes(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
     """The factors the discussion credits against the two models' architectures read from code."""
-    archs = [architecture_from_code(analysis.definitions, name) if name else None
-             for name in (analysis.baseline, analysis.proposed)]
-    return attributes_verdict(analysis.discussion, archs[0], archs[1])
+    return attributes_verdict(analysis.discussion, analysis.architecture(analysis.baseline),
+                              analysis.architecture(analysis.proposed))
 
 
 def attributes_verdict(d: Discussion, baseline: Architecture | None, proposed: Architecture | None) -> Verdict:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from grader import __version__
 from grader.analysis import Analysis, analyze
-from grader.analysis.architecture import architecture_from_code
 from grader.analysis.similarity import model_signature
 from grader.checks import CheckResult, Scored
 from grader.checks.run import RunFacts, run_checks
@@ -81,7 +80,7 @@ def _with_analysis(result: GradeResult, analysis: Analysis, static: Scored, rubr
     return replace(
         result, checks=static.checks, max_score=round(result.max_score - _unscored(static.checks, rubric), 2), models=analysis.found(), baseline=analysis.baseline, proposed=analysis.proposed,
         reported=dict(analysis.reported), config=analysis.config, discussion=analysis.discussion,
-        architectures={name: arch for name in pair if (arch := architecture_from_code(analysis.definitions, name))},
+        architectures={name: arch for name in pair if (arch := analysis.architecture(name))},
         student_settings={name: dict(analysis.usage.settings.get(name, {})) for name in pair},
         signature=model_signature(analysis.definitions, analysis.proposed or ""),
         flags=static.flags, warnings=analysis.warnings,
