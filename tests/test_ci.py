@@ -23,6 +23,8 @@ NO_CI = {"GITHUB_ACTIONS": None, "GITLAB_CI": None, "GITHUB_WORKSPACE": None, "C
          "GITHUB_STEP_SUMMARY": None}
 GITHUB = {"GITHUB_ACTIONS": "true"}
 DISCUSSION = "Discussion: which model is better and why"
+WINNER = "The discussion names the better model, as the numbers show"
+ATTRIBUTES = "The discussion credits a real difference between the models"
 
 
 def repo_with(tmp_path, example, name="assignment.ipynb"):
@@ -66,8 +68,8 @@ def test_complete_example_passes(tmp_path):
     assert "::error" not in result.output
     assert summary.read_text().startswith("# Feedback for assignment")
     xml, suite = suite_of(tmp_path / "junit.xml")
-    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (8, 0, 0, 0)
-    assert [outcome(c) for c in suite] == ["passed"] * 8  # the optional best_val_selection: informational, not met
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (10, 0, 0, 0)
+    assert [outcome(c) for c in suite] == ["passed"] * 10  # the optional best_val_selection: informational, not met
     assert (REPO / "grader-results").exists() is False and (repo / "grader-results" / "result.json").exists()
 
 
@@ -76,12 +78,14 @@ def test_junit_of_a_failing_notebook_counts_and_names_the_failure(tmp_path):
     result = run_ci(repo, "--junit", tmp_path / "junit.xml")
     assert result.exit_code == 1
     xml, suite = suite_of(tmp_path / "junit.xml")
-    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (8, 1, 0, 0)
-    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (8, 1, 0, 0)
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (10, 3, 0, 0)
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (10, 3, 0, 0)
     assert suite.name == "grader: hw/hw3.ipynb" and suite._elem.get("file") == "hw/hw3.ipynb"
     assert suite.timestamp and float(suite.time) >= 0 and xml.time == suite.time
     failed = [c for c in suite if outcome(c) == "failure"]
-    assert [(c.name, c.classname) for c in failed] == [(DISCUSSION, "grader.discussion")]
+    assert [(c.name, c.classname) for c in failed] == [
+        (DISCUSSION, "grader.discussion"), (WINNER, "grader.discussion_names_winner"),
+        (ATTRIBUTES, "grader.discussion_attributes")]
     failure = failed[0].result[0]
     assert failure.message == "no markdown cell discusses the results after the models are trained"
     assert failure.text.startswith("Add a markdown cell that says which model performs better")
@@ -111,14 +115,14 @@ def test_junit_skipped_and_informational_checks(tmp_path, failing_result):
     # A check the budget could not score is skipped with its reason; a failing informational
     # (not required) check passes, marked as not met: neither is a failure.
     checks = tuple(
-        dataclasses.replace(c, required=False) if c.id == "discussion"
+        dataclasses.replace(c, required=False) if c.id.startswith("discussion")
         else dataclasses.replace(c, scored=False, passed=False, message="the budget is too small to tell")
         if c.id == "same_config" else c
         for c in failing_result.checks)
     path = tmp_path / "junit.xml"
     path.write_text(junit_xml(dataclasses.replace(failing_result, checks=checks), "hw3.ipynb"))
     xml, suite = suite_of(path)
-    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (8, 0, 0, 1)
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (10, 0, 0, 1)
     by_name = {c.name: c for c in suite}
     skipped = by_name["Both models trained with the same configuration"]
     assert outcome(skipped) == "skipped" and skipped.result[0].message == "the budget is too small to tell"
@@ -132,7 +136,7 @@ def test_annotations_escape_a_notebook_name_with_colon_and_comma(tmp_path):
     repo = repo_with(tmp_path, "missing_discussion", name="HW3: CNN, final.ipynb")
     result = run_ci(repo, env=GITHUB)
     assert result.exit_code == 1
-    (annotation,) = [line for line in result.output.splitlines() if line.startswith("::error")]
+    annotation, *_ = [line for line in result.output.splitlines() if line.startswith("::error")]  # the discussion's first
     assert annotation.startswith(
         "::error file=HW3%3A CNN%2C final.ipynb,title=Cell 15%3A Discussion%3A which model is better and why::"
         "no markdown cell discusses the results after the models are trained — Add a markdown cell")
@@ -160,10 +164,10 @@ def test_log_sections_on_github_gitlab_and_plain(tmp_path):
     github = run_ci(repo, env=GITHUB).output.splitlines()
     assert github.count("::group::grader: checks of assignment.ipynb") == 1
     assert github.count("::endgroup::") == 2
-    assert f"FAIL  Cell 15: {DISCUSSION} (0/15): no markdown cell discusses the results after the models are trained" in github
+    assert f"FAIL  Cell 15: {DISCUSSION} (0/5): no markdown cell discusses the results after the models are trained" in github
     plain = run_ci(repo).output.splitlines()
     assert not [line for line in plain if line.startswith("::")]  # no workflow commands outside GitHub
-    assert "== grader: checks of assignment.ipynb" in plain and plain[-1] == "assignment.ipynb: 55/70; failing: discussion"
+    assert "== grader: checks of assignment.ipynb" in plain and plain[-1] == "assignment.ipynb: 55/70; failing: discussion, discussion_names_winner, discussion_attributes"
     gitlab = run_ci(repo, env={"GITLAB_CI": "true"}).output
     assert "\x1b[0Ksection_start:" in gitlab and "\x1b[0Ksection_end:" in gitlab
     assert section("a b", ["x"], "gitlab", now=7) == [

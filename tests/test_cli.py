@@ -12,7 +12,7 @@ from grader.grading.result import GradeResult
 from nbfactory import LENET, WIDENET, code, write
 from support import SUBMISSIONS
 
-RESULT_KEYS = {"schema", "student", "notebook", "status", "error", "models", "reported", "config", "discussion", "selection", "warnings",
+RESULT_KEYS = {"schema", "student", "notebook", "status", "error", "models", "reported", "config", "discussion", "selection", "architectures", "warnings",
                "checks", "score", "max_score", "runs", "references", "flags", "provenance"}
 
 
@@ -46,8 +46,8 @@ def test_json_is_the_result_json_of_a_static_grade():
     assert set(data["models"][0]) >= {"name", "role", "is_cnn", "cell", "line"}
     assert set(data["reported"]["LeNet5"]) == {"train_loss", "val_loss", "val_acc", "test_acc", "epochs", "evidence"}
     assert [c["id"] for c in data["checks"]] == [
-        "notebook_valid", "two_cnn_classes", "proposed_named", "losses_reported", "accuracies_reported", "discussion", "same_config",
-        "best_val_selection"]
+        "notebook_valid", "two_cnn_classes", "proposed_named", "losses_reported", "accuracies_reported", "discussion",
+        "discussion_names_winner", "discussion_attributes", "same_config", "best_val_selection"]
     assert data["config"]["same"] is True and data["discussion"]["present"] is True
 
 

@@ -32,11 +32,11 @@ def table(text):
 
 @pytest.fixture
 def graded(tmp_path, rubric):
-    """ann (70 of 70), bob (55, raised to 67 by an override), @carl (not in the roster) and erin (no notebook)."""
+    """ann (70 of 70), bob (55, raised to 59 by an override), @carl (not in the roster) and erin (no notebook)."""
     root = class_folder(tmp_path / "class", {"ann": "complete", "bob": "missing_discussion", "@carl": "generic_name"},
                         without_notebook=("erin",))
     overrides = tmp_path / "overrides.toml"
-    overrides.write_text('[[override]]\nstudent = "bob"\ncheck = "discussion"\npoints = 12\n')
+    overrides.write_text('[[override]]\nstudent = "bob"\ncheck = "discussion"\npoints = 4\n')
     out = tmp_path / "out"
     grade_batch(root, out, rubric=rubric, budget="none", overrides=load_overrides(overrides, rubric))
     return out
@@ -48,13 +48,15 @@ def test_csv_has_total_max_and_a_column_per_check_under_its_title(graded):
     assert rows[0][5:] == ["The notebook can be read", "Two CNN classes: a baseline and a proposed model",
                            "The proposed model has a name of its own", "Training and validation losses reported",
                            "Validation and test accuracies reported", "Discussion: which model is better and why",
+                           "The discussion names the better model, as the numbers show",
+                           "The discussion credits a real difference between the models",
                            "Both models trained with the same configuration",
                            "The final model is the best on the validation set (optional)"]  # no run checks under --no-train
     by_student = {r[0]: r for r in rows[1:]}
     assert list(by_student) == ["'@carl", "ann", "bob", "erin"]  # a leading @ would be a formula in a spreadsheet
-    assert by_student["bob"][:5] == ["bob", "graded", "67", "70", "70"] and by_student["bob"][10] == "12"
+    assert by_student["bob"][:5] == ["bob", "graded", "59", "70", "70"] and by_student["bob"][10] == "4"
     assert by_student["ann"][1:5] == ["graded", "70", "70", "70"]
-    assert by_student["erin"][:5] == ["erin", "error", "0", "70", "70"] and by_student["erin"][6:] == [""] * 7
+    assert by_student["erin"][:5] == ["erin", "error", "0", "70", "70"] and by_student["erin"][6:] == [""] * 9
 
 
 def test_canvas_without_a_roster_puts_the_graders_id_in_sis_login_id(graded):
@@ -63,7 +65,7 @@ def test_canvas_without_a_roster_puts_the_graders_id_in_sis_login_id(graded):
     assert rows[0] == [*IDENTITY, "HW3 (12345)"]
     assert rows[1] == ["Points Possible", "", "", "", "", "70"]
     assert rows[2:] == [["'@carl", "", "", "'@carl", "", "65"], ["ann", "", "", "ann", "", "70"],
-                        ["bob", "", "", "bob", "", "67"], ["erin", "", "", "erin", "", "0"]]
+                        ["bob", "", "", "bob", "", "59"], ["erin", "", "", "erin", "", "0"]]
     assert export.problems == ()
 
 
@@ -77,7 +79,7 @@ def test_canvas_with_a_roster_uses_canvas_ids_and_reports_who_is_missing(graded,
     assert rows[2:] == [
         ["'@carl", "", "", "'@carl", "", "65"],
         ["Lovelace, Ann", "101", "s-101", "ANN", "CS 101 A", "70"],
-        ["'=HYPERLINK(\"http://x\"),Bob", "102", "s-102", "bob@uni.edu", "CS 101 B", "67"],
+        ["'=HYPERLINK(\"http://x\"),Bob", "102", "s-102", "bob@uni.edu", "CS 101 B", "59"],
         ["erin", "", "", "erin", "", "0"],
     ]
     assert export.problems == (

@@ -37,7 +37,7 @@ def write(tmp_path, text, name="overrides.toml"):
     return path
 
 
-def entry(student="bob", check="discussion", points=12, comment=COMMENT):
+def entry(student="bob", check="discussion", points=4, comment=COMMENT):
     return f'[[override]]\nstudent = "{student}"\ncheck = "{check}"\npoints = {points}\ncomment = "{comment}"\n'
 
 
@@ -54,14 +54,14 @@ def test_an_override_changes_points_and_total_everywhere_without_grading_again(g
 
     stored = load_result(out / "bob" / "result.json")
     discussion = next(c for c in stored.checks if c.id == "discussion")
-    assert (discussion.points, discussion.overridden_from, discussion.instructor_comment) == (12, 0, COMMENT)
-    assert stored.score == before.score + 12 == 67 and stored.max_score == 70
+    assert (discussion.points, discussion.overridden_from, discussion.instructor_comment) == (4, 0, COMMENT)
+    assert stored.score == before.score + 4 == 59 and stored.max_score == 70
     assert stored.fingerprint == before.fingerprint  # overrides are not part of what a grade depends on
     gradescope = json.loads((out / "bob" / "results.json").read_text())
-    assert gradescope["score"] == 67
+    assert gradescope["score"] == 59
     test = next(t for t in gradescope["tests"] if t["extra_data"]["check"] == "discussion")
-    assert test["score"] == 12 and COMMENT in test["output"] and "autograder gave 0" in test["output"]
-    assert row(out, "bob").startswith("bob,graded,67,70,70,") and row(out, "bob").endswith(",discussion")
+    assert test["score"] == 4 and COMMENT in test["output"] and "autograder gave 0" in test["output"]
+    assert row(out, "bob").startswith("bob,graded,59,70,70,") and row(out, "bob").endswith(",discussion")
     assert row(out, "ann").startswith("ann,graded,70,70,70,")  # nobody else changes
 
 
@@ -86,7 +86,7 @@ def test_applying_is_idempotent_and_a_changed_override_replaces_the_earlier_one(
     assert apply_overrides(once, twelve, rubric) == once
     five = apply_overrides(once, load_overrides(write(tmp_path, entry(points=5, comment="")), rubric), rubric)
     discussion = next(c for c in five.checks if c.id == "discussion")
-    assert (discussion.points, discussion.overridden_from, five.score) == (5, 0, 60)  # from the autograder's 0, not 12
+    assert (discussion.points, discussion.overridden_from, five.score) == (5, 0, 60)  # from the autograder's 0, not 4
     assert apply_overrides(five, (), rubric) == original
 
 
@@ -123,7 +123,7 @@ def test_an_ungradable_submission_may_be_scored_by_hand(tmp_path, rubric):
 
 @pytest.mark.parametrize("text, message", [
     (entry(check="discusion"), "line 1: unknown check 'discusion'; the rubric's checks are notebook_valid, "),
-    ("# a comment\n\n" + entry(points=16), "line 3: points = 16 for 'discussion' must be between 0 and 15"),
+    ("# a comment\n\n" + entry(points=16), "line 3: points = 16 for 'discussion' must be between 0 and 5"),
     (entry() + "\n" + entry(check="two_cnn_classes", points=-1), "line 7: points = -1 for 'two_cnn_classes' must be"),
     ('[[override]]\nstudent = "bob"\ncheck = "discussion"\n', "missing key override.points in "),
     ('[[override]]\nstudent = "bob"\ncheck = "discussion"\npoints = "12"\n', "override.points = '12' in "),
@@ -161,10 +161,10 @@ def test_the_command_line_applies_overrides_and_reports_bad_files_in_one_line(gr
     good = CliRunner().invoke(cli, ["grade", str(root), "--out", str(out), "--no-train",
                                     "--overrides", str(write(tmp_path, entry()))])
     assert good.exit_code == 0, good.output
-    assert load_result(out / "bob" / "result.json").score == 67
+    assert load_result(out / "bob" / "result.json").score == 59
     bad = CliRunner().invoke(cli, ["grade", str(root), "--out", str(out), "--no-train",
                                    "--overrides", str(write(tmp_path, entry(points=99), "bad.toml"))])
-    assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "must be between 0 and 15" in bad.output
+    assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "must be between 0 and 5" in bad.output
     missing = CliRunner().invoke(cli, ["grade", str(root), "--out", str(out), "--no-train",
                                        "--overrides", str(tmp_path / "nope.toml")])
     assert missing.exit_code == 2 and "does not exist; pass --overrides with a TOML file" in missing.output

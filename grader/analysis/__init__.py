@@ -9,9 +9,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from grader.analysis.discussion import Discussion, find_discussion
+from grader.analysis.architecture import Architecture, architecture_from_code
+from grader.analysis.discussion import Discussion, find_discussion, read_claims
 from grader.analysis.metrics import METRICS, Reported, extract_reported, first_metric_cell
-from grader.analysis.models import Definitions, ModelClass, collect_definitions, find_model_classes
+from grader.analysis.models import Definitions, ModelClass, collect_definitions, find_model_classes, handed_reason
 from grader.analysis.roles import Role, assign_roles, pick_pair
 from grader.analysis.selection import Selection, find_selection
 from grader.analysis.source import ParsedCell, parse_cells, walk_top_level
@@ -98,6 +99,12 @@ class Analysis:
     def model(self, name: str | None) -> AnalyzedModel | None:
         return next((m for m in self.models if m.name == name), None)
 
+    def architecture(self, name: str | None) -> Architecture | None:
+        """A model class's architecture read from its code, with the blocks the notebook hands to its
+        constructor (`ResNet(BasicBlock, ...)`); None when the notebook does not define it."""
+        handed = tuple(h.name for h in self.helpers if h.helper_reason == handed_reason(name or ""))
+        return architecture_from_code(self.definitions, name or "", handed)
+
     def found(self) -> tuple[FoundModel, ...]:
         """Models, then helper blocks, then models that are not classes: what a report lists."""
         models = [FoundModel(m.name, "model", m.model.cell, m.model.line, m.model.is_cnn, m.role.role, m.role.guessed,
@@ -131,7 +138,8 @@ def analyze(notebook: Notebook) -> Analysis:
         proposed=proposed,
         reported=reported,
         config=compare_config(usage, baseline, proposed),
-        discussion=find_discussion(notebook, min(starts)) if starts else Discussion(False, None),
+        discussion=read_claims(find_discussion(notebook, min(starts)), notebook, baseline, proposed) if starts
+        else Discussion(False, None),
         warnings=tuple(warnings),
         uses_magics=any(c.has_magics for c in cells),
         definitions=defs,

@@ -9,8 +9,13 @@ gradebook's columns all speak of the same factors.
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+from grader.analysis.models import Definitions
+from grader.analysis.source import dotted_name
 
 Factor = Literal["depth", "width", "normalization", "dropout", "residual", "pooling", "activation", "size"]
 FACTORS: tuple[Factor, ...] = ("depth", "width", "normalization", "dropout", "residual", "pooling", "activation", "size")
@@ -63,7 +68,7 @@ def differences(baseline: Architecture, proposed: Architecture) -> tuple[Differe
     if baseline.depth != proposed.depth:
         found.append(Difference("depth", f"depth {baseline.depth}->{proposed.depth} weight layers "
                                          f"({proposed.conv_layers} conv, {proposed.linear_layers} linear)"))
-    if _widest(baseline) != _widest(proposed):
+    if baseline.widths and proposed.widths and _widest(baseline) != _widest(proposed):  # code may not know them
         found.append(Difference("width", f"width {_widest(baseline)}->{_widest(proposed)} channels (widest conv)"))
     found += _kinds("normalization", baseline.norms, proposed.norms, proposed.norm_layers, baseline.norm_layers)
     if baseline.dropout_layers != proposed.dropout_layers:
@@ -112,4 +117,161 @@ def _ratio(a: int, b: int) -> str:
     return f"{r:.0f}" if r >= 10 else f"{r:.1f}" if r >= 1 else f"{r:.2f}"
 
 
-__all__ = ["Architecture", "Difference", "FACTORS", "Factor", "clean_ablation", "differences", "differing_factors"]
+# Reading an architecture from code. Layer kinds are named as torch.nn names them; a functional call
+# (F.relu, F.max_pool2d, F.dropout) is read as the module it stands for.
+_CONV = re.compile(r"^(Lazy)?Conv(Transpose)?[123]d$")
+_LINEAR = re.compile(r"^(Lazy)?Linear$")
+_NORM = re.compile(r"^(Lazy)?(BatchNorm[123]d|GroupNorm|LayerNorm|InstanceNorm[123]d|LocalResponseNorm|SyncBatchNorm)$")
+_DROPOUT = re.compile(r"^(Dropout[123]?d?|AlphaDropout|FeatureAlphaDropout)$")
+_POOL = re.compile(r"^(Adaptive)?(Max|Avg|LP)Pool[123]d$")
+_ACTIVATION = re.compile(r"^(ReLU6?|LeakyReLU|PReLU|RReLU|ELU|SELU|CELU|GELU|SiLU|Mish|Sigmoid|Tanh|Softplus|"
+                         r"Hardswish|Hardsigmoid|Hardtanh)$")
+_FUNCTIONAL = {"relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "prelu": "PReLU", "elu": "ELU",
+               "selu": "SELU", "celu": "CELU", "gelu": "GELU", "silu": "SiLU", "mish": "Mish", "sigmoid": "Sigmoid",
+               "tanh": "Tanh", "softplus": "Softplus", "hardswish": "Hardswish", "max_pool1d": "MaxPool1d",
+               "max_pool2d": "MaxPool2d", "max_pool3d": "MaxPool3d", "avg_pool1d": "AvgPool1d", "avg_pool2d": "AvgPool2d",
+               "avg_pool3d": "AvgPool3d", "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
+               "adaptive_max_pool2d": "AdaptiveMaxPool2d", "dropout": "Dropout", "dropout2d": "Dropout2d",
+               "batch_norm": "BatchNorm2d", "group_norm": "GroupNorm", "layer_norm": "LayerNorm"}
+_FUNCTIONAL_MODULES = ("torch.nn.functional.", "torch.")
+
+
+def architecture_from_code(defs: Definitions, class_name: str, handed: tuple[str, ...] = ()) -> Architecture | None:
+    """The architecture of a notebook class, read from its source (`source="code"`); None when the
+    notebook does not define it.
+
+    The class's own body counts, and so do the notebook's classes and functions it uses (a residual
+    block, a `conv_block` helper, a base class), as often as it calls them (`Block(32), Block(32)`:
+    twice); a block built in a loop counts once, so counts are a lower bound. Widths are the literal
+    output channels of convolutions; parameters and FLOPs are unknown without building the model
+    (the run-measured record has them). `handed`: notebook classes the code hands to the class's
+    constructor (`ResNet(BasicBlock, [2, 2])`), counted once each as parts of it.
+    """
+    if class_name not in defs.classes:
+        return None
+    kinds, widths, residual = _tally(defs, class_name, ())
+    for part in (p for p in handed if p in defs.classes and p != class_name):
+        part_kinds, part_widths, part_residual = _tally(defs, part, (class_name,))
+        kinds, widths, residual = kinds + part_kinds, widths + part_widths, residual + part_residual
+
+    def of(pattern: re.Pattern[str]) -> list[str]:
+        return [k for k in kinds if pattern.match(k)]
+
+    return Architecture(
+        source="code", conv_layers=len(of(_CONV)), linear_layers=len(of(_LINEAR)), widths=widths,
+        norms=tuple(sorted(set(of(_NORM)))), norm_layers=len(of(_NORM)), dropout_layers=len(of(_DROPOUT)),
+        residual=residual, pooling=tuple(sorted(set(of(_POOL)))), activations=tuple(sorted(set(of(_ACTIVATION)))),
+    )
+
+
+def _tally(defs: Definitions, name: str, chain: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...], int]:
+    """Layer kinds (in source order), literal conv widths and residual additions of one notebook class
+    or function, with those of the notebook classes and functions it uses, each as often as it calls it."""
+    node = (defs.classes.get(name) or defs.functions[name]).node
+    kinds: list[str] = []
+    widths: list[int] = []
+    for call in sorted((n for n in ast.walk(node) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset)):
+        kind = _layer_kind(defs.imports.resolve(call.func))
+        if kind:
+            kinds.append(kind)
+            width = _out_channels(call) if _CONV.match(kind) else None
+            widths += [width] if width is not None else []
+    residual = sum(_residual_additions(f) for f in ast.walk(node) if isinstance(f, ast.FunctionDef) and f.name != "__init__")
+    bases = [b.id for b in getattr(node, "bases", []) if isinstance(b, ast.Name)]
+    calls = [c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)]
+    for part in sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | set(bases)):
+        if part in chain or part == name or (part not in defs.classes and part not in defs.functions):
+            continue
+        times = max(1, calls.count(part))  # a class handed over (ResNet(Block, ...)) is used at least once
+        part_kinds, part_widths, part_residual = _tally(defs, part, chain + (name,))
+        kinds += list(part_kinds) * times
+        widths += list(part_widths) * times
+        residual += part_residual * times
+    return tuple(kinds), tuple(widths), residual
+
+
+def _layer_kind(resolved: str) -> str:
+    """'Conv2d' for torch.nn.Conv2d, 'ReLU' for F.relu / torch.relu; '' for anything else."""
+    head, _, last = resolved.rpartition(".")
+    if resolved.startswith("torch.nn.") and head == "torch.nn":
+        return last
+    if resolved.startswith(_FUNCTIONAL_MODULES) and head in ("torch.nn.functional", "torch"):
+        return _FUNCTIONAL.get(last, "")
+    return ""
+
+
+def _out_channels(call: ast.Call) -> int | None:
+    value = next((k.value for k in call.keywords if k.arg == "out_channels"), call.args[1] if len(call.args) > 1 else None)
+    return value.value if isinstance(value, ast.Constant) and isinstance(value.value, int) else None
+
+
+def _residual_additions(function: ast.FunctionDef) -> int:
+    """Additions in `function` of a saved value (a parameter not yet overwritten, a copy `identity = x`
+    or a shortcut call on one) to something computed: `out + x`, `out += identity`,
+    `self.block(x) + self.shortcut(x)`."""
+    saved = {a.arg for a in function.args.args[1:]}  # self aside
+    found = 0
+    for stmt in _statements(function.body):
+        found += sum(1 for n in ast.walk(stmt) if _is_residual(n, saved))
+        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+            found += isinstance(stmt.op, ast.Add) and _from_saved(stmt.value, saved) and stmt.target.id not in saved
+            saved.discard(stmt.target.id)  # out += x: out is computed either way
+        for target, value in _assignments(stmt):
+            if isinstance(value, ast.Name) or (_from_saved(value, saved) and not _is_computed(value, saved)):
+                saved.add(target)  # identity = x (whatever x holds by then); shortcut = self.downsample(x)
+            else:
+                saved.discard(target)  # x = self.conv(x): x is no longer the input
+    return found
+
+
+def _statements(body: list[ast.stmt]):
+    """Statements in order, into if/for/with blocks (not nested functions)."""
+    for stmt in body:
+        yield stmt
+        if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for name in ("body", "orelse", "finalbody"):
+                yield from _statements(getattr(stmt, name, []) or [])
+
+
+def _assignments(stmt: ast.stmt) -> list[tuple[str, ast.expr]]:
+    if isinstance(stmt, ast.Assign):
+        return [(t.id, stmt.value) for t in stmt.targets if isinstance(t, ast.Name)]
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value:
+        return [(stmt.target.id, stmt.value)]
+    return []
+
+
+def _is_residual(node: ast.AST, saved: set[str]) -> bool:
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)):
+        return False
+    left, right = node.left, node.right
+    return (_from_saved(left, saved) and _is_computed(right, saved)) or (_from_saved(right, saved) and _is_computed(left, saved))
+
+
+def _from_saved(node: ast.expr, saved: set[str]) -> bool:
+    """A saved input itself, or a call on one (`self.shortcut(x)`, `x.clone()`)."""
+    if isinstance(node, ast.Name):
+        return node.id in saved
+    if not isinstance(node, ast.Call):
+        return False
+    on_saved = isinstance(node.func, ast.Attribute) and _from_saved(node.func.value, saved)
+    return on_saved or any(isinstance(a, ast.Name) and a.id in saved for a in node.args)
+
+
+def _is_computed(node: ast.expr, saved: set[str]) -> bool:
+    """Not a constant and not the saved input alone: a layer's output."""
+    if isinstance(node, (ast.Constant, ast.Attribute)):
+        return False  # x + 1, x + self.pos_embedding: no layer's output
+    if isinstance(node, ast.Name):
+        return node.id not in saved
+    return not (isinstance(node, ast.Call) and _from_saved(node, saved) and _shortcut_like(node))
+
+
+def _shortcut_like(call: ast.Call) -> bool:
+    """`self.shortcut(x)`, `self.downsample(x)`, `x.clone()`: the input carried over, not a layer's output."""
+    name = dotted_name(call.func).rsplit(".", 1)[-1].lower()
+    return any(w in name for w in ("shortcut", "downsample", "skip", "identity", "residual", "proj", "clone"))
+
+
+__all__ = ["Architecture", "Difference", "FACTORS", "Factor", "architecture_from_code", "clean_ablation", "differences",
+           "differing_factors"]

@@ -1,10 +1,20 @@
-"""Find the discussion: a markdown cell that talks about the results in the student's own words."""
+"""Find the discussion, a markdown cell that talks about the results in the student's own words,
+and read what it claims: which model is better, and which factors it credits.
+
+The reading is deliberately literal: a sentence that compares the two models ("X outperforms Y",
+"Y performs worse than X", "the proposed model is better", "did not outperform") names a winner;
+a word of a factor's vocabulary (FACTOR_WORDS) names that factor. Each claim keeps the sentence it
+was read from, so a student sees what the grader read.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Literal
 
+from grader.analysis.architecture import Factor
 from grader.notebook import Notebook
 
 MIN_WORDS = 20
@@ -30,6 +40,45 @@ class Discussion:
     cell: int | None
     """The cell that holds the discussion (the longest qualifying one)."""
     words: int = 0
+    winner: Literal["baseline", "proposed"] | None = None
+    """The model the discussion says performs better; None when it names none (or both equally often)."""
+    winner_evidence: str = ""
+    """The sentence that says so."""
+    factors: tuple["NamedFactor", ...] = ()
+    """The factors it credits, in the order it first names them."""
+
+
+ClaimedFactor = Factor | Literal["augmentation"]
+"""An architectural factor, or data augmentation: a training choice the grader's fixed config makes
+the same for both models, so crediting it for the difference is a claim worth a look."""
+
+
+@dataclass(frozen=True)
+class NamedFactor:
+    """A factor the discussion names, with the words and the sentence it was found in."""
+
+    factor: ClaimedFactor
+    words: str
+    sentence: str
+
+
+_NOT_DATA = r"(?<!data )(?<!input )(?<!image )(?<!pixel )"
+FACTOR_WORDS: dict[ClaimedFactor, re.Pattern[str]] = {
+    "normalization": re.compile(r"\bbatch[\s-]?norm\w*|\b(group|layer|instance)[\s-]?norm\w*|\bBN\b|"
+                                rf"{_NOT_DATA}\bnormali[sz]ation\b", re.I),
+    "residual": re.compile(r"\bresidual\w*|\bskip[\s-]?connections?\b|\bshort[\s-]?cuts?\b|\bidentity mapping", re.I),
+    "dropout": re.compile(r"\bdrop[\s-]?out\w*", re.I),
+    "depth": re.compile(r"\bdeeper\b|\bdepth\b|\b(more|additional|extra|fewer|number of) (\w+ )?layers\b|\bshallower\b", re.I),
+    "width": re.compile(r"\bwider\b|\bwidth\b|\b(more|additional|fewer|number of) (\w+ )?(filters|channels|kernels|feature maps)\b|"
+                        r"(?<!3 )(?<!three )(?<!rgb )(?<!color )(?<!colour )\bchannels\b", re.I),
+    "pooling": re.compile(r"\bpool(ing|s)?\b|\b(max|avg|average)[\s-]?pool\w*", re.I),
+    "activation": re.compile(r"\b(leaky[\s-]?)?relu\b|\bgelu\b|\bs?elu\b|\bsilu\b|\bswish\b|\bmish\b|\btanh\b|"
+                             r"\bactivation( functions?)?\b", re.I),
+    "size": re.compile(r"\b(more|fewer|larger|greater|higher|number of|trainable) (number of )?parameters\b|\bcapacity\b|"
+                       r"\b(larger|bigger|smaller) (model|network)\b|\bmodel size\b", re.I),
+    "augmentation": re.compile(r"\b(data )?augment\w*|\brandom(ly)? (crop|flip)\w*|\bhorizontal flip\w*", re.I),
+}
+"""Each factor's vocabulary (README "The discussion checks")."""
 
 
 def find_discussion(notebook: Notebook, after_cell: int) -> Discussion:
@@ -52,3 +101,76 @@ def prose(markdown: str) -> str:
     for pattern in _STRIP:
         text = pattern.sub(" ", text)
     return _PLACEHOLDER.sub(" ", text)
+
+
+Side = Literal["baseline", "proposed"]
+_BASELINE_WORDS = r"baseline|lenet[\s-]?5?|base model|original model"
+_PROPOSED_WORDS = r"proposed|my model|our model|new model|improved model|my network|our network"
+# A comparison: what it says of the model before it (its subject). Passive forms ("outperformed
+# by") and comparisons that speak of loss or error ("lower loss") are turned around below.
+_BETTER = re.compile(r"\b(outperform\w*|beats?|beaten|better|superior|surpass\w*|exceed\w*|best|more accurate|"
+                     r"(higher|greater)( \w+){0,3} (accuracy|acc)|(lower|smaller|less)( \w+){0,3} (loss|error))\b", re.I)
+_WORSE = re.compile(r"\b(worse|worst|underperform\w*|inferior|less accurate|"
+                    r"(lower|smaller|less)( \w+){0,3} (accuracy|acc)|(higher|greater)( \w+){0,3} (loss|error))\b", re.I)
+_PASSIVE = re.compile(r"^\s*by\b", re.I)
+_NEGATION = re.compile(r"\b(not|never|failed|fails|unable|cannot)\b|n't\b|\bno$", re.I)
+# Sentences end at . ! ? or a paragraph; a list item starts one. A single line break is a wrapped line.
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)])\s)")
+
+
+def read_claims(discussion: Discussion, notebook: Notebook, baseline: str | None, proposed: str | None) -> Discussion:
+    """`discussion` with the winner and the factors its cell claims."""
+    if discussion.cell is None:
+        return discussion
+    text = prose(next(c.source for c in notebook.cells if c.index == discussion.cell))
+    sentences = [" ".join(s.split()) for s in _SENTENCE.split(text) if s.strip()]
+    claims = [(side, s) for s in sentences if (side := claimed_winner(s, baseline, proposed))]
+    votes = Counter(side for side, _ in claims).most_common()
+    winner: Side | None = votes[0][0] if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]) else None
+    evidence = next((s for side, s in claims if side == winner), "")
+    return replace(discussion, winner=winner, winner_evidence=evidence, factors=named_factors(sentences))
+
+
+def named_factors(sentences: list[str]) -> tuple[NamedFactor, ...]:
+    """Each factor the sentences name, with the first sentence that names it, in the order named."""
+    found: dict[ClaimedFactor, NamedFactor] = {}
+    for sentence in sentences:
+        hits = sorted((m.start(), factor, m.group(0)) for factor, pattern in FACTOR_WORDS.items()
+                      if factor not in found and (m := pattern.search(sentence)))
+        for _, factor, words in hits:
+            found[factor] = NamedFactor(factor, words, sentence)
+    return tuple(found.values())
+
+
+def claimed_winner(sentence: str, baseline: str | None, proposed: str | None) -> Side | None:
+    """The model a sentence says performs better, from its first comparison; None when it makes none."""
+    mentions = _mentions(sentence, baseline, proposed)
+    for match in sorted([*_BETTER.finditer(sentence), *_WORSE.finditer(sentence)], key=lambda m: m.start()):
+        better = _BETTER.fullmatch(match.group(0)) is not None
+        if _PASSIVE.match(sentence[match.end():]):
+            better = not better  # "the baseline was outperformed by ..."
+        before = [m for m in mentions if m[1] <= match.start()]
+        after = [m for m in mentions if m[0] >= match.end()]
+        if before:
+            _, end, side = before[-1]
+            if _NEGATION.search(" ".join(sentence[end:match.start()].split()[-3:])):
+                better = not better  # "X did not outperform Y" (the verb's own negation, not a clause's)
+        elif after and not re.search(r"\bthan\b", sentence[match.end():after[0][0]], re.I):
+            side = after[0][2]  # "the best model is X": the model after the comparison is its subject
+            # ("... were worse than the baseline" compares something else with X: no claim about X)
+        else:
+            continue
+        return side if better else _other(side)
+    return None
+
+
+def _mentions(sentence: str, baseline: str | None, proposed: str | None) -> list[tuple[int, int, Side]]:
+    """(start, end, side) of each mention of either model, in order."""
+    words: list[tuple[str, Side]] = [(_BASELINE_WORDS, "baseline"), (_PROPOSED_WORDS, "proposed")]
+    words += [(re.escape(name), side) for name, side in ((baseline, "baseline"), (proposed, "proposed")) if name]
+    found = [(m.start(), m.end(), side) for pattern, side in words for m in re.finditer(rf"\b(?:{pattern})\b", sentence, re.I)]
+    return sorted(found)
+
+
+def _other(side: Side) -> Side:
+    return "proposed" if side == "baseline" else "baseline"

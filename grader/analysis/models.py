@@ -191,7 +191,7 @@ def helper_classes(cells: tuple[ParsedCell, ...], defs: Definitions, module_clas
             # Classes handed to another model's constructor are its parts: ResNet(BasicBlock, ...)
             for arg in [*call.args, *(k.value for k in call.keywords)]:
                 for ref in referenced_names(arg) & module_classes:
-                    part_of.setdefault(ref, f"passed to {dotted_name(call.func)}(...)")
+                    part_of.setdefault(ref, handed_reason(dotted_name(call.func)))
                 nested |= {id(n) for n in ast.walk(arg) if isinstance(n, ast.Call)}
         standalone |= {dotted_name(c.func) for c in model_calls if id(c) not in nested}
     helpers = {name: why for name, why in part_of.items() if name not in standalone}
@@ -203,6 +203,11 @@ def helper_classes(cells: tuple[ParsedCell, ...], defs: Definitions, module_clas
         elif _is_lightning_wrapper(node, defs, module_classes):
             helpers[name] = "a Lightning wrapper around another model"
     return helpers
+
+
+def handed_reason(model: str) -> str:
+    """The helper reason of a class handed to `model`'s constructor (Analysis.architecture reads it back)."""
+    return f"passed to {model}(...)"
 
 
 def _is_lightning_wrapper(node: ast.ClassDef, defs: Definitions, module_classes: set[str]) -> bool:

@@ -20,6 +20,8 @@ REGISTRY: tuple[tuple[str, Stage], ...] = (
     ("losses_reported", "static"),
     ("accuracies_reported", "static"),
     ("discussion", "static"),
+    ("discussion_names_winner", "static"),
+    ("discussion_attributes", "static"),
     ("same_config", "static"),
     ("best_val_selection", "static"),
     ("models_run", "run"),
@@ -41,6 +43,8 @@ TITLES: dict[str, str] = {
     "losses_reported": "Training and validation losses reported",
     "accuracies_reported": "Validation and test accuracies reported",
     "discussion": "Discussion: which model is better and why",
+    "discussion_names_winner": "The discussion names the better model, as the numbers show",
+    "discussion_attributes": "The discussion credits a real difference between the models",
     "same_config": "Both models trained with the same configuration",
     "best_val_selection": "The final model is the best on the validation set (optional)",
     "models_run": "Both models build and run",
@@ -112,4 +116,14 @@ class CheckResult:
         return self.title or TITLES.get(self.id, self.id)
 
 
-__all__ = ["CHECK_IDS", "CheckResult", "REGISTRY", "Stage", "TITLES", "Verdict", "Visibility", "ids"]
+@dataclass(frozen=True)
+class Scored:
+    """Checks of one stage, and what they found that an instructor should look at."""
+
+    checks: tuple[CheckResult, ...]
+    flags: tuple[str, ...]
+    """For review; never part of the score (a reported accuracy the retraining does not reproduce, a
+    discussion crediting a component the models do not differ in)."""
+
+
+__all__ = ["CHECK_IDS", "CheckResult", "REGISTRY", "Scored", "Stage", "TITLES", "Verdict", "Visibility", "ids"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from grader.analysis import Analysis
-from grader.checks import CheckResult, Verdict, ids
+from grader.checks import CheckResult, Scored, Verdict, ids
 from grader.rubric import Budget, Rubric
 from grader.sandbox.models_run import ModelCheck
 from grader.training.runs import ModelRun
@@ -41,15 +41,6 @@ class RunFacts:
         """The reproduced test accuracy of a student's class or of a reference."""
         run = (self.references if reference else self.runs).get(name or "")
         return run.test_accuracy if run else None
-
-
-@dataclass(frozen=True)
-class Scored:
-    """The run checks, and what they found that an instructor should look at."""
-
-    checks: tuple[CheckResult, ...]
-    flags: tuple[str, ...]
-    """For review; never part of the score (a reported accuracy the retraining does not reproduce)."""
 
 
 def run_checks(facts: RunFacts) -> Scored:

@@ -7,20 +7,35 @@ the registry (grader.checks) to its judge, and `static_checks` applies those the
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 from grader.analysis import Analysis
-from grader.checks import CheckResult, Verdict, ids
+from grader.analysis.architecture import Architecture, differences
+from grader.analysis.discussion import Discussion, NamedFactor
+from grader.checks import CheckResult, Scored, Verdict, ids
 from grader.notebook import Notebook
 from grader.rubric import Rubric
 
 Judge = Callable[[Notebook, Analysis, Rubric], Verdict]
 
 
-def static_checks(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> tuple[CheckResult, ...]:
-    """Every static check the rubric scores, in registry order (a rubric may leave one out)."""
-    return tuple(rubric.score(check_id, JUDGES[check_id](notebook, analysis, rubric))
-                 for check_id in ids("static") if check_id in rubric.checks)
+def static_checks(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Scored:
+    """Every static check the rubric scores, in registry order (a rubric may leave one out), and
+    their flags after those of the roles the grader guessed."""
+    verdicts = {check_id: JUDGES[check_id](notebook, analysis, rubric) for check_id in ids("static") if check_id in rubric.checks}
+    return Scored(tuple(rubric.score(check_id, v) for check_id, v in verdicts.items()),
+                  tuple(guessed_role_flags(analysis)) + tuple(v.flag for v in verdicts.values() if v.flag))
+
+
+def rejudge_winner(checks: tuple[CheckResult, ...], notebook: Notebook, analysis: Analysis, rubric: Rubric,
+                   retrained: Mapping[str, float | None]) -> Scored:
+    """`checks` with discussion_names_winner judged again now that the grader has retrained the models
+    (its message then says when the retraining ranks them against the student's numbers), and its flag."""
+    if "discussion_names_winner" not in rubric.checks:
+        return Scored(checks, ())
+    verdict = discussion_names_winner(notebook, analysis, rubric, retrained)
+    again = rubric.score("discussion_names_winner", verdict)
+    return Scored(tuple(again if c.id == again.id else c for c in checks), (verdict.flag,) if verdict.flag else ())
 
 
 def unreadable(error: str, rubric: Rubric) -> tuple[CheckResult, ...]:
@@ -123,6 +138,115 @@ def discussion(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdic
     return Verdict(False, "no markdown cell discusses the results after the models are trained", cell=last)
 
 
+def discussion_names_winner(notebook: Notebook, analysis: Analysis, rubric: Rubric,
+                            retrained: Mapping[str, float | None] | None = None) -> Verdict:
+    """The winner the discussion names against the student's own reported accuracies (test, else
+    validation). `retrained`: the grader's test accuracy per class, when it retrained them; a
+    retraining that disagrees with the student's numbers is a flag, never a penalty."""
+    d = analysis.discussion
+    pair = {"baseline": analysis.baseline, "proposed": analysis.proposed}
+    figures = _reported_figures(analysis)
+    if figures is None:
+        return Verdict(False, "the notebook reports no test or validation accuracy of both models to compare the "
+                              "discussion with", cell=d.cell, scored=False)
+    metric, values = figures
+    numbers = f"your {metric}: {_pair_text(pair, values)}"
+    if values["baseline"] == values["proposed"]:
+        return Verdict(False, f"both models report the same {metric} ({numbers}): there is no better model to name",
+                       cell=d.cell, scored=False)
+    better = max(values, key=lambda side: values[side])
+    note, flag = _retraining_note(pair, better, retrained)
+    if not d.present or d.winner is None:
+        said = "the discussion does not say" if d.present else "no discussion says"
+        return Verdict(False, f"{said} which model performs better ({numbers}){note}", cell=d.cell, flag=flag)
+    named = f"the discussion says {pair[d.winner]} performs better: \"{_quote(d.winner_evidence)}\""
+    if d.winner == better:
+        return Verdict(True, f"{named}; {numbers}{note}", cell=d.cell, flag=flag)
+    return Verdict(False, f"{named}, but {numbers}{note}", cell=d.cell, flag=flag)
+
+
+def _reported_figures(analysis: Analysis) -> tuple[str, dict[str, float]] | None:
+    """('reported test accuracy', {side: value}) for the first metric both models report."""
+    for metric, words in (("test_acc", "reported test accuracy"), ("val_acc", "reported validation accuracy")):
+        values = {side: getattr(analysis.reported.get(name or ""), metric, None)
+                  for side, name in (("baseline", analysis.baseline), ("proposed", analysis.proposed))}
+        if all(v is not None for v in values.values()):
+            return words, {side: float(v) for side, v in values.items() if v is not None}
+    return None
+
+
+def _pair_text(pair: Mapping[str, str | None], values: Mapping[str, float]) -> str:
+    return ", ".join(f"{pair[side]} {values[side]:.1%}" for side in ("baseline", "proposed"))
+
+
+def _retraining_note(pair: Mapping[str, str | None], better: str, retrained: Mapping[str, float | None] | None) -> tuple[str, str]:
+    """A note (for the message) and a flag when the grader's retraining ranks the models the other way."""
+    values = {side: (retrained or {}).get(name or "") for side, name in pair.items()}
+    if any(v is None for v in values.values()) or values["baseline"] == values["proposed"]:
+        return "", ""
+    found = {side: float(v) for side, v in values.items() if v is not None}
+    if max(found, key=lambda side: found[side]) == better:
+        return "", ""
+    text = (f"the grader's retraining under its fixed config ranks them the other way "
+            f"({_pair_text(pair, found)} test accuracy)")
+    return f"; note: {text}, for your instructor to review", f"discussion winner: your numbers and {text}"
+
+
+def discussion_attributes(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
+    """The factors the discussion credits against the two models' architectures read from code."""
+    return attributes_verdict(analysis.discussion, analysis.architecture(analysis.baseline),
+                              analysis.architecture(analysis.proposed))
+
+
+def attributes_verdict(d: Discussion, baseline: Architecture | None, proposed: Architecture | None) -> Verdict:
+    """Passes when the discussion credits at least one factor the two architectures really differ in
+    (run-measured architectures, where they exist, are the more exact input); a credited factor
+    they do not differ in is a flag for the instructor, never a penalty."""
+    if not d.present:
+        return Verdict(False, "no discussion explains the difference between the models", cell=d.cell)
+    if baseline is None or proposed is None:
+        return Verdict(False, "the grader could not read both models' architectures to compare the discussion with",
+                       cell=d.cell, scored=False)
+    found = {diff.factor: diff.text for diff in differences(baseline, proposed)}
+    if _size_unknown_but_follows(baseline, proposed, found):
+        found["size"] = "more weight layers or channels, so more parameters"
+    if not found:
+        return Verdict(False, "the two models' code shows no architectural difference to credit", cell=d.cell, scored=False)
+    real = [f for f in d.factors if f.factor in found]
+    claimed_wrongly = [f for f in d.factors if f.factor not in found]
+    differ = "; ".join(found.values())
+    flag = "; ".join(_unfounded(f) for f in claimed_wrongly)
+    note = f" (it also credits {_names(claimed_wrongly)}, in which the models do not differ)" if claimed_wrongly else ""
+    if real:
+        there = "; ".join(found[f.factor] for f in real)
+        return Verdict(True, f"the discussion credits {_names(real)}, and the models do differ there ({there}){note}",
+                       cell=d.cell, flag=flag)
+    if claimed_wrongly:
+        return Verdict(False, f"the discussion credits {_names(claimed_wrongly)}, but the models do not differ there; "
+                              f"they differ in: {differ}", cell=d.cell, flag=flag)
+    return Verdict(False, f"the discussion names no difference between the models to explain the result; "
+                          f"they differ in: {differ}", cell=d.cell)
+
+
+def _size_unknown_but_follows(baseline: Architecture, proposed: Architecture, found: Mapping[str, str]) -> bool:
+    """Code does not count parameters; a model with more layers or wider ones has more of them."""
+    return (baseline.params is None or proposed.params is None) and ("depth" in found or "width" in found)
+
+
+def _names(factors: list[NamedFactor]) -> str:
+    return ", ".join(f"{f.factor} ('{f.words}')" for f in factors)
+
+
+def _unfounded(f: NamedFactor) -> str:
+    why = ("data augmentation is a training choice, the same for both models under one config"
+           if f.factor == "augmentation" else f"the two models do not differ in {f.factor}")
+    return f"the discussion credits '{_quote(f.words)}' but {why}: \"{_quote(f.sentence)}\""
+
+
+def _quote(sentence: str, limit: int = 160) -> str:
+    return sentence if len(sentence) <= limit else sentence[: limit - 3].rstrip() + "..."
+
+
 def same_config(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Verdict:
     c = analysis.config
     return Verdict(bool(c.same), c.detail, cell=_training_cell(analysis))
@@ -178,10 +302,13 @@ JUDGES: dict[str, Judge] = {
     "losses_reported": _reported_check(("train_loss", "val_loss"), ("training loss", "validation loss")),
     "accuracies_reported": _reported_check(("val_acc", "test_acc"), ("validation accuracy", "test accuracy")),
     "discussion": discussion,
+    "discussion_names_winner": discussion_names_winner,
+    "discussion_attributes": discussion_attributes,
     "same_config": same_config,
     "best_val_selection": best_val_selection,
 }
 """The judge of every static check in the registry (tests/test_check.py holds the two in step)."""
 
 
-__all__ = ["JUDGES", "guessed_role_flags", "selection_flags", "static_checks", "unreadable"]
+__all__ = ["JUDGES", "attributes_verdict", "discussion_names_winner", "guessed_role_flags", "rejudge_winner",
+           "selection_flags", "static_checks", "unreadable"]

@@ -16,9 +16,9 @@ from pathlib import Path
 from grader import __version__
 from grader.analysis import Analysis, analyze
 from grader.analysis.similarity import model_signature
-from grader.checks import CheckResult
+from grader.checks import CheckResult, Scored
 from grader.checks.run import RunFacts, run_checks
-from grader.checks.static import guessed_role_flags, selection_flags, static_checks, unreadable
+from grader.checks.static import rejudge_winner, selection_flags, static_checks, unreadable
 from grader.errors import NotebookError
 from grader.grading.result import GradeResult, Provenance, grade_fingerprint, sha256_file
 from grader.notebook import Notebook, load_notebook
@@ -69,22 +69,23 @@ def grade_submission(
         result = replace(result, status="error", error=str(e), checks=unreadable(str(e), rubric))
     else:
         analysis = analyze(loaded)
-        result = _with_analysis(result, analysis, static_checks(loaded, analysis, rubric))
+        result = _with_analysis(result, analysis, static_checks(loaded, analysis, rubric), rubric)
         if ctx is not None:
             told = (lambda event: on_progress(replace(event, student=student))) if on_progress else None
             result = _with_runs(result, loaded, analysis, rubric, ctx, told)
     return replace(result, provenance=replace(result.provenance, seconds=round(time.perf_counter() - started, 3)))
 
 
-def _with_analysis(result: GradeResult, analysis: Analysis, checks: tuple[CheckResult, ...]) -> GradeResult:
+def _with_analysis(result: GradeResult, analysis: Analysis, static: Scored, rubric: Rubric) -> GradeResult:
     pair = [name for name in (analysis.baseline, analysis.proposed) if name]
     return replace(
-        result, checks=checks, models=analysis.found(), baseline=analysis.baseline, proposed=analysis.proposed,
+        result, checks=static.checks, max_score=round(result.max_score - _unscored(static.checks, rubric), 2), models=analysis.found(), baseline=analysis.baseline, proposed=analysis.proposed,
         reported=dict(analysis.reported), config=analysis.config, discussion=analysis.discussion,
+        architectures={name: arch for name in pair if (arch := analysis.architecture(name))},
         student_settings={name: dict(analysis.usage.settings.get(name, {})) for name in pair},
         signature=model_signature(analysis.definitions, analysis.proposed or ""),
         selection=analysis.selection,
-        flags=tuple(guessed_role_flags(analysis) + selection_flags(analysis)), warnings=analysis.warnings,
+        flags=static.flags + tuple(selection_flags(analysis)), warnings=analysis.warnings,
     )
 
 
@@ -94,15 +95,22 @@ def _with_runs(result: GradeResult, notebook: Notebook, analysis: Analysis, rubr
     names = [name for name in (analysis.baseline, analysis.proposed) if name]
     retrained = retrain_submission(notebook, names, rubric, ctx, on_progress)
     scored = run_checks(RunFacts(analysis, retrained.checks, retrained.runs, ctx.references, rubric, ctx.budget))
-    unscored = sum(rubric.checks[c.id].points for c in scored.checks if not c.scored)  # the budget could not tell
+    # The student's numbers are weighed against the grading budget's retraining only (as reported_matches does).
+    accuracies = {n: r.test_accuracy for n, r in retrained.runs.items()} if ctx.budget == "full" else {}
+    static = rejudge_winner(result.checks, notebook, analysis, rubric, accuracies)
     return replace(
-        result, checks=result.checks + scored.checks, runs=dict(retrained.runs), references=dict(ctx.references),
+        result, checks=static.checks + scored.checks, runs=dict(retrained.runs), references=dict(ctx.references),
         effect=effect_of(retrained.runs.get(analysis.baseline or ""), retrained.runs.get(analysis.proposed or ""),
                          rubric.references.seed_spread),
-        max_score=round(result.max_score - unscored, 2),
-        flags=result.flags + scored.flags + retrained.flags, warnings=result.warnings + retrained.warnings,
+        max_score=round(result.max_score - _unscored(scored.checks, rubric), 2),
+        flags=result.flags + static.flags + scored.flags + retrained.flags, warnings=result.warnings + retrained.warnings,
         provenance=replace(result.provenance, run=ctx.provenance()),
     )
+
+
+def _unscored(checks: tuple[CheckResult, ...], rubric: Rubric) -> float:
+    """The points of checks that could not be judged here (no figures to compare, a budget too small)."""
+    return sum(rubric.checks[c.id].points for c in checks if not c.scored)
 
 
 __all__ = ["grade_submission", "submission_fingerprint"]

@@ -93,6 +93,9 @@ class GradeResult:
     discussion: Discussion | None = None
     selection: Selection | None = None
     """How the notebook chooses its final weights: a best-validation checkpoint, early stopping, or none."""
+    architectures: Mapping[str, Architecture] = field(default_factory=dict)
+    """The baseline's and the proposed model's architectures as read from their code (source 'code');
+    a run's measured one (ModelRun.architecture) is the more exact where it exists."""
     student_settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """The optimization settings the notebook used, per model (to judge reported vs reproduced)."""
     runs: Mapping[str, ModelRun] = field(default_factory=dict)
