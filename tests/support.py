@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,8 +99,34 @@ MATPLOTLIB_BLUE = (31, 119, 180)
 
 def assert_page_shows_tables_and_curves(page: Path, tmp_path: Path) -> None:
     """Screenshot `page` in headless Chromium: not blank, and the curves image is drawn."""
-    pixels = screenshot(page, tmp_path)
+    pixels = screenshot(page, tmp_path, height=9000)  # the whole page, curves included
     assert pixels.shape[0] >= 2000
     assert pixels.std() > 0.05, "the screenshot is blank"
     assert pixels_of(pixels, MATPLOTLIB_BLUE) > 50  # the learning-curve image is drawn: a blank or missing one has none
     assert "<table>" in page.read_text() or '<table class="checks">' in page.read_text()
+
+
+# A synthetic retraining, for rendering tests that need runs without training anything.
+
+def run(name, accuracies, params, test_accuracy, notes=()):
+    from grader.child.protocol import EpochRecord, History
+    from grader.training.runs import ModelRun
+
+    epochs = tuple(EpochRecord(i + 1, 2.0 - a, 1.0, a, 1.0, 0.1) for i, a in enumerate(accuracies))
+    history = History(status="ok", message="", epochs=epochs, selected_epoch=len(epochs), test_loss=1.0,
+                      test_accuracy=test_accuracy, params=params, flops_per_image=None, peak_memory_bytes=0, seconds=2.0,
+                      train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=True, notes=tuple(notes))
+    return ModelRun.trained(name, history)
+
+
+def with_runs(base, epochs=3):
+    """`base` as if both models and two references had been retrained for `epochs` epochs."""
+    acc = [0.3, 0.45, 0.56, 0.6][:epochs]
+    return replace(
+        base,
+        runs={"LeNet5": run("LeNet5", acc, 62006, 0.55),
+              "ResDropNet": run("ResDropNet", [0.4, 0.6, 0.71, 0.75][:epochs], 120000, 0.70,
+                                ["forward returns a tuple; its first tensor (output[0]) is used as the logits"])},
+        references={"LeNet5": run("LeNet5", [a + 0.02 for a in acc], 62006, 0.56), "ResNet20": run("ResNet20", [a + 0.2 for a in acc], 272474, 0.82)},
+        flags=("reported vs reproduced: example flag",),
+    )

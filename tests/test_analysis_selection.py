@@ -206,8 +206,11 @@ def test_no_selection_is_reported_not_failed_under_the_default_rubric():
 
 def _checked(name: str) -> dict:
     result = CliRunner().invoke(cli, ["check", str(SUBMISSIONS / f"{name}.ipynb"), "--json"])
-    assert result.exit_code == 0, result.output  # the optional check never fails a notebook
-    return json.loads(result.stdout)
+    data = json.loads(result.stdout)
+    failing = [c["id"] for c in data["checks"] if c["required"] and c["scored"] and not c["passed"]]
+    assert "best_val_selection" not in failing  # the optional check never fails a notebook
+    assert result.exit_code == (1 if failing else 0), result.output
+    return data
 
 
 @pytest.mark.parametrize("name", ["batchnorm_ablation", "residual_ablation", "credits_missing_component", "wrong_winner"])

@@ -3,7 +3,6 @@
 import dataclasses
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -136,7 +136,7 @@ from grader.report.feedback import feedback_markdown, write_feedback  # noqa: E4
 from grader.report.gradebook import gradebook_csv  # noqa: E402
 from grader.training.effect import effect_of  # noqa: E402
 from support import SUBMISSIONS, needs_chromium, pixels_of, screenshot  # noqa: E402
-from test_feedback import with_runs  # noqa: E402  (the synthetic retraining of the complete example)
+from support import with_runs  # noqa: E402  (the synthetic retraining of the complete example)
 
 TABLE_HEADER = (246, 248, 250)  # th { background: #f6f8fa } in templates/page.html.j2
 
@@ -214,15 +214,18 @@ def test_result_json_keeps_the_architectures_and_the_effect(complete):
     assert factor_cells(back) == factor_cells(complete)
 
 
-def test_a_page_without_runs_has_no_what_differs(rubric):
-    assert "What differs" not in feedback_markdown(grade_submission(SUBMISSIONS / "complete.ipynb", student="dee", rubric=rubric))
+def test_a_page_without_runs_says_what_differs_as_read_from_the_code(rubric):
+    page = feedback_markdown(grade_submission(SUBMISSIONS / "complete.ipynb", student="dee", rubric=rubric))
+    assert "## What differs" in page and "read them from your code" in page and "The effect" not in page
+    assert "| **Residual connections** | none | 2 |" in page  # the skip in ResidualBlock.forward, read statically
 
 
 @needs_chromium
 def test_the_complete_examples_page_shows_what_differs_and_the_effect(complete, tmp_path):
     """The page with the section against the same page without it (no architectures, no effect):
     whole pages (the feedback is about 6,600 pixels tall), so the only difference is the section."""
-    without = replace(complete, effect=None, runs={n: replace(r, architecture=None) for n, r in complete.runs.items()})
+    without = replace(complete, effect=None, architectures={},
+                      runs={n: replace(r, architecture=None) for n, r in complete.runs.items()})
     grey = {}
     for name, result in (("with", complete), ("without", without)):
         folder = tmp_path / name

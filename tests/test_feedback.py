@@ -6,7 +6,6 @@ from dataclasses import replace
 import pytest
 
 from grader.child.config import TrainConfig
-from grader.child.protocol import EpochRecord, History
 from grader.grading.batch import write_submission_files
 from grader.grading.grade import grade_submission
 from grader.report.curves import learning_curves_png
@@ -14,33 +13,11 @@ from grader.report.feedback import (INSTRUCTOR_FILES, STUDENT_FILES, feedback_ma
                                     student_page, write_feedback)
 from grader.report.page import markdown_page
 from grader.training.context import RunProvenance
-from grader.training.runs import ModelRun
 import nbfactory
-from support import (MATPLOTLIB_BLUE, SUBMISSIONS, assert_page_shows_tables_and_curves, needs_chromium, pixels_of,
+from support import (MATPLOTLIB_BLUE, run, with_runs, SUBMISSIONS, assert_page_shows_tables_and_curves, needs_chromium, pixels_of,
                      screenshot)
 
 FAILED_RED = (207, 34, 46)  # .tone-failed in templates/page.html.j2
-
-
-def run(name, accuracies, params, test_accuracy, notes=()):
-    epochs = tuple(EpochRecord(i + 1, 2.0 - a, 1.0, a, 1.0, 0.1) for i, a in enumerate(accuracies))
-    history = History(status="ok", message="", epochs=epochs, selected_epoch=len(epochs), test_loss=1.0,
-                      test_accuracy=test_accuracy, params=params, flops_per_image=None, peak_memory_bytes=0, seconds=2.0,
-                      train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=True, notes=tuple(notes))
-    return ModelRun.trained(name, history)
-
-
-def with_runs(base, epochs=3):
-    """`base` as if both models and two references had been retrained for `epochs` epochs."""
-    acc = [0.3, 0.45, 0.56, 0.6][:epochs]
-    return replace(
-        base,
-        runs={"LeNet5": run("LeNet5", acc, 62006, 0.55),
-              "ResDropNet": run("ResDropNet", [0.4, 0.6, 0.71, 0.75][:epochs], 120000, 0.70,
-                                ["forward returns a tuple; its first tensor (output[0]) is used as the logits"])},
-        references={"LeNet5": run("LeNet5", [a + 0.02 for a in acc], 62006, 0.56), "ResNet20": run("ResNet20", [a + 0.2 for a in acc], 272474, 0.82)},
-        flags=("reported vs reproduced: example flag",),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ FACTOR_WORDS: dict[ClaimedFactor, re.Pattern[str]] = {
                                 rf"{_NOT_DATA}\bnormali[sz]ation\b", re.I),
     "residual": re.compile(r"\bresidual\w*|\bskip[\s-]?connections?\b|\bshort[\s-]?cuts?\b|\bidentity mapping", re.I),
     "dropout": re.compile(r"\bdrop[\s-]?out\w*", re.I),
-    "depth": re.compile(r"\bdeeper\b|\bdepth\b|\b(more|additional|extra|fewer|number of) (\w+ )?layers\b|\bshallower\b", re.I),
+    "depth": re.compile(r"\bdeeper\b(?!\s+(stages?|layers?|features?|blocks?|levels?|parts?)\b)|\bdepth\b|\b(more|additional|extra|fewer|number of) (\w+ )?layers\b|\bshallower\b", re.I),
     "width": re.compile(r"\bwider\b|\bwidth\b|\b(more|additional|fewer|number of) (\w+ )?(filters|channels|kernels|feature maps)\b|"
                         r"(?<!3 )(?<!three )(?<!rgb )(?<!color )(?<!colour )\bchannels\b", re.I),
     "pooling": re.compile(r"\bpool(ing|s)?\b|\b(max|avg|average)[\s-]?pool\w*", re.I),
@@ -131,15 +131,44 @@ def read_claims(discussion: Discussion, notebook: Notebook, baseline: str | None
     return replace(discussion, winner=winner, winner_evidence=evidence, factors=named_factors(sentences))
 
 
+_SAMENESS = re.compile(r"\b(same|identical|equal|similar|both|neither|nor|no|not|without|lacks?|unchanged)\b", re.I)
+_BEFORE = 40
+"""Characters before a factor's words searched for sameness ('the same number of parameters', 'no dropout')."""
+
+
 def named_factors(sentences: list[str]) -> tuple[NamedFactor, ...]:
-    """Each factor the sentences name, with the first sentence that names it, in the order named."""
+    """Each factor the sentences credit, with the first sentence that does, in the order named.
+
+    Words that say the models share a component or lack it ('the same number of parameters',
+    'neither uses dropout') name no difference, so they credit nothing."""
     found: dict[ClaimedFactor, NamedFactor] = {}
     for sentence in sentences:
         hits = sorted((m.start(), factor, m.group(0)) for factor, pattern in FACTOR_WORDS.items()
-                      if factor not in found and (m := pattern.search(sentence)))
+                      if factor not in found for m in pattern.finditer(sentence)
+                      if not _says_same(sentence[max(0, m.start() - _BEFORE):m.start()]))
         for _, factor, words in hits:
-            found[factor] = NamedFactor(factor, words, sentence)
+            found.setdefault(factor, NamedFactor(factor, words, sentence))
     return tuple(found.values())
+
+
+_EXCEPT = re.compile(r"\b(except|but|apart from|other than|besides|only|differ\w*|added|adds|with)\b", re.I)
+
+
+def _says_same(before: str) -> bool:
+    """The words before a factor say the models share or lack it, and no 'except' turns that around
+    ('identical except for batch normalization' credits it)."""
+    same = list(_SAMENESS.finditer(before))
+    return bool(same) and not _EXCEPT.search(before[same[-1].end():])
+
+
+_FEWER = re.compile(r"\b(shallower|fewer|smaller|narrower|less)\b", re.I)
+_MORE = re.compile(r"\b(deeper|more|additional|extra|wider|larger|bigger|greater|higher)\b", re.I)
+
+
+def claimed_direction(f: NamedFactor) -> int:
+    """+1 when the words say the proposed model has more of a factor ('deeper', 'more filters'), -1 for
+    less ('shallower', 'fewer parameters'), 0 when they say neither ('depth', 'batch norm')."""
+    return -1 if _FEWER.search(f.words) else 1 if _MORE.search(f.words) else 0
 
 
 def claimed_winner(sentence: str, baseline: str | None, proposed: str | None) -> Side | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from grader.analysis import Analysis
-from grader.checks import CheckResult, Scored, Verdict, ids
+from grader.checks import Scored, Verdict, ids
 from grader.rubric import Budget, Rubric
 from grader.sandbox.models_run import ModelCheck
 from grader.training.runs import ModelRun

@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 
 from grader.analysis import Analysis
 from grader.analysis.architecture import Architecture, differences
-from grader.analysis.discussion import Discussion, NamedFactor
+from grader.analysis.discussion import Discussion, NamedFactor, claimed_direction
 from grader.checks import CheckResult, Scored, Verdict, ids
 from grader.notebook import Notebook
 from grader.rubric import Rubric
@@ -27,15 +27,12 @@ def static_checks(notebook: Notebook, analysis: Analysis, rubric: Rubric) -> Sco
                   tuple(guessed_role_flags(analysis)) + tuple(v.flag for v in verdicts.values() if v.flag))
 
 
-def rejudge_winner(checks: tuple[CheckResult, ...], notebook: Notebook, analysis: Analysis, rubric: Rubric,
-                   retrained: Mapping[str, float | None]) -> Scored:
-    """`checks` with discussion_names_winner judged again now that the grader has retrained the models
-    (its message then says when the retraining ranks them against the student's numbers), and its flag."""
-    if "discussion_names_winner" not in rubric.checks:
-        return Scored(checks, ())
-    verdict = discussion_names_winner(notebook, analysis, rubric, retrained)
-    again = rubric.score("discussion_names_winner", verdict)
-    return Scored(tuple(again if c.id == again.id else c for c in checks), (verdict.flag,) if verdict.flag else ())
+def rejudge(checks: tuple[CheckResult, ...], rubric: Rubric, verdicts: Mapping[str, Verdict]) -> Scored:
+    """`checks` with the static checks in `verdicts` judged again from what the retraining found (the
+    grader's own accuracies, the architectures measured in the sandbox), and those verdicts' flags."""
+    again = {check_id: rubric.score(check_id, v) for check_id, v in verdicts.items() if check_id in rubric.checks}
+    flags = tuple(v.flag for check_id, v in verdicts.items() if check_id in again and v.flag)
+    return Scored(tuple(again.get(c.id, c) for c in checks), flags)
 
 
 def unreadable(error: str, rubric: Rubric) -> tuple[CheckResult, ...]:
@@ -212,8 +209,8 @@ def attributes_verdict(d: Discussion, baseline: Architecture | None, proposed: A
         found["size"] = "more weight layers or channels, so more parameters"
     if not found:
         return Verdict(False, "the two models' code shows no architectural difference to credit", cell=d.cell, scored=False)
-    real = [f for f in d.factors if f.factor in found]
-    claimed_wrongly = [f for f in d.factors if f.factor not in found]
+    real = [f for f in d.factors if f.factor in found and _same_direction(f, baseline, proposed)]
+    claimed_wrongly = [f for f in d.factors if f not in real]
     differ = "; ".join(found.values())
     flag = "; ".join(_unfounded(f) for f in claimed_wrongly)
     note = f" (it also credits {_names(claimed_wrongly)}, in which the models do not differ)" if claimed_wrongly else ""
@@ -228,6 +225,17 @@ def attributes_verdict(d: Discussion, baseline: Architecture | None, proposed: A
                           f"they differ in: {differ}", cell=d.cell)
 
 
+def _same_direction(f: NamedFactor, baseline: Architecture, proposed: Architecture) -> bool:
+    """A claim of more (or less) depth, width or size agrees with the way the proposed model differs."""
+    measure = {"depth": lambda a: a.depth, "width": lambda a: max(a.widths, default=0),
+               "size": lambda a: a.params if a.params is not None else a.depth * max(a.widths, default=1)}.get(f.factor)
+    claimed = claimed_direction(f)
+    if measure is None or claimed == 0:
+        return True
+    change = measure(proposed) - measure(baseline)
+    return change == 0 or (change > 0) == (claimed > 0)
+
+
 def _size_unknown_but_follows(baseline: Architecture, proposed: Architecture, found: Mapping[str, str]) -> bool:
     """Code does not count parameters; a model with more layers or wider ones has more of them."""
     return (baseline.params is None or proposed.params is None) and ("depth" in found or "width" in found)
@@ -239,7 +247,8 @@ def _names(factors: list[NamedFactor]) -> str:
 
 def _unfounded(f: NamedFactor) -> str:
     why = ("data augmentation is a training choice, the same for both models under one config"
-           if f.factor == "augmentation" else f"the two models do not differ in {f.factor}")
+           if f.factor == "augmentation" else f"the two models do not differ in {f.factor}"
+           + (" in that direction" if claimed_direction(f) else ""))
     return f"the discussion credits '{_quote(f.words)}' but {why}: \"{_quote(f.sentence)}\""
 
 
@@ -310,5 +319,5 @@ JUDGES: dict[str, Judge] = {
 """The judge of every static check in the registry (tests/test_check.py holds the two in step)."""
 
 
-__all__ = ["JUDGES", "attributes_verdict", "discussion_names_winner", "guessed_role_flags", "rejudge_winner",
+__all__ = ["JUDGES", "attributes_verdict", "discussion_names_winner", "guessed_role_flags", "rejudge",
            "selection_flags", "static_checks", "unreadable"]

@@ -18,7 +18,8 @@ from grader.analysis import Analysis, analyze
 from grader.analysis.similarity import model_signature
 from grader.checks import CheckResult, Scored
 from grader.checks.run import RunFacts, run_checks
-from grader.checks.static import rejudge_winner, selection_flags, static_checks, unreadable
+from grader.checks.static import (attributes_verdict, discussion_attributes, discussion_names_winner, rejudge,
+                                  selection_flags, static_checks, unreadable)
 from grader.errors import NotebookError
 from grader.grading.result import GradeResult, Provenance, grade_fingerprint, sha256_file
 from grader.notebook import Notebook, load_notebook
@@ -97,13 +98,21 @@ def _with_runs(result: GradeResult, notebook: Notebook, analysis: Analysis, rubr
     scored = run_checks(RunFacts(analysis, retrained.checks, retrained.runs, ctx.references, rubric, ctx.budget))
     # The student's numbers are weighed against the grading budget's retraining only (as reported_matches does).
     accuracies = {n: r.test_accuracy for n, r in retrained.runs.items()} if ctx.budget == "full" else {}
-    static = rejudge_winner(result.checks, notebook, analysis, rubric, accuracies)
+    verdicts = {"discussion_names_winner": discussion_names_winner(notebook, analysis, rubric, accuracies)}
+    measured = {n: r.architecture for n, r in retrained.runs.items() if r.architecture is not None}
+    stale: tuple[str, ...] = ()
+    if analysis.baseline in measured and analysis.proposed in measured:  # measured beats read from code
+        verdicts["discussion_attributes"] = attributes_verdict(analysis.discussion, measured[analysis.baseline],
+                                                               measured[analysis.proposed])
+        stale = (discussion_attributes(notebook, analysis, rubric).flag,)
+    static = rejudge(result.checks, rubric, verdicts)
     return replace(
         result, checks=static.checks + scored.checks, runs=dict(retrained.runs), references=dict(ctx.references),
         effect=effect_of(retrained.runs.get(analysis.baseline or ""), retrained.runs.get(analysis.proposed or ""),
                          rubric.references.seed_spread),
         max_score=round(result.max_score - _unscored(scored.checks, rubric), 2),
-        flags=result.flags + static.flags + scored.flags + retrained.flags, warnings=result.warnings + retrained.warnings,
+        flags=tuple(dict.fromkeys(f for f in result.flags + static.flags + scored.flags + retrained.flags if f not in stale)),
+        warnings=result.warnings + retrained.warnings,
         provenance=replace(result.provenance, run=ctx.provenance()),
     )
 

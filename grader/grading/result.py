@@ -145,8 +145,10 @@ class GradeResult:
 
 
 def architectures_of(result: GradeResult) -> dict[str, Architecture]:
-    """Each model's architecture as the grader knows it: measured in the sandbox (runs[name].architecture)."""
-    return {name: run.architecture for name, run in result.runs.items() if run.architecture is not None}
+    """Each model's architecture as the grader knows it best: measured in the sandbox (runs[name].architecture)
+    where it was retrained, else read from its code (result.architectures)."""
+    measured = {name: run.architecture for name, run in result.runs.items() if run.architecture is not None}
+    return {**result.architectures, **measured}
 
 
 def _from_v1(old: Mapping[str, Any]) -> dict:

@@ -2,7 +2,7 @@
 "What differs" section and the gradebook's factor columns, from one result.
 
 The architectures are those the grader knows (grader.grading.result.architectures_of: measured on
-the built models in the sandbox); the effect is the retraining's, proposed minus baseline, set
+the built models in the sandbox, else read from the code); the effect is the retraining's, proposed minus baseline, set
 against the seed-to-seed spread (grader.training.effect).
 """
 
@@ -25,7 +25,7 @@ def factor_values(arch: Architecture) -> dict[Factor, str]:
     """Each factor of one model, as a table cell."""
     return {
         "depth": f"{arch.depth} ({arch.conv_layers} conv, {arch.linear_layers} linear)",
-        "width": _widths(arch.widths),
+        "width": _widths(arch),
         "normalization": f"{', '.join(arch.norms)} ({_layers(arch.norm_layers)})" if arch.norms else "none",
         "dropout": _layers(arch.dropout_layers) if arch.dropout_layers else "none",
         "residual": str(arch.residual) if arch.residual else "none",
@@ -39,15 +39,17 @@ def _layers(n: int) -> str:
     return f"{n} layer" + ("" if n == 1 else "s")
 
 
-def _widths(widths: tuple[int, ...]) -> str:
+def _widths(arch: Architecture) -> str:
+    widths = arch.widths
     if not widths:
-        return "no convolutions"
+        return "not written as numbers in the code" if arch.conv_layers else "no convolutions"
     shown = ", ".join(map(str, widths[:_SHOWN_WIDTHS])) + (", ..." if len(widths) > _SHOWN_WIDTHS else "")
     return f"{shown} (widest {max(widths)})"
 
 
 def _size(arch: Architecture) -> str:
-    params = f"{arch.params:,} params" if arch.params is not None else "params unknown"
+    params = (f"{arch.params:,} params" if arch.params is not None
+              else "counted when the models are run" if arch.source == "code" else "params unknown")
     return params + (f", {arch.flops_per_image / 1e6:.2f} MFLOPs per image" if arch.flops_per_image else "")
 
 
@@ -75,7 +77,11 @@ def _factor_table(result: GradeResult, baseline: Architecture, proposed: Archite
     before, after = factor_values(baseline), factor_values(proposed)
     found = differences(baseline, proposed)
     differing = {d.factor for d in found}
-    lines = ["The two models as the grader built them and measured them on one forward pass.", "",
+    how = ("The two models as the grader built them and measured them on one forward pass."
+           if baseline.source == proposed.source == "run" else
+           "The two models as the grader read them from your code (a retraining measures them exactly: "
+           "`grader check --train quick`).")
+    lines = [how, "",
              f"| Factor | Baseline: {md(result.baseline or '')} | Proposed: {md(result.proposed or '')} |", "|---|---|---|"]
     for factor in FACTORS:
         mark = "**" if factor in differing else ""  # the factors that differ stand out
