@@ -137,6 +137,34 @@ def test_a_real_factor_passes_and_a_phantom_one_beside_it_is_only_a_flag():
     assert "'data augmentation' but data augmentation is a training choice" in flags[0]
 
 
+@pytest.mark.parametrize("sentence, credited", [
+    ("The two networks are identical except for batch normalization after each convolution.", {"normalization"}),
+    ("Both networks have the same number of parameters and neither uses dropout.", set()),
+    ("The deeper stages of the network learn more abstract features.", set()),  # parts of one network, no claim
+    ("BNLeNet is deeper than LeNet5.", {"depth"}),
+])
+def test_words_that_say_the_models_share_a_factor_credit_nothing(sentence, credited):
+    from grader.analysis.discussion import named_factors
+
+    assert {f.factor for f in named_factors([sentence])} == credited
+
+
+def test_a_claim_in_the_wrong_direction_is_not_a_real_difference():
+    """The proposed BNLeNet has LeNet5's depth plus BatchNorm: 'shallower' is no real difference of it, and a
+    baseline deeper than the proposed model does not make 'deeper' right."""
+    from grader.analysis.architecture import Architecture
+    from grader.analysis.discussion import Discussion, named_factors
+    from grader.checks.static import attributes_verdict
+
+    base = Architecture("run", conv_layers=2, linear_layers=3, widths=(6, 16))
+    shallow = Architecture("run", conv_layers=2, linear_layers=1, widths=(6, 16), norms=("BatchNorm2d",), norm_layers=2)
+    said = Discussion(True, 9, 40, factors=named_factors(["The proposed network is deeper, so it learns more."]))
+    verdict = attributes_verdict(said, base, shallow)
+    assert not verdict.passed and "do not differ in depth in that direction" in verdict.flag
+    right = Discussion(True, 9, 40, factors=named_factors(["The proposed network is shallower and uses batch norm."]))
+    assert attributes_verdict(right, base, shallow).passed and not attributes_verdict(right, base, shallow).flag
+
+
 def test_a_discussion_naming_no_factor_fails():
     checks, _ = judged(ablation("BNLeNet outperforms LeNet5 on the test set by a clear margin, as the accuracies printed above show clearly enough for anyone."))
     assert not checks["discussion_attributes"].passed
