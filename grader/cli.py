@@ -93,14 +93,22 @@ def _exit_code(result: GradeResult) -> int:
               help="GPUs each Ray task reserves; 0.25 lets four trainings share a GPU (default 0).")
 @click.option("--overrides", type=click.Path(path_type=Path), default=None,
               help="The instructor's overrides.toml: points and comments per student and check (nobody is graded again).")
+@click.option("--gpu-slots", default=None, metavar="N|auto",
+              help="Local executor: N trainings at once on each GPU (auto: from free memory and recorded peaks); "
+                   "--workers defaults to the slots. No effect without a GPU.")
 def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | None, workers: int | None, quick: bool,
           no_train: bool, allow_unisolated: bool, require_isolation: bool, executor: str, ray_address: str | None,
-          cpus_per_task: float | None, gpus_per_task: float | None, overrides: Path | None) -> None:
+          cpus_per_task: float | None, gpus_per_task: float | None, overrides: Path | None,
+          gpu_slots: str | None) -> None:
     """Grade every notebook in SUBMISSIONS (a folder of notebooks or of student folders)."""
     from grader.grading.batch import grade_batch
     from grader.grading.overrides import load_overrides
     from grader.report.batchview import BatchView
+    from grader.training.gpus import parse_gpu_slots
 
+    slots = parse_gpu_slots(gpu_slots) if gpu_slots is not None else None
+    if slots is not None and executor != "local":
+        raise GraderError("--gpu-slots applies to the local executor only; with Ray, --gpus-per-task 0.25 shares each GPU four ways")
     loaded = load_rubric(rubric)
     overridden = load_overrides(overrides, loaded) if overrides else ()
     budget = "none" if no_train else ("quick" if quick else "full")
@@ -108,7 +116,8 @@ def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | No
                        gpus_per_task=gpus_per_task)
     with BatchView() as view:
         report = grade_batch(submissions, out, rubric=loaded, budget=budget, executor=runner, data_dir=data_dir,
-                             require_isolation=not allow_unisolated, overrides=overridden, on_start=view.start,
+                             require_isolation=not allow_unisolated, overrides=overridden, gpu_slots=slots,
+                             on_note=lambda line: click.echo(f"note: {line}", err=True), on_start=view.start,
                              on_done=view.done, on_progress=view.step)
     view.summary(report, out)
     sys.exit(130 if report.interrupted else EXIT_OK)
@@ -124,7 +133,7 @@ def _executor(kind: str, *, workers: int | None, ray_address: str | None, cpus_p
             raise GraderError(f"{given[0]} applies to the Ray executor only; add --executor ray or drop {given[0]}")
         from grader.grading.executors.local import LocalExecutor
 
-        return LocalExecutor(workers or 1)
+        return LocalExecutor(workers)  # None: one worker per GPU slot (--gpu-slots), else 1
     if workers is not None:
         raise GraderError("--workers applies to the local executor only; with Ray, --cpus-per-task and "
                           "--gpus-per-task decide how many submissions run at once")

@@ -32,7 +32,8 @@ from grader.report.gradebook import gradebook_csv
 from grader.report.gradescope import gradescope_results
 from grader.report.spreadsheet import csv_text
 from grader.rubric import Budget, Rubric
-from grader.training.context import prepare_training, run_identity
+from grader.training.context import place_on_gpus, prepare_training, run_identity
+from grader.training.gpus import GpuSlots, cuda_peaks
 from grader.training.progress import OnProgress
 
 RESULT = "result.json"
@@ -55,29 +56,36 @@ def grade_batch(
     *,
     rubric: Rubric,
     budget: Budget,
-    workers: int = 1,
+    workers: int | None = None,
     executor: Executor | None = None,
     data_dir: Path | None = None,
     require_isolation: bool = True,
     overrides: tuple[Override, ...] = (),
+    gpu_slots: GpuSlots | None = None,
+    on_note: Callable[[str], None] = lambda line: None,
     on_start: Callable[[int, int], None] = lambda total, todo: None,
     on_done: Callable[[GradeResult, bool], None] = lambda result, reused: None,
     on_progress: OnProgress | None = None,
 ) -> BatchReport:
-    """Grade what changed in `root` into `out` with `executor` (default: a local pool of `workers`).
+    """Grade what changed in `root` into `out` with `executor` (default: a local pool of `workers`,
+    by default as many as the GPU slots, else 1).
     `on_progress` hears the references' epochs, and each model's where the executor grades here.
 
     A class's code runs only walled off: where no sandbox works this refuses (SandboxError) unless
     `require_isolation` is False, which the instructor must ask for (`--allow-unisolated`).
     `overrides` (grader.grading.overrides.load_overrides) must name students of the class.
+    `gpu_slots` trains that many children on each GPU at once (grader.training.slots; 'auto': from
+    free memory and the peaks recorded in `out`); `on_note` hears one line on the plan.
     """
     submissions = discover(root)
     check_students(overrides, [sub.student for sub in submissions], root)
     identity = run_identity(data_dir) if budget != "none" else None  # a bad data folder fails here, first
     report = BatchReport()
     todo: list[Submission] = []
+    peaks: list[int] = []  # GPU memory the class's models took in earlier runs: what 'auto' slots plan on
     for sub in submissions:
         stored = load_result(out / sub.student / RESULT)
+        peaks += cuda_peaks(run.history for run in stored.runs.values()) if stored else []
         if sub.notebook and stored and stored.fingerprint == submission_fingerprint(sub.notebook, rubric, budget, identity):
             report.results[sub.student] = _overridden(out, stored, overrides, rubric)
             report.reused.append(sub.student)
@@ -87,6 +95,9 @@ def grade_batch(
     if budget != "none" and any(sub.notebook for sub in todo):  # data, references and isolation: once per batch
         context = prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation,
                                    on_progress=on_progress)
+        if gpu_slots is not None:
+            context, plan = place_on_gpus(context, gpu_slots, peaks)
+            on_note(plan)
     on_start(len(submissions), len(todo))
     for student in report.reused:
         on_done(report.results[student], True)

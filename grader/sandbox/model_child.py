@@ -72,14 +72,15 @@ def model_spec(extraction: Extraction, name: str) -> ModelSpec:
 
 def run_model_child(request: Request, extraction: Extraction, *, isolation: Isolation,
                     inputs: Mapping[str, Path | bytes] = {}, arrays: Mapping[str, ArraySpec] = {},
-                    timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),
+                    timeouts: Timeouts = Timeouts(), limits: Limits = Limits(), env: Mapping[str, str] = {},
                     on_progress: Callable[[str, int], None] | None = None) -> ChildRun:
     """Run `request` on the extracted module in the sandbox; `on_progress(phase, epoch)` hears how
-    far the child says it got (grader.sandbox.process), for display only."""
+    far the child says it got (grader.sandbox.process), for display only. `env` is added to the
+    child's scrubbed environment (its GPU: grader.training.gpus.pin_env)."""
     files: dict[str, Path | bytes] = {SUBMISSION: extraction.source.encode(), **child_package(), **inputs}
     child = run_in_sandbox(CHILD_PACKAGE / "__main__.py", phases=timeouts.phases(request.task), isolation=isolation,
                            request=request.to_json(), report=Report, inputs=files, arrays=arrays, limits=limits,
-                           on_progress=on_progress)
+                           env=env, on_progress=on_progress)
     return ChildRun(request.model.name, child)
 
 

@@ -14,9 +14,9 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from grader.child.config import TrainConfig
 from grader.rubric import Budget, Rubric
@@ -25,6 +25,8 @@ from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.state import state_dir
 from grader.training.progress import OnProgress
 from grader.training.runs import ModelRun
+from grader.training.gpus import Gpu, GpuSlots, cuda_peaks, describe, slots_per_gpu, visible_gpus
+from grader.training.slots import GpuPlacement, SlotPool
 
 # A student model may train this many times slower than the strong reference before it is stopped.
 TIMEOUT_FACTOR = 20.0
@@ -106,6 +108,8 @@ class TrainingContext:
     """The rubric's reference networks trained under the same config, by class name."""
     isolation: Isolation
     train_timeout_s: float
+    gpus: GpuPlacement | None = None
+    """Which GPU each training child gets (grader.training.slots); None: the default device as it is."""
 
     @property
     def identity(self) -> RunIdentity:
@@ -160,6 +164,24 @@ def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = 
     )
 
 
+def place_on_gpus(ctx: TrainingContext, asked: GpuSlots, peaks: Iterable[int] = (),
+                  inventory: Callable[[], tuple[Gpu, ...]] | None = None,
+                  folder: Path | None = None) -> tuple[TrainingContext, str]:
+    """`ctx` with a SlotPool over the GPUs here, and one line on the plan for the instructor.
+
+    Without a GPU (or training on the CPU) nothing changes: the line says so, the batch goes on.
+    'auto' plans on the largest peak GPU memory recorded: `peaks` (the class's earlier results) and
+    the references trained for this context. `inventory` (tests: a fake) defaults to the GPUs here;
+    `folder` holds the slots' lock files.
+    """
+    gpus = (inventory or visible_gpus)() if ctx.device == "cuda" else ()
+    if not gpus:
+        return ctx, "no GPU here: --gpu-slots has no effect; the models train on the CPU as without it"
+    slots = slots_per_gpu(gpus, asked, [*peaks, *cuda_peaks(run.history for run in ctx.references.values())])
+    pool = SlotPool(gpus, slots, str(folder or state_dir("gpu-slots")))
+    return replace(ctx, gpus=pool), describe(gpus, slots)
+
+
 def write_arrays(folder: Path, arrays: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """Each array as NAME.npy in `folder` -> (path, sha256). A file already there is kept only when
     its bytes are the array's: nothing found on disk is trusted because of its name."""
@@ -195,4 +217,4 @@ def matches(path: Path, sha256: str) -> bool:
     return digest.hexdigest() == sha256
 
 
-__all__ = ["RunIdentity", "RunProvenance", "default_device", "run_identity", "TrainingContext", "matches", "prepare_training", "write_arrays"]
+__all__ = ["RunIdentity", "RunProvenance", "default_device", "run_identity", "TrainingContext", "matches", "place_on_gpus", "prepare_training", "write_arrays"]

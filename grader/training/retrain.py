@@ -23,6 +23,7 @@ from grader.sandbox.models_run import ModelCheck, run_models
 from grader.training.context import TrainingContext
 from grader.training.progress import OnProgress, ProgressEvent, child_epochs
 from grader.training.runs import ModelRun
+from grader.training.slots import lease
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,14 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
                       config=replace(ctx.config, train_subset=0, eval_subset=0),  # the arrays are already cut
                       mean=ctx.mean, std=ctx.std, device=ctx.device)
     val_y, test_y = ctx.labels["val"], ctx.labels["test"]
-    run = run_model_child(
-        request, extraction, isolation=ctx.isolation,
-        inputs={f"{k}.npy": Path(p) for k, p in ctx.files.items()},
-        arrays={"val_logits": ArraySpec("f", (None, None, 10)), "test_logits": ArraySpec("f", (None, None, 10))},
-        timeouts=replace(Timeouts(), train_s=ctx.train_timeout_s),
-        on_progress=child_epochs(name, ctx.config, ctx.train_timeout_s, on_progress) if on_progress else None,
-    )
+    with lease(ctx.gpus) as gpu_env:  # a GPU slot for the child's whole run, given back however it ends
+        run = run_model_child(
+            request, extraction, isolation=ctx.isolation,
+            inputs={f"{k}.npy": Path(p) for k, p in ctx.files.items()},
+            arrays={"val_logits": ArraySpec("f", (None, None, 10)), "test_logits": ArraySpec("f", (None, None, 10))},
+            timeouts=replace(Timeouts(), train_s=ctx.train_timeout_s), env=gpu_env,
+            on_progress=child_epochs(name, ctx.config, ctx.train_timeout_s, on_progress) if on_progress else None,
+        )
     report, seconds, uid = run.report, round(run.child.seconds, 2), run.child.isolation.uid
     if run.failure or report is None or report.history is None:
         failure = run.failure or f"{name}: training failed without saying why"

@@ -10,22 +10,25 @@ from grader.grading.executors.base import GradeOptions, grade_one, worker_failed
 from grader.grading.result import GradeResult
 from grader.grading.submissions import Submission
 from grader.training.progress import OnProgress
+from grader.training.slots import SlotPool
 
 
 @dataclass(frozen=True)
 class LocalExecutor:
     """This machine: in this process for one worker, else a pool of worker processes."""
 
-    workers: int = 1
+    workers: int | None = 1
+    """Submissions graded at once; None: one per GPU slot (--gpu-slots), else 1."""
 
     def grade(self, todo: list[Submission], options: GradeOptions,
               on_progress: OnProgress | None = None) -> Generator[GradeResult, None, None]:
-        if self.workers <= 1:
+        workers = self.workers or _slot_count(options)
+        if workers <= 1:
             for sub in todo:
                 yield grade_one(sub, options, on_progress)
             return
         # A pool's workers cannot call back into this process: no per-epoch progress (see README).
-        pool = ProcessPoolExecutor(max_workers=self.workers)
+        pool = ProcessPoolExecutor(max_workers=workers)
         futures: dict[Future, Submission] = {pool.submit(grade_one, sub, options): sub for sub in todo}
         try:
             pending = set(futures)
@@ -38,6 +41,12 @@ class LocalExecutor:
                         yield worker_failed(futures[future], e, options)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _slot_count(options: GradeOptions) -> int:
+    """One worker per GPU slot: each worker trains one child at a time, so fewer would leave slots idle."""
+    pool = options.context.gpus if options.context else None
+    return pool.total if isinstance(pool, SlotPool) else 1
 
 
 __all__ = ["LocalExecutor"]

@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.state import state_dir
 from grader.training.context import TrainingContext, matches, write_arrays
 from grader.training.progress import OnProgress
+from grader.training.slots import AssignedGpus
 
 RAY_MISSING = "Ray is not installed; pip install 'cnn-grader[ray]'"
 
@@ -144,12 +145,20 @@ class RayExecutor:
 
 
 def node_options(options: GradeOptions, shared: SharedData) -> GradeOptions:
-    """`options` with the training context rewritten for this node: its array files, its isolation."""
+    """`options` with the training context rewritten for this node: its array files, its isolation,
+    and the GPU Ray gave this task."""
     ctx = options.context
     if ctx is None:
         return options
     isolation = ctx.isolation if socket.gethostname() == shared.driver_host else node_isolation(options.require_isolation)
-    return replace(options, context=replace(ctx, files=node_arrays(ctx, shared), isolation=isolation))
+    gpus = task_gpus(require_ray().get_gpu_ids()) if ctx.device == "cuda" else None
+    return replace(options, context=replace(ctx, files=node_arrays(ctx, shared), isolation=isolation, gpus=gpus))
+
+
+def task_gpus(gpu_ids: Iterable[object]) -> AssignedGpus:
+    """Every training child of this task on the GPU(s) Ray assigned it (a fraction of one with
+    --gpus-per-task below 1): the local executor's pinning (grader.training.slots), Ray's choice."""
+    return AssignedGpus(tuple(str(i) for i in gpu_ids))
 
 
 def node_arrays(ctx: TrainingContext, shared: SharedData) -> dict[str, str]:
