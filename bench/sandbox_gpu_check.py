@@ -2,7 +2,7 @@
 
 Run on a GPU machine: `python bench/sandbox_gpu_check.py`. For each isolation kind it runs a child
 that allocates 1 GiB on the GPU and sums it; the memory watchdog must not count device memory,
-and bubblewrap must expose the /dev/nvidia* nodes. Prints one line per kind.
+and the sandbox must show the pinned GPU's /dev/nvidia* nodes (run_in_sandbox(cuda=True)). Prints one line per kind.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def main() -> None:
         except SandboxError as e:
             print(f"{kind}: unavailable: {e}")
             continue
-        r = run_in_sandbox(script, phases=[Phase("main", 240)], isolation=iso, limits=Limits(memory_bytes=3 * 2**30))
+        r = run_in_sandbox(script, phases=[Phase("main", 240)], isolation=iso, limits=Limits(memory_bytes=3 * 2**30),
+                           cuda=True)
         print(f"{kind}: status={r.status} detail={r.detail!r} payload={r.payload} seconds={r.seconds:.1f}")
         if r.status != "ok":
             print(r.stderr_tail(8))

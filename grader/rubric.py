@@ -55,6 +55,9 @@ class Assignment:
     max_params: int = 200_000_000
     """Models with more parameters are refused before any memory is allocated. It protects memory:
     parameters, their gradients and the optimizer's state take about 16 bytes each (3.2 GB here)."""
+    max_gpu_memory_mb: int = 24_000
+    """GPU memory a student's training child may hold (MB; 0: no cap but its share of the GPU, the GPU's
+    memory divided by the children sharing it). Over it, the child is stopped and the model named."""
     max_flops_per_image: int = 12_000_000_000
     """Models whose forward pass takes more floating-point operations per 32x32 image are refused.
     It protects time: a run costs about three times this per training image and epoch."""

@@ -6,6 +6,7 @@
     state.py         the grader's private folders, out of every child's reach
     process.py       one child process: limits, per-phase deadlines, capped output, cleanup
     cgroup.py        a memory cgroup per child, where the grader may make one
+    gpu.py           a CUDA child's GPU: device nodes, driver libraries, its GPU memory
     proctree.py      the watchdog's view of a child: process tree, memory, disk
     files.py         reading what a child wrote as if an attacker wrote it
     capture.py       a child's stdout and stderr, head and tail

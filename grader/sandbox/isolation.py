@@ -5,7 +5,7 @@ Three kinds, strongest first (grader/sandbox/detect.py probes which work here):
 - ``bubblewrap``: ``bwrap`` with new network, PID, IPC and UTS namespaces and a root filesystem
   that shows only /usr, a few files of /etc, the Python installation and the child's own folders;
 - ``namespace`` (root only): ``unshare`` with new mount, network and PID namespaces; a script run
-  as root inside them hides every top-level folder but /usr, /dev and /proc under empty tmpfs
+  as root inside them makes a fresh /dev, hides every top-level folder but /usr and /proc under empty tmpfs
   (/tmp, /run, /home, /root, /var, /opt, the data, the results...), brings back only the Python
   installation and a few files of /etc, and mounts the child's folders as under bubblewrap;
 - ``none`` (not as root): no namespaces; the child runs as the grader's own user and sees what
@@ -14,7 +14,9 @@ Three kinds, strongest first (grader/sandbox/detect.py probes which work here):
 What a child sees in every walled-off kind: its inputs read-only (`Layout.in_dir` and the large
 arrays bound file by file, never linked to the grader's copies), a working folder that is a
 fresh tmpfs of `Layout.work_bytes` (its disk cap), and in it `out/`, the one folder shared with
-the grader. As root the child runs as a uid of its own (`exclusive_uid`), never as root.
+the grader. As root the child runs as a uid of its own (`exclusive_uid`), never as root. A child
+that trains on CUDA is also shown its GPU's device nodes and the driver's libraries
+(grader/sandbox/gpu.py says which); any other child, none of them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from grader.errors import SandboxError
+from grader.sandbox.gpu import DRIVER_VIEWS, GpuAccess
 from grader.sandbox.state import state_dir
 
 NOBODY = 65534
@@ -37,8 +40,10 @@ KINDS = ("bubblewrap", "namespace", "none")
 INSIDE = {"bubblewrap": "/sandbox", "namespace": "/tmp/sandbox"}
 # Host files a Python process reads at start-up (dynamic loader cache, user names for getpass).
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime")
-# Top-level folders the namespace kind leaves visible (read as they are on the host).
-SYSTEM = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc", "dev"}
+# Top-level folders the namespace kind leaves visible (read as they are on the host); its /dev is
+# made afresh, as bubblewrap's --dev makes it: these nodes, and a GPU's where the child uses one.
+SYSTEM = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc"}
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class Layout:
     """Large inputs, shown read-only in in/ under these names (an empty file of that name must exist there)."""
     work_bytes: int = 2 * 2**30
     """Size of the child's working folder, a tmpfs: what it may write in all."""
+    gpu: GpuAccess = GpuAccess()
+    """The GPU device nodes and driver libraries it is shown (none unless it trains on CUDA)."""
 
     @property
     def out_dir(self) -> Path:
@@ -115,10 +122,6 @@ def require(iso: Isolation) -> None:
         )
 
 
-def _gpu() -> bool:
-    return any(Path("/dev").glob("nvidia*"))
-
-
 def _bwrap(iso: Isolation, layout: Layout) -> list[str]:
     # No --unshare-user as root: a user namespace would map the child back to host uid 0. As
     # another user, bwrap makes one itself, and the child can reach nothing outside its folders.
@@ -135,8 +138,9 @@ def _bwrap(iso: Isolation, layout: Layout) -> list[str]:
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     own = [p for p in iso.python_paths if not p.startswith("/usr/")]
+    libraries = [p for p in layout.gpu.libraries if not p.startswith("/usr/")]
     made: set[str] = {"/", "/usr", "/etc", "/dev", "/proc"}
-    for path in [*own, inside_in]:
+    for path in [*own, *(str(Path(p).parent) for p in libraries), inside_in]:
         # bwrap creates missing parents mode 0700 (as root), which the child's uid cannot cross.
         for parent in reversed(Path(path).parents):
             if str(parent) not in made:
@@ -150,10 +154,10 @@ def _bwrap(iso: Isolation, layout: Layout) -> list[str]:
     args += ["--perms", "1777", "--size", str(layout.work_bytes), "--tmpfs", inside_work,
              "--bind", str(layout.out_dir), f"{inside_work}/out",
              "--perms", "1777", "--dir", f"{inside_work}/tmp", "--chdir", inside_work]
-    for dev in sorted(Path("/dev").glob("nvidia*")):  # CUDA needs its device nodes
-        args += ["--dev-bind-try", str(dev), str(dev)]
-    if _gpu():
-        args += ["--ro-bind-try", "/sys", "/sys", "--ro-bind-try", "/proc/driver/nvidia", "/proc/driver/nvidia"]
+    for dev in layout.gpu.devices:  # only the pinned GPUs' nodes: the others do not exist inside
+        args += ["--dev-bind", dev, dev]
+    for path in [*libraries, *(DRIVER_VIEWS if layout.gpu.devices else ())]:
+        args += ["--ro-bind-try", path, path]
     return args
 
 
@@ -182,19 +186,19 @@ def _namespace_script(iso: Isolation, layout: Layout) -> str:
         f"mkdir -m 755 {staged_work}/out && mkdir -m 1777 {staged_work}/tmp",
         f"mount --bind {q(str(layout.out_dir))} {staged_work}/out",
     ]
+    lines += _dev_lines(f"{stage}/dev", layout.gpu)
     hidden = sorted(e.name for e in os.scandir("/") if e.is_dir(follow_symlinks=False)
-                    and e.name not in SYSTEM | {"tmp"} and not (e.name == "sys" and _gpu()))
-    keep = [p for p in iso.python_paths if p.split("/")[1] in {*hidden, "tmp"}]
+                    and e.name not in SYSTEM | {"tmp", "dev"} and not (e.name == "sys" and layout.gpu.devices))
+    keep = [p for p in [*iso.python_paths, *layout.gpu.libraries] if p.split("/")[1] in {*hidden, "tmp"}]
     keep += [f"/etc/{name}" for name in ETC_FILES if os.path.exists(f"/etc/{name}")]
     for i, path in enumerate(keep):
         make = "mkdir" if os.path.isdir(path) else "touch"
         lines += [f"{make} {stage}/keep/{i}", f"mount --bind {q(path)} {stage}/keep/{i}",
                   f"mount -o remount,bind,ro {stage}/keep/{i}"]
-    lines.append(f"mount --move {stage} /tmp")
+    lines += [f"mount --move {stage} /tmp", "mount --move /tmp/dev /dev && rmdir /tmp/dev"]
     for name in hidden:
         lines.append(f"mount -t tmpfs -o mode=755,size=1m tmpfs /{q(name)}")
-    if os.path.isdir("/dev/shm"):
-        lines.append("mount -t tmpfs -o mode=755,size=1m tmpfs /dev/shm")
+    lines.append("mount -t tmpfs -o mode=755,size=1m tmpfs /dev/shm")
     for i, path in enumerate(keep):
         make = f"mkdir -p {q(path)}" if os.path.isdir(path) else f"mkdir -p {q(os.path.dirname(path))} && touch {q(path)}"
         lines += [make, f"mount --move /tmp/keep/{i} {q(path)}"]
@@ -203,6 +207,19 @@ def _namespace_script(iso: Isolation, layout: Layout) -> str:
     lines += ["rm -rf /tmp/keep", f"cd {inside_work}", "set +e", '"$@" &', "wait $!", "exit $?"]
     assert inside_in == "/tmp/sandbox/in"  # the staging tmpfs, moved over /tmp, holds the sandbox
     return "\n".join(lines)
+
+
+def _dev_lines(staged: str, gpu: GpuAccess) -> list[str]:
+    """Shell lines that make a fresh /dev at `staged`: the usual nodes, and the GPU's the child is given."""
+    q = shlex.quote
+    lines = [f"mkdir {staged}", f"mount -t tmpfs -o mode=755,size=1m tmpfs {staged}",
+             f"mkdir {staged}/shm {staged}/pts", f"ln -s /proc/self/fd {staged}/fd"]
+    lines += [f"ln -s /proc/self/fd/{fd} {staged}/{name}" for fd, name in enumerate(("stdin", "stdout", "stderr"))]
+    for node in [*(f"/dev/{n}" for n in DEV_NODES if os.path.exists(f"/dev/{n}")), *gpu.devices]:
+        target = f"{staged}/{q(node.removeprefix('/dev/'))}"
+        make = "mkdir" if os.path.isdir(node) else "touch"
+        lines.append(f"{make} {target} && mount --bind {q(node)} {target}")
+    return lines
 
 
 # Slot n > 0 runs as uid UID_BASE + n (Debian leaves 65000-65533 unallocated).

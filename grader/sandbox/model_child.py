@@ -80,7 +80,7 @@ def run_model_child(request: Request, extraction: Extraction, *, isolation: Isol
     files: dict[str, Path | bytes] = {SUBMISSION: extraction.source.encode(), **child_package(), **inputs}
     child = run_in_sandbox(CHILD_PACKAGE / "__main__.py", phases=timeouts.phases(request.task), isolation=isolation,
                            request=request.to_json(), report=Report, inputs=files, arrays=arrays, limits=limits,
-                           env=env, on_progress=on_progress)
+                           env=env, on_progress=on_progress, cuda=request.device == "cuda")
     return ChildRun(request.model.name, child)
 
 

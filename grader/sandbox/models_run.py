@@ -36,7 +36,7 @@ class ModelCheck:
     """It was built and mapped (N, 3, 32, 32) to (N, 10) float logits."""
     kind: str
     """Why not, as an id: ok, missing, newer_syntax, needs_args, too_many_params, shape, not_tensor, network, file,
-    processes, exit, timeout, killed_memory, killed_output, exited, crashed, invalid, ..."""
+    processes, exit, timeout, killed_memory, killed_gpu_memory, killed_output, exited, crashed, invalid, ..."""
     message: str
     """What went wrong, in words a student can act on ('' when it passed)."""
     built_as: str

@@ -5,7 +5,9 @@ over a script, its inputs and a request; the child runs it inside the isolation 
 grader/sandbox/detect.py, in fresh folders of the grader's private state (grader/sandbox/state.py),
 with a scrubbed environment, rlimits (CPU time, file size, open files, processes), a memory cap
 (a memory cgroup where the grader can make one, else a watchdog; RLIMIT_AS breaks CUDA), a disk
-cap, wall-clock deadlines per phase and capped output. Whatever the child does, the answer is a
+cap, wall-clock deadlines per phase and capped output. A child that trains on CUDA is shown its GPU
+(grader/sandbox/gpu.py), and the watchdog reads what its processes hold on the GPU from the
+driver: over `Limits.gpu_memory_bytes` it is stopped like a child over its memory. Whatever the child does, the answer is a
 `ChildResult`; the grader never crashes, hangs or unpickles because of it.
 
 What the child may write, all under out/ in its working folder (grader.child.protocol names them):
@@ -34,11 +36,14 @@ from grader.sandbox import proctree
 from grader.sandbox.capture import Capture
 from grader.sandbox.cgroup import MemoryCgroup, memory_cgroup
 from grader.sandbox.files import ArraySpec, ChildOutputError, load_array, read_json, read_record
+from grader.sandbox.gpu import GpuAccess, GpuReader, child_gpu_use, default_gpu_reader, host_gpu_access
 from grader.sandbox.isolation import Isolation, Layout, command, exclusive_uid, inside_paths
 from grader.sandbox.state import fresh_dir, remove_tree
 
-STATUSES = ("ok", "timeout", "killed_memory", "killed_disk", "killed_output", "exited", "crashed", "invalid")
+STATUSES = ("ok", "timeout", "killed_memory", "killed_gpu_memory", "killed_disk", "killed_output", "exited",
+            "crashed", "invalid")
 DISK_CHECK_EVERY = 10  # polls between measurements of out/ (a walk of the folder)
+GPU_CHECK_EVERY = 10  # polls between readings of GPU memory (nvidia-smi is a process of its own)
 MAX_OUT_ENTRIES = 10_000
 POLL_S = 0.05
 TERM_GRACE_S = 2.0
@@ -69,6 +74,10 @@ class Limits:
     """Bytes kept from the head and from the tail of each stream."""
     threads: int = 0
     """OMP/MKL threads in the child; 0 means the CPU count, at most 8."""
+    gpu_memory_bytes: int = 0
+    """GPU memory the child's processes may hold together (CUDA children only); 0: no cap but the share."""
+    gpu_slots: int = 1
+    """Children sharing one GPU: none may hold more than the GPU's memory divided by this (its share)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,8 @@ class ChildResult:
     """What happened to one child process, in terms the grader can report."""
 
     status: str
-    """One of STATUSES: ok, timeout, killed_memory, killed_disk, killed_output, exited, crashed, invalid."""
+    """One of STATUSES: ok, timeout, killed_memory, killed_gpu_memory, killed_disk, killed_output, exited,
+    crashed, invalid."""
     phase: str
     """The phase the child was in when it ended (the last one it announced)."""
     detail: str
@@ -113,6 +123,8 @@ class ChildResult:
     """Its out/result.json as the record type the caller asked for, when it wrote one."""
     arrays: Mapping[str, Any] = field(default_factory=dict)
     """Validated numpy arrays by name (from out/NAME.npy)."""
+    notes: tuple[str, ...] = ()
+    """What the watchdog could not do (GPU memory it could not read), for the instructor."""
 
     @property
     def ok(self) -> bool:
@@ -134,6 +146,8 @@ def run_in_sandbox(
     limits: Limits = Limits(),
     env: Mapping[str, str] = {},
     on_progress: Callable[[str, int], None] | None = None,
+    cuda: bool = False,
+    gpu_reader: GpuReader | None = None,
 ) -> ChildResult:
     """Run `script` (copied in as in/child.py) as `python child.py IN_DIR` under `isolation`.
 
@@ -142,6 +156,9 @@ def run_in_sandbox(
     change the grader's copy nor find it). Its out/result.json is read as a `report` record (a
     dataclass type), or as plain JSON without one. `on_progress(phase, k)` is called, from this
     thread, when the child announces a later phase (k 0) or a larger k within its phase.
+
+    `cuda`: the child trains on the GPU(s) CUDA_VISIBLE_DEVICES pins it to; it is shown them and its
+    GPU memory is watched through `gpu_reader` (default: NVML, else nvidia-smi).
     """
     if not phases:
         raise ValueError("run_in_sandbox needs at least one Phase")
@@ -149,7 +166,9 @@ def run_in_sandbox(
         root = fresh_dir("run-", "runs")
         group: MemoryCgroup | None = None
         try:
-            layout = _prepare(root, script, inputs, request, isolation, limits)
+            gpu = host_gpu_access(cuda and isolation.kind != "none", {**os.environ, **env})  # a slot's pin wins
+            layout = _prepare(root, script, inputs, request, isolation, limits, gpu)
+            reader, note = (gpu_reader, "") if gpu_reader or not cuda else default_gpu_reader()
             inside_in, inside_work = inside_paths(isolation, layout)
             total_s = sum(p.timeout_s for p in phases)
             rlimits = {
@@ -159,9 +178,11 @@ def run_in_sandbox(
             cmd = command(isolation, [isolation.python, "-I", "-B", "-u", f"{inside_in}/child.py", inside_in], layout, rlimits)
             group = memory_cgroup(limits.memory_bytes) if isolation.kind != "none" else None
             run = _Run(group.join() + cmd if group else cmd, cwd=layout.work_dir,
-                       env=_scrubbed_env(inside_work, limits.threads or min(8, os.cpu_count() or 1), env),
+                       env=_scrubbed_env(inside_work, limits.threads or min(8, os.cpu_count() or 1), env,
+                                         gpu if isolation.kind != "none" else None),
                        layout=layout, walled=isolation.kind != "none", phases=phases, limits=limits,
-                       watch_memory=group is None, on_progress=on_progress)
+                       watch_memory=group is None, on_progress=on_progress, gpu_reader=reader)
+            run.notes += [note] if note else []
             run.wait()
             if group and group.oom_kills() and not run.killed_for:
                 run.killed_for = "memory"  # the kernel killed inside the group: its limit, not a crash
@@ -173,7 +194,7 @@ def run_in_sandbox(
 
 
 def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], request: str, isolation: Isolation,
-             limits: Limits) -> Layout:
+             limits: Limits, gpu: GpuAccess) -> Layout:
     """in/ (the grader's, read-only inside), work/out/ (the child's), stage/ (the namespace kind's)."""
     in_dir, work_dir = root / "in", root / "work"
     in_dir.mkdir(mode=0o755)
@@ -205,10 +226,11 @@ def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], reque
     if isolation.drops_uid:
         for path in child_owned:
             os.chown(path, isolation.uid, isolation.uid)
-    return Layout(in_dir, work_dir, binds, work_bytes=limits.disk_bytes)
+    return Layout(in_dir, work_dir, binds, work_bytes=limits.disk_bytes, gpu=gpu)
 
 
-def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str]) -> dict[str, str]:
+def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str], gpu: GpuAccess | None) -> dict[str, str]:
+    """The child's environment; `gpu` (walled kinds) says its CUDA_VISIBLE_DEVICES, else the grader's passes on."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": work, "TMPDIR": f"{work}/tmp", "LANG": "C.UTF-8",
         "USER": "sandbox", "LOGNAME": "sandbox",  # the sandbox uid may have no passwd entry (getpass)
@@ -218,7 +240,11 @@ def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str]) -> dict[str
     for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"):
         if key in os.environ:
             env[key] = os.environ[key]
-    env.update(extra)
+    env.update(extra)  # the executor's pin (a GPU slot) over the grader's own
+    if gpu is not None:  # inside, only the pinned GPUs exist: an index from outside could name none of them
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+        env.update({"CUDA_VISIBLE_DEVICES": gpu.visible} if gpu.visible else {})
+        env.update({"LD_LIBRARY_PATH": gpu.library_path} if gpu.libraries else {})
     return env
 
 
@@ -227,7 +253,7 @@ class _Run:
 
     def __init__(self, cmd: list[str], *, cwd: Path, env: dict, layout: Layout, walled: bool,
                  phases: Sequence[Phase], limits: Limits, watch_memory: bool,
-                 on_progress: Callable[[str, int], None] | None = None):
+                 on_progress: Callable[[str, int], None] | None = None, gpu_reader: GpuReader | None = None):
         self.phases, self.limits, self.layout = {p.name: p for p in phases}, limits, layout
         self.order = [p.name for p in phases]
         self.phase, self.step = phases[0].name, 0
@@ -235,6 +261,8 @@ class _Run:
         # Under walls the working folder is a tmpfs the kernel caps; only out/ is on the host's disk.
         self.disk_folder = layout.out_dir if walled else layout.work_dir
         self.watch_memory = watch_memory
+        self.gpu_reader, self.gpu_cap_bytes = gpu_reader, 0
+        self.notes: list[str] = []
         self.killed_for = ""
         self.ignored_sigterm = False
         self.start = time.monotonic()
@@ -280,6 +308,8 @@ class _Run:
             pids = proctree.tree(self.proc.pid)
             if self.watch_memory and proctree.memory_bytes(pids) > self.limits.memory_bytes:
                 self._kill("memory")
+            elif self.gpu_reader and polls % GPU_CHECK_EVERY == 0 and self._over_gpu_memory(pids):
+                self._kill("gpu_memory")
             elif polls % DISK_CHECK_EVERY == 0 and proctree.folder_bytes(self.disk_folder, MAX_OUT_ENTRIES) > self.limits.disk_bytes:
                 self._kill("disk")
             elif now - phase_start > self.phases[self.phase].timeout_s or now > deadline:
@@ -293,6 +323,21 @@ class _Run:
         self._reap()
         self.out.thread.join(timeout=10)
         self.err.thread.join(timeout=10)
+
+    def _over_gpu_memory(self, pids: list[int]) -> bool:
+        """The child's processes hold more GPU memory than the cap, or than their share of the GPU.
+        A driver that cannot be read is noted and no longer asked: the run goes on, unwatched."""
+        assert self.gpu_reader is not None
+        try:
+            use = child_gpu_use(self.gpu_reader(), pids)
+        except Exception as e:
+            self.notes.append(f"GPU memory could not be read ({type(e).__name__}: {str(e)[:200]}); "
+                              "it was not watched for the rest of the run")
+            self.gpu_reader = None
+            return False
+        caps = [c for c in (self.limits.gpu_memory_bytes, use.gpu_total_bytes // max(1, self.limits.gpu_slots)) if c > 0]
+        self.gpu_cap_bytes = min(caps, default=0)
+        return bool(caps) and use.used_bytes > self.gpu_cap_bytes
 
     def _kill(self, why: str) -> None:
         """SIGTERM to the student's processes, SIGKILL to everything after the grace period."""
@@ -327,7 +372,7 @@ def _result(run: _Run, work_dir: Path, isolation: Isolation, report, arrays, rli
     common = dict(
         phase=run.phase, isolation=isolation, seconds=run.seconds, exit_code=None if sig else code, signal=sig,
         stdout=run.out.text(), stderr=run.err.text(),
-        output_bytes=run.output_bytes, ignored_sigterm=run.ignored_sigterm,
+        output_bytes=run.output_bytes, ignored_sigterm=run.ignored_sigterm, notes=tuple(run.notes),
     )
     killed = _killed_detail(run, label)
     if killed:
@@ -365,6 +410,9 @@ def _killed_detail(run: _Run, label: str) -> tuple[str, str] | None:
     if run.killed_for == "memory":
         mb = run.limits.memory_bytes // 2**20
         return "killed_memory", f"used more than {mb} MB of memory during {label} and was stopped{term}"
+    if run.killed_for == "gpu_memory":
+        mb = run.gpu_cap_bytes // 2**20
+        return "killed_gpu_memory", f"used more than {mb} MB of GPU memory during {label} and was stopped{term}"
     if run.killed_for == "disk":
         mb = run.limits.disk_bytes // 2**20
         return "killed_disk", f"wrote more than {mb} MB of files during {label} and was stopped{term}"

@@ -20,10 +20,11 @@ from grader.sandbox.extract import Extraction
 from grader.sandbox.files import ArraySpec
 from grader.sandbox.model_child import Timeouts, model_spec, run_model_child
 from grader.sandbox.models_run import ModelCheck, run_models
+from grader.sandbox.process import Limits
 from grader.training.context import TrainingContext
 from grader.training.progress import OnProgress, ProgressEvent, child_epochs
 from grader.training.runs import ModelRun
-from grader.training.slots import lease
+from grader.training.slots import lease, slots_on_a_gpu
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
             inputs={f"{k}.npy": Path(p) for k, p in ctx.files.items()},
             arrays={"val_logits": ArraySpec("f", (None, None, 10)), "test_logits": ArraySpec("f", (None, None, 10))},
             timeouts=replace(Timeouts(), train_s=ctx.train_timeout_s), env=gpu_env,
+            limits=Limits(gpu_memory_bytes=rubric.assignment.max_gpu_memory_mb * 2**20, gpu_slots=slots_on_a_gpu(ctx.gpus)),
             on_progress=child_epochs(name, ctx.config, ctx.train_timeout_s, on_progress) if on_progress else None,
         )
     report, seconds, uid = run.report, round(run.child.seconds, 2), run.child.isolation.uid
