@@ -115,6 +115,16 @@ def test_the_child_is_told_its_gpu_by_uuid_and_where_the_driver_libraries_are(mo
     assert _scrubbed_env("/w", 1, {}, None)["CUDA_VISIBLE_DEVICES"] == "1"  # no walls: the grader's own view
 
 
+def test_a_gpu_slots_pin_is_followed_outside_and_named_by_uuid_inside(monkeypatch):
+    """The executor's slot pins a child to the machine's GPU 3; walled, the child is shown that GPU alone and
+    told it by UUID (index 3 would name no device inside); unwalled it keeps the slot's index."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    slot = {"CUDA_VISIBLE_DEVICES": "3"}
+    walled = _scrubbed_env("/w", 1, slot, GpuAccess(devices=("/dev/nvidia3",), visible="GPU-3333"))
+    assert walled["CUDA_VISIBLE_DEVICES"] == "GPU-3333"
+    assert _scrubbed_env("/w", 1, slot, None)["CUDA_VISIBLE_DEVICES"] == "3"
+
+
 def test_gpu_use_counts_only_the_childs_processes():
     rows = [GpuProcess(10, 3 * GB, 141 * GB), GpuProcess(11, 2 * GB, 141 * GB), GpuProcess(99, 50 * GB, 141 * GB)]
     assert child_gpu_use(rows, [10, 11, 12]).used_bytes == 5 * GB

@@ -209,7 +209,7 @@ def test_a_training_child_is_pinned_to_its_gpu_and_gives_it_back(tmp_path, rubri
 
 def test_the_pin_overrides_the_graders_own_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    env = _scrubbed_env("/work", 1, {"CUDA_VISIBLE_DEVICES": "1"})
+    env = _scrubbed_env("/work", 1, {"CUDA_VISIBLE_DEVICES": "1"}, None)  # unwalled; walled: tests/test_gpu_sandbox.py
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
 
 

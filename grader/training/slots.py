@@ -131,7 +131,6 @@ def _close(fds: Iterable[int]) -> None:
         os.close(fd)
 
 
-
 def slots_on_a_gpu(placement: GpuPlacement | None) -> int:
     """How many children share one GPU under `placement` (the most on any GPU; 1 without slots): a child's
     share of a GPU's memory is the GPU's memory divided by it (the sandbox's GPU memory cap)."""
