@@ -241,3 +241,59 @@ def test_lenet_on_real_cifar10_images(real_cifar10):
     h = train(LeNet5, data, cfg)
     print(f"LeNet5, 10,000 real images, 3 epochs: test accuracy {h.test_accuracy:.2%}")
     assert h.status == "ok" and h.test_accuracy > 0.35, h.to_dict()
+
+
+# ---- the step: eager losses, the CUDA graph's fallback, the mode chosen by timing ----------------
+
+GOLDEN_CONFIG = TrainConfig(optimizer="sgd", lr=0.05, nesterov=True, schedule="onecycle", batch_size=64, epochs=2,
+                            augment="crop_flip", seed=3, deterministic=True)
+# (train loss, val loss, val accuracy, lr) per epoch of LeNet5 under GOLDEN_CONFIG on `tiny`, printed by
+# the trainer before the step moved to grader.child.step (2026-11-29, torch 2.14.1 on CPU).
+GOLDEN_EPOCHS = [(2.3119144439697266, 2.302751064300537, 0.0925000011920929, 0.04058728269748815),
+                 (2.296639919281006, 2.300854206085205, 0.0925000011920929, 2e-07)]
+GOLDEN_START_END = (2.3270928859710693, 2.2953901290893555)
+
+
+def test_eager_step_gives_the_losses_recorded_before_it_was_refactored(tiny):
+    h = train(LeNet5, tiny, GOLDEN_CONFIG)
+    assert _flat(_epochs(h)) == pytest.approx(_flat(GOLDEN_EPOCHS), rel=1e-5)
+    assert (h.loss_start, h.loss_end) == pytest.approx(GOLDEN_START_END, rel=1e-5)
+    assert h.notes == ()  # the CPU times no modes and captures no graph: nothing to say
+
+
+def test_a_step_that_cannot_be_captured_runs_eagerly_and_says_why(tiny):
+    h = train(LeNet5, tiny, GOLDEN_CONFIG, capture=True)  # no CUDA here: capture fails after the warm-up steps
+    assert [n for n in h.notes if "could not be captured as a CUDA graph" in n and n.endswith("it ran eagerly")]
+    assert _flat(_epochs(h)) == pytest.approx(_flat(GOLDEN_EPOCHS), rel=1e-5)  # same steps, same order, same losses
+
+
+@pytest.mark.parametrize("bf16_seconds, chosen", [(0.5, "bf16"), (2.0, "fp32")])
+def test_the_mode_is_the_one_timed_fastest_and_the_weights_are_untouched(tiny, bf16_seconds, chosen):
+    from grader.child.step import Mode, choose_mode
+    from grader.child.train import _optimizer
+
+    torch.manual_seed(0)
+    model = LeNet5()
+    before = copy.deepcopy(model.state_dict())
+    timed: list[Mode] = []
+
+    def stub_timer(mode, run):  # runs the steps, but says bf16 took bf16_seconds and fp32 one second
+        run()
+        timed.append(mode)
+        return bf16_seconds if mode.precision == "bf16" else 1.0
+
+    x, y = tiny.train_images[:8].float() / 255, tiny.train_labels[:8]
+    candidates = [Mode("fp32", False), Mode("fp32", True), Mode("bf16", True)]
+    notes: list[str] = []
+    mode = choose_mode(model, lambda m: _optimizer(m, GOLDEN_CONFIG, torch.device("cpu")), x, y, candidates,
+                       stub_timer, notes)
+    assert timed == candidates
+    assert mode == (Mode("bf16", True) if chosen == "bf16" else Mode("fp32", False))  # a tie keeps the first listed
+    assert notes[0].startswith(f"ran {mode.label}: the fastest of 3 modes timed")
+    assert f"bf16 autocast, channels_last {bf16_seconds / 5 * 1e3:.2f} ms" in notes[0]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the timed steps were undone
+    assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last) == mode.channels_last
+
+
+def _flat(rows: list[tuple]) -> list[float]:
+    return [v for row in rows for v in row]
