@@ -223,9 +223,59 @@ def test_crop_flip_moves_pixels_but_keeps_the_image():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_runs_bf16_channels_last(data):
+def test_cuda_times_the_modes_and_replays_a_captured_step(data):
     h = train(LeNet5, data, QUICK, device="cuda")
-    assert h.status == "ok" and h.device == "cuda" and h.precision == "bf16" and h.test_accuracy > 0.5
+    assert h.status == "ok" and h.device == "cuda" and h.test_accuracy > 0.5
+    assert [n for n in h.notes if n.startswith(f"ran {'bf16 autocast' if h.precision == 'bf16' else 'fp32'}, ")
+            and "the fastest of 4 modes" in n]
+    assert not [n for n in h.notes if "CUDA graph" in n]  # LeNet-5 is captured
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_the_captured_step_trains_as_the_eager_one(tiny, optimizer):
+    from grader.child.step import EagerStep, GraphStep
+    from grader.child.train import _optimizer, _schedule
+
+    cfg = replace(GOLDEN_CONFIG, optimizer=optimizer)
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    models = [LeNet5().to(device), None]
+    models[1] = copy.deepcopy(models[0])
+    x = (tiny.train_images[:300].float() / 255).to(device)
+    y = tiny.train_labels[:300].to(device)
+    batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, 300, 64)] * 2  # full batches and a ragged one of 44
+    losses = []
+    for model, graphed in zip(models, (False, True)):
+        opt = _optimizer(model, cfg, device)
+        sched = _schedule(opt, cfg, len(batches))
+        notes: list[str] = []
+        step = EagerStep(model, opt, device, "fp32")
+        step = GraphStep(step, 64, notes) if graphed else step
+        run = []
+        for xb, yb in batches:
+            run.append(step(xb, yb).item())
+            sched.step()
+        assert notes == [] and (not graphed or step.graph is not None)
+        losses.append(run)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_host_sync_in_forward_falls_back_to_eager_on_cuda(tiny):
+    class Syncing(LeNet5):
+        def forward(self, x):
+            if x.abs().max().item() > 1e6:  # a host sync: capture refuses it
+                raise AssertionError("unreachable")
+            return super().forward(x)
+
+    h = train(Syncing, tiny, GOLDEN_CONFIG, device="cuda")
+    assert h.status == "ok" and len(h.epochs) == 2
+    assert [n for n in h.notes if "could not be captured as a CUDA graph" in n]
 
 
 @pytest.mark.slow
