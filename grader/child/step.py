@@ -188,11 +188,12 @@ def choose_mode(model: nn.Module, make_optimizer: Callable[[nn.Module], torch.op
                 x: torch.Tensor, y: torch.Tensor, candidates: Sequence[Mode], timer: Timer,
                 notes: list[str]) -> Mode:
     """The fastest of `candidates` for `model` on the batch (x, y) (normalized, NCHW); with one
-    candidate, that one untimed. The model ends in the chosen memory format with the weights it
-    had: the timed steps run on a throwaway optimizer and their updates, and the random numbers
-    they draw, are undone. The choice and every mode's time go to `notes`."""
+    candidate, that one, untimed and unnoted (prepare_model left the model in its format).
+
+    The model ends in the chosen memory format with the weights it had: the timed steps run on a
+    throwaway optimizer and their updates, and the random numbers they draw, are undone. The
+    choice and every mode's time go to `notes`."""
     if len(candidates) == 1:
-        _set_format(model, candidates[0].channels_last)
         return candidates[0]
     weights = copy.deepcopy(model.state_dict())
     seconds: dict[Mode, float] = {}
