@@ -101,6 +101,12 @@ def _cpu_name() -> str:
     return platform.machine()
 
 
+def figures_line(label: str, r: dict) -> str:
+    """One run's figures in a line: median s/epoch, training images/s, test accuracy, every epoch."""
+    return (f"{label}: {r['seconds_per_epoch']:8.2f} s/epoch  {r['train_images_per_second']:9.0f} train img/s  "
+            f"test accuracy {r['test_accuracy']:.2%}  (epochs: {', '.join(f'{s:.2f}' for s in r['epoch_seconds'])})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None, help="CIFAR-10 folder (batches or image folder); default $GRADER_DATA")
@@ -139,9 +145,7 @@ def main() -> None:
                             "precision": h.precision, "channels_last": h.channels_last}
     for loop in ("naive", "grader"):
         if loop in result:
-            r = result[loop]
-            print(f"{loop:>7}: {r['seconds_per_epoch']:8.2f} s/epoch  {r['train_images_per_second']:9.0f} train img/s  "
-                  f"test accuracy {r['test_accuracy']:.2%}  (epochs: {', '.join(f'{s:.2f}' for s in r['epoch_seconds'])})")
+            print(figures_line(f"{loop:>7}", result[loop]))
     if "naive" in result and "grader" in result:
         result["ratio"] = result["naive"]["seconds_per_epoch"] / result["grader"]["seconds_per_epoch"]
         print(f"  ratio: grader.child.train is {result['ratio']:.2f}x faster per epoch than the naive loop")

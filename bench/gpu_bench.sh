@@ -34,8 +34,10 @@ mkdir -p data && tar -xJf "$tarball" -C data
 $PYTHON -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . -m gpu tests/test_gpu_sandbox.py tests/test_train.py \
     2>&1 | tee "$OUT/pytest_gpu.txt"
 $PYTHON bench/sandbox_gpu_check.py 2>&1 | tee "$OUT/sandbox_gpu_check.txt"
-$PYTHON bench/bench_train.py --data data --model LeNet5 --epochs 15 --json "$OUT/lenet5.json" 2>&1 | tee "$OUT/lenet5.txt"
-$PYTHON bench/bench_train.py --data data --model ResNet18 --epochs 2 --json "$OUT/resnet18.json" 2>&1 | tee "$OUT/resnet18.txt"
-if [ -f bench/bench_class.py ]; then
-    $PYTHON bench/bench_class.py --data data --students 50 --budget full 2>&1 | tee "$OUT/bench_class.txt"
-fi
+# Issue 14's figures: the full budget's LeNet-5 (15 epochs), ResNet-18 at batch 128, bare steps per
+# mode, then a class of 50 at the full budget (CLASS_ARGS: more `grader grade` options, e.g.
+# "--gpu-slots auto" or "--allow-unisolated" where the machine has no sandbox).
+$PYTHON bench/bench_train.py --data data --model LeNet5 --epochs 15 --only grader --json "$OUT/lenet5_full.json" 2>&1 | tee "$OUT/lenet5_full.txt"
+$PYTHON bench/bench_train.py --data data --model ResNet18 --epochs 2 --batch-size 128 --only grader --json "$OUT/resnet18_b128.json" 2>&1 | tee "$OUT/resnet18_b128.txt"
+$PYTHON bench/profile_gpu.py 2>&1 | tee "$OUT/profile_gpu.txt"
+$PYTHON bench/bench_class.py --students 50 --budget full --data data --workers 8 -- ${CLASS_ARGS:---gpu-slots auto} 2>&1 | tee "$OUT/class50.txt"

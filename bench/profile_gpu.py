@@ -54,7 +54,7 @@ def main() -> None:
     for cls in (LeNet5, ResNet18):
         h = train(cls, data, cfg, device="cuda")
         print(f"grader.child.train {cls.__name__}: {h.train_images_per_second:.0f} img/s "
-              f"({64e3 / h.train_images_per_second:.2f} ms/step), {h.precision}, cl={h.channels_last}")
+              f"({64e3 / h.train_images_per_second:.2f} ms/step), {h.precision}, cl={h.channels_last}; notes: {h.notes}")
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
             train(cls, data, cfg, device="cuda")
         print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=50))

@@ -116,9 +116,11 @@ def _describe(out: object) -> str:
     return "None" if out is None else f"a {type(out).__name__}"
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: str, *, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast for precision 'bf16'; `cache=False` under CUDA graph capture (a cached cast
+    made during capture would outlive it)."""
     if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 

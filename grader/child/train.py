@@ -3,9 +3,11 @@
 We cannot tune a student's model, only the pipeline around it, so speed comes from the loop:
 images stay on the device as uint8, a batch is an index-gather from a seeded randperm,
 augmentation and normalization run on the device, and there is no DataLoader. On CUDA the model
-runs channels_last under bf16 autocast with cudnn.benchmark and fused optimizers; on the CPU it
-runs channels_last on every core. A choice a model cannot take (a .view that breaks under
-channels_last, an op without bf16) falls back and is noted in the History.
+runs in the fastest of the modes it survives (fp32 or bf16 autocast, channels_last or not; timed
+on the model, see grader.child.step) with cudnn.benchmark and fused optimizers, and each full
+batch replays the step captured in a CUDA graph; on the CPU it runs channels_last on every core.
+A choice a model cannot take (a .view that breaks under channels_last, an op without bf16, a host
+sync that capture refuses) falls back and is noted in the History.
 
 It runs in two places. In the grader, on TrainingData with every label, it scores each epoch,
 keeps the best weights and evaluates them on the test set (the reference networks). In the
@@ -32,6 +34,7 @@ from torch import nn
 from grader.child.config import TrainConfig
 from grader.child.protocol import EpochRecord, History
 from grader.child.runtime import ModelError, Normalize, Setup, autocast, logits_of, prepare_model, rng_devices, run_context
+from grader.child.step import candidate_modes, choose_mode, make_step, sync, wall_timer
 
 EVAL_BATCH = 1_000  # images per inference batch: big batches, far fewer kernel launches
 NAN_CHECK_EVERY = 50  # steps between divergence checks on CUDA (each check is a device sync)
@@ -120,7 +123,7 @@ def predict_logits(
 def train(
     model: nn.Module | Callable[[], nn.Module], data: TrainingData, config: TrainConfig, *,
     device: torch.device | str = "cpu", on_epoch: Callable[[EpochRecord], None] | None = None,
-    on_logits: OnLogits | None = None,
+    on_logits: OnLogits | None = None, capture: bool | None = None,
 ) -> History:
     """Train `model` under `config` on `data`; with labels, the model ends with the selected weights.
 
@@ -128,6 +131,8 @@ def train(
     config.seed so that weight init is reproducible too. `on_epoch` is called after every epoch.
     Without validation labels in `data`, `on_logits` receives every epoch's validation and test
     logits, the History has no validation or test metrics and no epoch is selected.
+    `capture` replays the step from a CUDA graph (default: on CUDA); where capture fails the step
+    runs eagerly and the History notes why.
     """
     if data.val_labels is None and on_logits is None:
         raise ValueError("no val labels here; pass train(..., on_logits=...) so that whoever holds them scores")
@@ -142,7 +147,7 @@ def train(
         setup = prepare_model(model, probe, data.num_classes, device)
         if data.note:
             setup.notes.append(data.note)
-        fitted = _fit(setup, data, config, device, on_epoch, on_logits)
+        fitted = _fit(setup, data, config, device, on_epoch, on_logits, device.type == "cuda" if capture is None else capture)
     return History(**fitted, seconds=time.perf_counter() - start, config=config, torch_version=torch.__version__)
 
 
@@ -184,13 +189,15 @@ def scheduled_lrs(config: TrainConfig, n: int) -> list[float]:
 def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     # Fused kernels update every parameter in one launch on CUDA; the CPU keeps the default loop.
+    # Capturable: its step count lives on the device, so the step can be captured in a CUDA graph.
     fused = {"fused": True} if device.type == "cuda" else {}
+    capturable = {"capturable": True} if device.type == "cuda" else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                nesterov=config.nesterov and config.momentum > 0,
                                weight_decay=config.weight_decay, **fused)
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, **fused, **capturable)
 
 
 def _schedule(opt: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
@@ -224,7 +231,7 @@ def _crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tenso
 # ---- the loop -----------------------------------------------------------------------------------
 
 def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device,
-         on_epoch: Callable[[EpochRecord], None] | None, on_logits: OnLogits | None) -> dict:
+         on_epoch: Callable[[EpochRecord], None] | None, on_logits: OnLogits | None, capture: bool) -> dict:
     model, notes = s.model, s.notes
     images, labels = data.train_images.to(device), data.train_labels.to(device)  # resident for the whole run, as uint8
     val_images = data.val_images.to(device)
@@ -235,9 +242,14 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     if steps == 0:
         raise ModelError(f"{n} training image(s) are too few for a batch; use at least 2")
     g = torch.Generator(device=device).manual_seed(config.seed)
+    first = Normalize(data.mean, data.std, device, False)(images[:bs]), labels[:bs]
+    mode = choose_mode(model, lambda m: _optimizer(m, config, device), *first,
+                       candidate_modes(device, s.channels_last, s.precision == "bf16"), wall_timer(device), notes)
+    s = replace(s, precision=mode.precision, channels_last=mode.channels_last)
     norm = Normalize(data.mean, data.std, device, s.channels_last)
     opt = _optimizer(model, config, device)
     sched = _schedule(opt, config, steps * config.epochs)
+    step_fn = make_step(model, opt, device, s.precision, bs, notes, capture=capture)
     predict = dict(mean=data.mean, std=data.std, device=device, channels_last=s.channels_last, precision=s.precision)
     check_every = 1 if device.type == "cpu" else NAN_CHECK_EVERY  # a CPU check costs no sync
     score = _scores(data) if data.val_labels is not None else None  # None: the labels are elsewhere
@@ -259,17 +271,11 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
             x = images[idx]
             if config.augment == "crop_flip":
                 x = _crop_flip(x, g)
-            x, y = norm(x), labels[idx]
-            with autocast(device, s.precision):
-                out = logits_of(model(x))[0]
-            loss = F.cross_entropy(out.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = step_fn(norm(x), labels[idx])
             lr = opt.param_groups[0]["lr"]  # the rate this step used (the scheduler moves on next)
             sched.step()
-            loss_sum += loss.detach() * len(idx)
-            step_losses[done] = loss.detach()
+            loss_sum += loss * len(idx)
+            step_losses[done] = loss
             done, epoch_images = done + 1, epoch_images + len(idx)
             if (step + 1) % check_every == 0 or step == steps - 1:
                 if not torch.isfinite(loss_sum):
@@ -281,7 +287,7 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
                 message = (f"stopped at the budget's {config.max_seconds:g} s limit in epoch {epoch}, after "
                            f"{step + 1} of its {steps} steps")
                 break
-        _sync(device)
+        sync(device)
         trained += epoch_images
         train_time += time.perf_counter() - t0
         if diverged:
@@ -339,11 +345,6 @@ def evaluable_images(train_rate: float, config: TrainConfig, n: int) -> int:
     third of a training step); never fewer than MIN_EVALUATED, never more than n."""
     passes = 2 * config.epochs
     return min(n, max(MIN_EVALUATED, int(3 * train_rate * config.max_seconds / 2 / passes)))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _peak_memory(device: torch.device) -> int:
