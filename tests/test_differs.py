@@ -13,28 +13,8 @@ from grader.analysis.architecture import clean_ablation, differences
 from grader.child.protocol import Anatomy
 from grader.sandbox.models_run import measured_architecture, run_models
 from nbfactory import IMPORTS, LENET5, code, notebook
+from submissions.comparative_examples import LENET5_BN  # the BatchNorm ablation's proposed model
 
-LENET5_BN = """
-class LeNet5BN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.bn1 = nn.BatchNorm2d(6)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.bn2 = nn.BatchNorm2d(16)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.bn1(self.conv1(x))))
-        x = self.pool(F.relu(self.bn2(self.conv2(x))))
-        x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
-"""
 
 # The same blocks with and without `+ x`: a functional ReLU, a loop over blocks (fx-unfriendly
 # control flow is fine on the real forward) and an in-place skip.

@@ -9,29 +9,8 @@ from grader.checks.static import discussion_names_winner, static_checks
 from grader.grading.grade import grade_submission
 from grader.grading.result import GradeResult
 from nbfactory import IMPORTS, LENET5, code, md, notebook
+from submissions.comparative_examples import LENET5_BN  # the BatchNorm ablation's proposed model
 from support import SUBMISSIONS
-
-BN_LENET = """
-class BNLeNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.bn1 = nn.BatchNorm2d(6)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.bn2 = nn.BatchNorm2d(16)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.bn1(self.conv1(x))))
-        x = self.pool(F.relu(self.bn2(self.conv2(x))))
-        x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
-"""
 
 RES_NET = """
 class Block(nn.Module):
@@ -63,7 +42,7 @@ class SkipNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 """
 
-TRAIN = "train(LeNet5())\ntrain(BNLeNet())"
+TRAIN = "train(LeNet5())\ntrain(LeNet5BN())"
 TAIL = " Both figures come from one training configuration, the same for the two networks."  # no claim of its own
 
 
@@ -71,9 +50,9 @@ def ablation(discussion: str, baseline_acc: float | None = 55.2, proposed_acc: f
     """A BatchNorm ablation of LeNet5 with its reported test accuracies and `discussion`."""
     outputs = []
     if baseline_acc is not None:
-        outputs = [f"LeNet5 test accuracy: {baseline_acc}%\n", f"BNLeNet test accuracy: {proposed_acc}%\n"]
+        outputs = [f"LeNet5 test accuracy: {baseline_acc}%\n", f"LeNet5BN test accuracy: {proposed_acc}%\n"]
     return notebook(
-        IMPORTS, md("## Baseline model: LeNet5"), LENET5, md("## Proposed model: BNLeNet"), BN_LENET,
+        IMPORTS, md("## Baseline model: LeNet5"), LENET5, md("## Proposed model: LeNet5BN"), LENET5_BN,
         code("def train(model):\n    pass\n" + TRAIN, *outputs), md(discussion + TAIL),
     )
 
@@ -83,14 +62,14 @@ def judged(nb):
     from grader.rubric import load_rubric
 
     analysis = analyze(nb)
-    assert (analysis.baseline, analysis.proposed) == ("LeNet5", "BNLeNet")
+    assert (analysis.baseline, analysis.proposed) == ("LeNet5", "LeNet5BN")
     scored = static_checks(nb, analysis, load_rubric())
     return {c.id: c for c in scored.checks}, scored.flags
 
 
 def test_the_batchnorm_ablation_is_read_from_code_as_a_clean_ablation():
     a = analyze(ablation("x"))
-    base, prop = (architecture_from_code(a.definitions, n) for n in ("LeNet5", "BNLeNet"))
+    base, prop = (architecture_from_code(a.definitions, n) for n in ("LeNet5", "LeNet5BN"))
     assert (base.conv_layers, base.linear_layers, base.widths, base.norms) == (2, 3, (6, 16), ())
     assert (prop.norms, prop.norm_layers, prop.activations, prop.pooling) == (("BatchNorm2d",), 2, ("ReLU",), ("MaxPool2d",))
     assert prop.params is None and prop.flops_per_image is None  # unknown without building the model
@@ -109,9 +88,9 @@ def test_residual_connections_are_read_from_blocks_and_forward():
 
 def test_a_discussion_crediting_batchnorm_in_a_batchnorm_ablation_passes():
     checks, flags = judged(ablation(
-        "BNLeNet outperforms LeNet5 by about six points (61.7% against 55.2% test accuracy). The only change is "
+        "LeNet5BN outperforms LeNet5 by about six points (61.7% against 55.2% test accuracy). The only change is "
         "batch normalization after each convolution, which keeps activations well scaled and lets SGD train faster."))
-    assert checks["discussion_names_winner"].passed and "BNLeNet performs better" in checks["discussion_names_winner"].message
+    assert checks["discussion_names_winner"].passed and "LeNet5BN performs better" in checks["discussion_names_winner"].message
     assert checks["discussion_attributes"].passed and "normalization ('batch normalization')" in checks["discussion_attributes"].message
     assert checks["discussion_attributes"].points == 5 and flags == ()
 
@@ -129,7 +108,7 @@ def test_crediting_residual_connections_the_model_lacks_fails_and_is_flagged():
 
 def test_a_real_factor_passes_and_a_phantom_one_beside_it_is_only_a_flag():
     checks, flags = judged(ablation(
-        "BNLeNet performs better than LeNet5 thanks to batch norm and skip connections, and data augmentation helped too, as the validation curves above show."))
+        "LeNet5BN performs better than LeNet5 thanks to batch norm and skip connections, and data augmentation helped too, as the validation curves above show."))
     assert checks["discussion_attributes"].passed and checks["discussion_attributes"].points == 5
     assert "in which the models do not differ" in checks["discussion_attributes"].message
     assert len(flags) == 1
@@ -141,7 +120,7 @@ def test_a_real_factor_passes_and_a_phantom_one_beside_it_is_only_a_flag():
     ("The two networks are identical except for batch normalization after each convolution.", {"normalization"}),
     ("Both networks have the same number of parameters and neither uses dropout.", set()),
     ("The deeper stages of the network learn more abstract features.", set()),  # parts of one network, no claim
-    ("BNLeNet is deeper than LeNet5.", {"depth"}),
+    ("LeNet5BN is deeper than LeNet5.", {"depth"}),
 ])
 def test_words_that_say_the_models_share_a_factor_credit_nothing(sentence, credited):
     from grader.analysis.discussion import named_factors
@@ -150,7 +129,7 @@ def test_words_that_say_the_models_share_a_factor_credit_nothing(sentence, credi
 
 
 def test_a_claim_in_the_wrong_direction_is_not_a_real_difference():
-    """The proposed BNLeNet has LeNet5's depth plus BatchNorm: 'shallower' is no real difference of it, and a
+    """The proposed LeNet5BN has LeNet5's depth plus BatchNorm: 'shallower' is no real difference of it, and a
     baseline deeper than the proposed model does not make 'deeper' right."""
     from grader.analysis.architecture import Architecture
     from grader.analysis.discussion import Discussion, named_factors
@@ -166,21 +145,21 @@ def test_a_claim_in_the_wrong_direction_is_not_a_real_difference():
 
 
 def test_a_discussion_naming_no_factor_fails():
-    checks, _ = judged(ablation("BNLeNet outperforms LeNet5 on the test set by a clear margin, as the accuracies printed above show clearly enough for anyone."))
+    checks, _ = judged(ablation("LeNet5BN outperforms LeNet5 on the test set by a clear margin, as the accuracies printed above show clearly enough for anyone."))
     assert not checks["discussion_attributes"].passed
     assert "names no difference between the models" in checks["discussion_attributes"].message
 
 
 def test_naming_the_wrong_winner_against_the_own_numbers_fails():
     checks, _ = judged(ablation(
-        "LeNet5 performs better than BNLeNet, because batch normalization adds noise to the small network's training."))
+        "LeNet5 performs better than LeNet5BN, because batch normalization adds noise to the small network's training."))
     winner = checks["discussion_names_winner"]
     assert not winner.passed and winner.points == 0 and winner.hint
-    assert "says LeNet5 performs better" in winner.message and "LeNet5 55.2%, BNLeNet 61.7%" in winner.message
+    assert "says LeNet5 performs better" in winner.message and "LeNet5 55.2%, LeNet5BN 61.7%" in winner.message
 
 
 def test_without_reported_numbers_the_winner_is_not_scored():
-    checks, _ = judged(ablation("BNLeNet outperforms LeNet5 because batch normalization stabilizes training a lot.",
+    checks, _ = judged(ablation("LeNet5BN outperforms LeNet5 because batch normalization stabilizes training a lot.",
                                 baseline_acc=None))
     winner = checks["discussion_names_winner"]
     assert winner.scored is False and winner.max_points == 0 and not winner.hint
@@ -188,10 +167,10 @@ def test_without_reported_numbers_the_winner_is_not_scored():
 
 
 @pytest.mark.parametrize("sentence, baseline_acc, proposed_acc", [
-    ("BNLeNet did not outperform LeNet5, even with batch normalization after each convolution layer in it.", 58.0, 54.0),
-    ("LeNet5 was outperformed by BNLeNet, which shows that batch normalization helps even a small network.", 55.0, 61.0),
-    ("Surprisingly, BNLeNet didn't beat the baseline: batch normalization did not help this shallow network at all.", 58.0, 54.0),
-    ("The baseline has a lower test accuracy than BNLeNet, so batch normalization was the better design choice here.", 55.0, 61.0),
+    ("LeNet5BN did not outperform LeNet5, even with batch normalization after each convolution layer in it.", 58.0, 54.0),
+    ("LeNet5 was outperformed by LeNet5BN, which shows that batch normalization helps even a small network.", 55.0, 61.0),
+    ("Surprisingly, LeNet5BN didn't beat the baseline: batch normalization did not help this shallow network at all.", 58.0, 54.0),
+    ("The baseline has a lower test accuracy than LeNet5BN, so batch normalization was the better design choice here.", 55.0, 61.0),
 ])
 def test_negations_and_passives_name_the_right_winner(sentence, baseline_acc, proposed_acc):
     checks, _ = judged(ablation(sentence, baseline_acc, proposed_acc))
@@ -201,12 +180,12 @@ def test_negations_and_passives_name_the_right_winner(sentence, baseline_acc, pr
 def test_a_retraining_that_ranks_the_models_the_other_way_is_a_flag_not_a_penalty():
     from grader.rubric import load_rubric
 
-    nb = ablation("BNLeNet outperforms LeNet5 because batch normalization stabilizes the training of every layer.")
-    verdict = discussion_names_winner(nb, analyze(nb), load_rubric(), {"LeNet5": 0.58, "BNLeNet": 0.54})
+    nb = ablation("LeNet5BN outperforms LeNet5 because batch normalization stabilizes the training of every layer.")
+    verdict = discussion_names_winner(nb, analyze(nb), load_rubric(), {"LeNet5": 0.58, "LeNet5BN": 0.54})
     assert verdict.passed  # the discussion agrees with the student's own numbers
-    assert "retraining under its fixed config ranks them the other way (LeNet5 58.0%, BNLeNet 54.0%" in verdict.message
+    assert "retraining under its fixed config ranks them the other way (LeNet5 58.0%, LeNet5BN 54.0%" in verdict.message
     assert verdict.flag.startswith("discussion winner: your numbers and the grader's retraining")
-    agreeing = discussion_names_winner(nb, analyze(nb), load_rubric(), {"LeNet5": 0.50, "BNLeNet": 0.60})
+    agreeing = discussion_names_winner(nb, analyze(nb), load_rubric(), {"LeNet5": 0.50, "LeNet5BN": 0.60})
     assert agreeing.passed and not agreeing.flag and "retraining" not in agreeing.message
 
 
