@@ -3,9 +3,11 @@
 import json
 import shutil
 
+import pytest
+
 from grader.grading.batch import grade_batch
 from grader.grading.grade import grade_submission
-from grader.grading.result import SCHEMA, GradeResult, load_result, write_atomic
+from grader.grading.result import SCHEMA, GradeResult, Provenance, load_result, write_atomic
 from grader.rubric import load_rubric
 from support import SUBMISSIONS, TEST_DATA
 
@@ -58,3 +60,19 @@ def test_results_of_the_first_schema_resume_and_give_the_same_gradebook(tmp_path
     report = grade_batch(root, out, rubric=load_rubric(V1 / "rubric.toml"), budget="quick", data_dir=synthetic_data)
     assert sorted(report.reused) == ["ann", "bob"] and report.graded == ["erin"]
     assert (out / "gradebook.csv").read_text() == (V1 / "gradebook.csv").read_text()
+
+
+@pytest.mark.parametrize("passed, required, scored, outcome", [
+    (True, True, True, "passed"), (False, True, True, "failed"), (False, False, True, "not_met"),
+    (False, True, False, "unscored"), (True, False, True, "passed"),
+])
+def test_one_outcome_per_check_decides_the_exit_code(passed, required, scored, outcome):
+    """Every report reads a check through CheckResult.outcome; only 'failed' fails the run (exit 1)."""
+    from grader.checks import CheckResult
+
+    check = CheckResult(id="discussion", passed=passed, points=0.0, max_points=5.0, message="m", required=required,
+                        scored=scored)
+    assert check.outcome == outcome
+    result = GradeResult(student="s", notebook="n.ipynb", notebook_sha256="", fingerprint="", status="graded",
+                         max_score=5.0, provenance=Provenance("0", "3.11", "r", "", "none", "now"), checks=(check,))
+    assert bool(result.failing) == (outcome == "failed")

@@ -56,6 +56,11 @@ TITLES: dict[str, str] = {
 }
 """The title each check is shown with, when the rubric gives none (`title` in [checks.ID])."""
 
+Outcome = Literal["passed", "failed", "not_met", "unscored"]
+"""What a check means for a run: passed; failed (a required check: `grader check` and `grader ci`
+exit 1); not_met (an informational check, `required = false`: said, never failing the run);
+unscored (the budget could not judge it: neither)."""
+
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
 """When a student may see a check on Gradescope (its own words for it)."""
 
@@ -111,6 +116,15 @@ class CheckResult:
     """The autograder's points when the instructor overrode them; None when not overridden."""
 
     @property
+    def outcome(self) -> Outcome:
+        """The one reading of passed/required/scored that every report (console, CI log, JUnit, annotations) uses."""
+        if not self.scored:
+            return "unscored"
+        if self.passed:
+            return "passed"
+        return "failed" if self.required else "not_met"
+
+    @property
     def label(self) -> str:
         """The title, or the id for results that have none."""
         return self.title or TITLES.get(self.id, self.id)
@@ -126,4 +140,4 @@ class Scored:
     discussion crediting a component the models do not differ in)."""
 
 
-__all__ = ["CHECK_IDS", "CheckResult", "REGISTRY", "Scored", "Stage", "TITLES", "Verdict", "Visibility", "ids"]
+__all__ = ["CHECK_IDS", "CheckResult", "Outcome", "REGISTRY", "Scored", "Stage", "TITLES", "Verdict", "Visibility", "ids"]

@@ -117,7 +117,7 @@ class GradeResult:
     @property
     def failing(self) -> tuple[CheckResult, ...]:
         """The required checks that failed (a check the budget could not score did not fail)."""
-        return tuple(c for c in self.checks if c.required and c.scored and not c.passed)
+        return tuple(c for c in self.checks if c.outcome == "failed")
 
     @property
     def test_accuracy(self) -> float | None:

@@ -52,13 +52,13 @@ def section(title: str, lines: Sequence[str], style: LogStyle, *, now: int) -> l
     return [f"== {title}", *lines]
 
 
+_WORDS = {"passed": "pass", "failed": "FAIL", "not_met": "info", "unscored": "skip"}
+
+
 def check_line(check: CheckResult) -> str:
     """One check in the log: outcome, title (with its cell), points, what was found."""
-    if not check.scored:
-        outcome, points = "skip", "not scored"
-    else:
-        outcome = "pass" if check.passed else ("FAIL" if check.required else "info")
-        points = f"{check.points:g}/{check.max_points:g}"
+    outcome = _WORDS[check.outcome]
+    points = f"{check.points:g}/{check.max_points:g}" if check.scored else "not scored"
     message = " ".join(clean(check.message).split())
     return f"{outcome:<4}  {clean(check_title(check))} ({points}): {message}"
 

@@ -92,6 +92,9 @@ def _runs_table(result: GradeResult) -> Table:
     return table
 
 
+_MARKS = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "not_met": "[yellow]![/]", "unscored": "[dim]–[/]"}
+
+
 def _checks_table(result: GradeResult) -> Table:
     table = Table(title="Checks", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("", width=2)
@@ -99,11 +102,11 @@ def _checks_table(result: GradeResult) -> Table:
     table.add_column("points", justify="right")
     table.add_column("result")
     for c in result.checks:
-        mark = "[dim]–[/]" if not c.scored else "[green]✓[/]" if c.passed else ("[red]✗[/]" if c.required else "[yellow]![/]")
+        mark = _MARKS[c.outcome]
         text = Text(clean(c.message))
         if c.hint:
             text.append("\n→ " + c.hint, style="cyan")
-        table.add_row(mark, c.id, f"{c.points:g}/{c.max_points:g}" if c.scored else "[dim]not scored[/]", text)
+        table.add_row(mark, Text(c.label), f"{c.points:g}/{c.max_points:g}" if c.scored else "[dim]not scored[/]", text)
     return table
 
 

@@ -48,10 +48,9 @@ def annotations(result: GradeResult, file: str) -> list[str]:
         return [command("error", result.error or "could not be graded", file=file, title="The notebook cannot be graded")]
     found = []
     for c in result.checks:
-        if c.passed or not c.scored:
-            continue
-        text = c.message + (f" — {c.hint}" if c.hint else "")
-        found.append(command("error" if c.required else "warning", text, file=file, title=check_title(c)))
+        if c.outcome in ("failed", "not_met"):
+            text = c.message + (f" — {c.hint}" if c.hint else "")
+            found.append(command("error" if c.outcome == "failed" else "warning", text, file=file, title=check_title(c)))
     return found
 
 

@@ -17,7 +17,7 @@ from grader import __version__
 from grader.checks import CheckResult, ids
 from grader.grading.result import GradeResult
 from grader.report.feedback import feedback_markdown
-from grader.report.status import check_view
+from grader.report.status import check_view, tone
 from grader.report.text import markdown as md
 
 INFORMATIONAL = "informational"
@@ -77,8 +77,9 @@ def _payload(*, score: float, output: str, seconds: float, extra_data: dict[str,
 
 
 def informational(check: CheckResult) -> bool:
-    """The check cannot cost points: 0 points in the rubric, or not scored under this budget."""
-    return not check.scored or check.max_points == 0
+    """The check cannot cost points: 0 points in the rubric, or not scored under this budget (the tones
+    the student's page shows as Informational and Not scored)."""
+    return tone(check) in ("info", "unscored")
 
 
 def _test(number: int, check: CheckResult) -> dict:
