@@ -68,7 +68,7 @@ FACTOR_WORDS: dict[ClaimedFactor, re.Pattern[str]] = {
                                 rf"{_NOT_DATA}\bnormali[sz]ation\b", re.I),
     "residual": re.compile(r"\bresidual\w*|\bskip[\s-]?connections?\b|\bshort[\s-]?cuts?\b|\bidentity mapping", re.I),
     "dropout": re.compile(r"\bdrop[\s-]?out\w*", re.I),
-    "depth": re.compile(r"\bdeeper\b(?!\s+(stages?|layers?|features?|blocks?|levels?|parts?)\b)|\bdepth\b|\b(more|additional|extra|fewer|number of) (\w+ )?layers\b|\bshallower\b", re.I),
+    "depth": re.compile(r"\bdeeper\b(?!\s+(stages?|layers?|features?|blocks?|levels?|parts?|networks|models|architectures)\b)|\bdepth\b|\b(more|additional|extra|fewer|number of) (\w+ )?layers\b|\bshallower\b", re.I),
     "width": re.compile(r"\bwider\b|\bwidth\b|\b(more|additional|fewer|number of) (\w+ )?(filters|channels|kernels|feature maps)\b|"
                         r"(?<!3 )(?<!three )(?<!rgb )(?<!color )(?<!colour )\bchannels\b", re.I),
     "pooling": re.compile(r"\bpool(ing|s)?\b|\b(max|avg|average)[\s-]?pool\w*", re.I),
