@@ -25,7 +25,7 @@ from grader.grading.executors.base import Executor, GradeOptions
 from grader.grading.executors.local import LocalExecutor
 from grader.grading.grade import submission_fingerprint
 from grader.grading.overrides import Override, apply_overrides, check_students
-from grader.grading.result import GradeResult, load_result, write_atomic
+from grader.grading.result import RESULT, GradeResult, load_result, write_atomic
 from grader.grading.submissions import Submission, discover
 from grader.report.feedback import write_feedback
 from grader.report.gradebook import gradebook_csv
@@ -35,8 +35,6 @@ from grader.rubric import Budget, Rubric
 from grader.training.context import place_on_gpus, prepare_training, run_identity
 from grader.training.gpus import GpuSlots, cuda_peaks
 from grader.training.progress import OnProgress
-
-RESULT = "result.json"
 
 
 @dataclass

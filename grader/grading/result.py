@@ -32,6 +32,8 @@ from grader.training.runs import ModelRun
 from grader.typed import from_plain, to_plain
 
 SCHEMA = "grader.result/2"
+RESULT = "result.json"
+"""The file a student's result is stored in, in that student's output folder."""
 SCHEMA_V1 = "grader.result/1"
 
 
@@ -242,4 +244,4 @@ def load_result(path: Path) -> GradeResult | None:
         return None
 
 
-__all__ = ["FILE_MODE", "GradeResult", "architectures_of", "Provenance", "SCHEMA", "grade_fingerprint", "load_result", "sha256_file", "write_atomic"]
+__all__ = ["FILE_MODE", "GradeResult", "architectures_of", "Provenance", "RESULT", "SCHEMA", "grade_fingerprint", "load_result", "sha256_file", "write_atomic"]

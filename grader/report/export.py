@@ -17,12 +17,10 @@ from pathlib import Path
 
 from grader.checks import CHECK_IDS, TITLES
 from grader.errors import GraderError
-from grader.grading.result import GradeResult, load_result
+from grader.grading.result import RESULT, GradeResult, load_result
 from grader.report.roster import IDENTITY, RosterStudent, match_roster
 from grader.report.spreadsheet import Cell, csv_text
 from grader.rubric import DEFAULT_RUBRIC, Budget, Rubric, load_rubric
-
-RESULT = "result.json"
 
 
 @dataclass(frozen=True)
