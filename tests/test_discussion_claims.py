@@ -217,11 +217,13 @@ CORPUS_WINNERS = {
 
 
 @pytest.mark.corpus
-def test_the_factors_named_in_the_corpus_discussions(corpus_dir, capsys):
+def test_the_factors_named_in_the_corpus_discussions(corpus_dir, corpus_labels, capsys):
+    """The notebooks of labels.json and labels-more.json, whose discussions were checked by hand;
+    those added with labels-extra.json have not had their discussions checked yet."""
     from grader.notebook import load_notebook
 
     found = {}
-    for path in sorted(corpus_dir.glob("*.ipynb")):
+    for path in sorted(corpus_dir / name for name in corpus_labels):
         d = analyze(load_notebook(path)).discussion
         if d.present:
             found[path.name] = d
