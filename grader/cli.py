@@ -318,13 +318,18 @@ def gradescope() -> None:
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="CIFAR-10 folder to bundle (default: setup.sh downloads the official release).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("autograder.zip"), show_default=True)
-def gradescope_build(rubric: Path | None, budget: Budget, data_dir: Path | None, out: Path) -> None:
+@click.option("--timeout-minutes", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="The assignment's autograder timeout on Gradescope (its settings; 10 unless changed there): "
+                   "each submission's grader is stopped before it, and what it graded by then is kept.")
+def gradescope_build(rubric: Path | None, budget: Budget, data_dir: Path | None, out: Path, timeout_minutes: float) -> None:
     """Write the zip to upload as the assignment's autograder."""
     from grader.gradescope.build import build_autograder
 
-    built = build_autograder(out, rubric=rubric, budget=budget, data_dir=data_dir)
+    built = build_autograder(out, rubric=rubric, budget=budget, data_dir=data_dir, timeout_minutes=timeout_minutes)
+    deadline = built.config.deadline
     click.echo(f"wrote {built.path} ({built.bytes / 2**20:.1f} MiB, {built.entries} files): budget {budget}, "
-               f"rubric {built.rubric_sha256[:12]}, data {'bundled' if data_dir else 'downloaded by setup.sh' if budget != 'none' else 'none'}")
+               f"rubric {built.rubric_sha256[:12]}, data {'bundled' if data_dir else 'downloaded by setup.sh' if budget != 'none' else 'none'}, "
+               f"each submission stopped after {deadline.seconds} s (the assignment's timeout: {timeout_minutes:g} min)")
 
 
 @gradescope.command("prepare")
