@@ -45,10 +45,8 @@ NOT_RETRAINED = ("**Your models were not retrained** on this autograder: it cann
                  "so only the checks that read your notebook were graded. Your instructor will grade the retraining.")
 NOT_FINISHED = ("**The retraining of your models did not finish** within the autograder's time limit, so only the "
                 "checks that read your notebook were graded. Your instructor can grade the retraining with more time.")
-
-
-OUT_OF_TIME = "The autograder ran out of time before it could grade this submission, so it was not graded. " \
-              "Please tell your instructor."
+OUT_OF_TIME = ("The autograder ran out of time before it could grade this submission, so it was not graded. "
+               "Please tell your instructor.")
 
 
 class OutOfTime(BaseException):
