@@ -404,8 +404,8 @@ def _private_notebook(folder: Path) -> Path:
 
 def hostile_class(root: Path, private: Path) -> dict[str, str]:
     """The honest student beside a link out to the instructor's file, a link to /dev/zero, a FIFO, a
-    sparse 2 TB notebook (never written: truncate) and a student folder that is a link out; returns each
-    hostile student with the words their error must hold."""
+    sparse 2 TB notebook (never written: truncate), a student folder that is a link out and a link to
+    the honest student's notebook; returns each hostile student with the words their error must hold."""
     root.mkdir()
     shutil.copy(REPO / "submissions" / "complete.ipynb", root / "honest.ipynb")
     (root / "mallory").mkdir()
@@ -415,7 +415,9 @@ def hostile_class(root: Path, private: Path) -> dict[str, str]:
     with open(root / "sparse.ipynb", "wb") as f:
         f.truncate(2 * 2**40)
     (root / "away").symlink_to(private.parent, target_is_directory=True)
-    return {"mallory": "hw3.ipynb is a symbolic link; hand in the notebook file itself, not a link to it",
+    (root / "copycat").mkdir()  # a link that stays inside the class folder: another student's work
+    (root / "copycat" / "hw3.ipynb").symlink_to("../honest.ipynb")
+    return {"copycat": "hw3.ipynb is a symbolic link; hand in the notebook file itself","mallory": "hw3.ipynb is a symbolic link; hand in the notebook file itself, not a link to it",
             "zero": "zero.ipynb is a symbolic link; hand in the notebook file itself",
             "fifo": "fifo.ipynb is a named pipe (FIFO), not a file; hand in the .ipynb file itself",
             "sparse": "sparse.ipynb is 2,097,152 MB, over the 512 MB limit; clear large outputs",

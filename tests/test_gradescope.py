@@ -35,6 +35,9 @@ def test_zip_holds_executable_scripts_the_rubric_and_the_budget(static_zip, tmp_
     for script in ("setup.sh", "run_autograder"):
         assert infos[script].external_attr >> 16 & 0o777 == 0o755
     assert config["budget"] == "none" and config["rubric"] == "rubric.toml" and config["data"] is None
+    assert config["timeout_minutes"] == 10  # Gradescope's default: the grader is stopped at 510 s, killed by 520 s
+    script = zipfile.ZipFile(static_zip).read("run_autograder").decode()
+    assert "DEADLINE=510 " in script and "GRACE=10 " in script and "@" not in script  # every placeholder filled
     assert rubric == (REPO / "rubrics" / "cifar10.toml").read_bytes()
     assert {"cnn-grader/pyproject.toml", "cnn-grader/grader/cli.py", "cnn-grader/grader/child/train.py",
             "cnn-grader/rubrics/cifar10.toml", "cnn-grader/reference_models/__init__.py"} <= set(infos)
