@@ -169,21 +169,34 @@ def ci(path: Path, rubric: Path | None, data_dir: Path | None, no_train: bool, j
     from grader.report.junit import junit_xml
     from grader.report.progress import ProgressDisplay
 
+    style = log_style(os.environ)
     loaded = load_rubric(rubric)
-    notebook = find_notebook(path, loaded.assignment.notebook)
+    try:
+        notebook = find_notebook(path, loaded.assignment.notebook)
+    except GraderError as e:  # it lists the repository's notebooks: names the student chose
+        _echo_quoted(f"error: {e}", style)
+        sys.exit(EXIT_UNUSABLE)
     file = repository_path(notebook, repository_root(path, os.environ))
     with ProgressDisplay() as show:
-        result = grade_submission(notebook, student=notebook.stem, rubric=loaded,
-                                  budget="none" if no_train else "quick", data_dir=data_dir, on_progress=show)
+        result = grade_submission(notebook, student=notebook.stem, rubric=loaded, budget="none" if no_train else "quick",
+                                  data_dir=data_dir, on_progress=show, below=path if path.is_dir() else None)
     write_submission_files(result, out)
-    for line in ci_log(result, file, log_style(os.environ), now=int(time.time())):
+    for line in ci_log(result, file, style, now=int(time.time())):
         click.echo(line, color=True)  # keeps GitLab's section markers; student text in them is cleaned
     step_summary(result, feedback_markdown(result))
     if junit:
         junit.write_text(junit_xml(result, file), encoding="utf-8")
     if result.status == "error":
-        click.echo(f"error: {clean(result.error)}", err=True)
+        _echo_quoted(f"error: {result.error}", style)
     sys.exit(_exit_code(result))
+
+
+def _echo_quoted(line: str, style) -> None:
+    """One line of student text on stderr, which CI logs read commands from as they read stdout."""
+    from grader.report.ci_log import quoted
+
+    for shown in quoted([line], style):
+        click.echo(shown, err=True)
 
 
 @cli.command()
@@ -305,13 +318,18 @@ def gradescope() -> None:
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="CIFAR-10 folder to bundle (default: setup.sh downloads the official release).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("autograder.zip"), show_default=True)
-def gradescope_build(rubric: Path | None, budget: Budget, data_dir: Path | None, out: Path) -> None:
+@click.option("--timeout-minutes", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="The assignment's autograder timeout on Gradescope (its settings; 10 unless changed there): "
+                   "each submission's grader is stopped before it, and what it graded by then is kept.")
+def gradescope_build(rubric: Path | None, budget: Budget, data_dir: Path | None, out: Path, timeout_minutes: float) -> None:
     """Write the zip to upload as the assignment's autograder."""
     from grader.gradescope.build import build_autograder
 
-    built = build_autograder(out, rubric=rubric, budget=budget, data_dir=data_dir)
+    built = build_autograder(out, rubric=rubric, budget=budget, data_dir=data_dir, timeout_minutes=timeout_minutes)
+    deadline = built.config.deadline
     click.echo(f"wrote {built.path} ({built.bytes / 2**20:.1f} MiB, {built.entries} files): budget {budget}, "
-               f"rubric {built.rubric_sha256[:12]}, data {'bundled' if data_dir else 'downloaded by setup.sh' if budget != 'none' else 'none'}")
+               f"rubric {built.rubric_sha256[:12]}, data {'bundled' if data_dir else 'downloaded by setup.sh' if budget != 'none' else 'none'}, "
+               f"each submission stopped after {deadline.seconds} s (the assignment's timeout: {timeout_minutes:g} min)")
 
 
 @gradescope.command("prepare")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import NotebookError
+from grader.untrusted import UnsafeFile, read_untrusted
 
 # nbformat.validate is slow on notebooks with many outputs and adds nothing we rely on: we read
 # cells defensively. The size cap keeps a hostile 2 GB "notebook" from exhausting memory.
@@ -64,30 +65,44 @@ class Notebook:
         return tuple(c for c in self.cells if c.kind == "markdown")
 
 
-def load_notebook(path: str | Path) -> Notebook:
-    """Read `path` as a notebook; raise NotebookError saying what to fix when it is not one."""
+def load_notebook(path: str | Path, *, below: Path | None = None) -> Notebook:
+    """Read `path` as a notebook; raise NotebookError saying what to fix when it is not one.
+
+    `below`: the trusted folder `path` lies in (a class's submissions), under which no link is followed."""
+    return notebook_from_bytes(read_notebook_bytes(path, below=below), str(path))
+
+
+def read_notebook_bytes(path: str | Path, *, below: Path | None = None) -> bytes:
+    """The bytes of the notebook file `path`, read once (grader.untrusted: a regular file only, its size
+    checked before a byte is read, no link followed under `below`); NotebookError saying what to fix."""
     p = Path(path)
-    if not p.exists():
-        raise NotebookError(f"{p}: no such file; give the path of the .ipynb you want checked")
-    if p.is_dir():
-        raise NotebookError(f"{p} is a folder; give the path of an .ipynb file inside it")
-    size = p.stat().st_size
-    if size > MAX_NOTEBOOK_BYTES:
-        raise NotebookError(
-            f"{p} is {size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_BYTES // 2**20} MB limit; "
-            "clear large outputs (Cell > All Output > Clear) and save again"
-        )
     try:
-        raw = p.read_bytes()
-        data = json.loads(raw)
+        return read_untrusted(p, max_bytes=MAX_NOTEBOOK_BYTES, below=below)
+    except FileNotFoundError:
+        raise NotebookError(f"{p}: no such file; give the path of the .ipynb you want checked") from None
     except PermissionError:
         raise NotebookError(f"{p} cannot be read (permission denied)") from None
+    except UnsafeFile as e:
+        raise NotebookError(f"{p} {e}; {_FIX.get(e.refusal, _HAND_IN)}") from None
+    except OSError as e:
+        raise NotebookError(f"{p} cannot be read ({e.strerror}); {_HAND_IN}") from None
+
+
+_HAND_IN = "hand in the .ipynb file itself, as Jupyter saved it"
+_FIX = {"folder": "give the path of an .ipynb file inside it", "link": "hand in the notebook file itself, not a link to it",
+        "size": "clear large outputs (Cell > All Output > Clear) and save again"}
+
+
+def notebook_from_bytes(raw: bytes, path: str) -> Notebook:
+    """The notebook in `raw`, the bytes of the file `path` (named in messages)."""
+    try:
+        data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         where = f" (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
         raise NotebookError(
-            f"{p} is not valid JSON{where}; it is not a saved notebook: re-save it from Jupyter"
+            f"{path} is not valid JSON{where}; it is not a saved notebook: re-save it from Jupyter"
         ) from None
-    return notebook_from_dict(data, str(p))
+    return notebook_from_dict(data, path)
 
 
 def notebook_from_dict(data: Any, path: str = "<notebook>") -> Notebook:

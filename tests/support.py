@@ -1,12 +1,18 @@
-"""What several test modules share that is not a fixture: paths, the small rubric, the browser check.
+"""What several test modules share that is not a fixture: paths, the small rubric, the browser check,
+GitHub's reading of workflow commands, the Gradescope autograder run as Gradescope runs it.
 
 Test modules import this (and nbfactory), never each other.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,3 +136,149 @@ def with_runs(base, epochs=3):
         references={"LeNet5": run("LeNet5", [a + 0.02 for a in acc], 62006, 0.56), "ResNet20": run("ResNet20", [a + 0.2 for a in acc], 272474, 0.82)},
         flags=("reported vs reproduced: example flag",),
     )
+
+
+# GitHub's runner, as far as workflow commands go (actions/runner, ActionCommandManager and ActionCommand).
+
+RUNNER_COMMANDS = frozenset({"add-mask", "add-matcher", "add-path", "debug", "echo", "endgroup", "error", "group",
+                             "notice", "remove-matcher", "save-state", "set-env", "set-output", "stop-commands",
+                             "warning"})
+
+
+def workflow_commands(log: str) -> list[tuple[str, str, str]]:
+    """(command, properties, data) of every workflow command GitHub's runner would run from `log` (stdout
+    and stderr as the runner reads them), in order: a line is one (`::name props::data`) when it starts
+    with `::` after spaces, or when it holds `##[name props]data` anywhere; between `::stop-commands::TOKEN`
+    and `::TOKEN::` none is, and neither the stop nor the resume line is listed."""
+    found, token = [], None
+    for line in re.split(r"\r\n|\r|\n", log):
+        registered = RUNNER_COMMANDS | ({token.lower()} if token else set())
+        command = _command_v2(line, registered) or _command_v1(line, registered)
+        if command is None:
+            continue
+        name = command[0].lower()
+        if token is not None:
+            token = None if name == token.lower() else token
+        elif name == "stop-commands":
+            token = command[2]
+        else:
+            found.append(command)
+    return found
+
+
+def _command_v2(line: str, registered: frozenset | set) -> tuple[str, str, str] | None:
+    line = line.lstrip()
+    end = line.find("::", 2)
+    if not line.startswith("::") or end < 0:
+        return None
+    name, _, properties = line[2:end].partition(" ")
+    return (name, properties, _unescape(line[end + 2:])) if name.lower() in registered else None
+
+
+def _command_v1(line: str, registered: frozenset | set) -> tuple[str, str, str] | None:
+    start = line.find("##[")
+    end = line.find("]", start) if start >= 0 else -1
+    if end < 0:
+        return None
+    name, _, properties = line[start + 3:end].partition(" ")
+    return (name, properties, _unescape(line[end + 1:])) if name.lower() in registered else None
+
+
+def _unescape(data: str) -> str:
+    return data.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")
+
+
+# The Gradescope autograder, run as Gradescope runs it. Its results.json is checked against a JSON
+# Schema written from Gradescope's specification.
+
+VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
+FORMAT = {"enum": ["text", "html", "simple_format", "md", "ansi"]}
+# https://gradescope-autograders.readthedocs.io/en/latest/specs/ ("Output format"): every key the
+# specification names, and no other (a misspelt key would be ignored by Gradescope without a word).
+RESULTS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "score": {"type": "number"},
+        "execution_time": {"type": "integer", "minimum": 0},
+        "output": {"type": "string"},
+        "output_format": FORMAT,
+        "test_output_format": FORMAT,
+        "test_name_format": FORMAT,
+        "visibility": VISIBILITY,
+        "stdout_visibility": VISIBILITY,
+        "extra_data": {"type": "object"},
+        "tests": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "score": {"type": "number"},
+                "max_score": {"type": "number"},
+                "status": {"enum": ["passed", "failed"]},
+                "name": {"type": "string"},
+                "name_format": FORMAT,
+                "number": {"type": "string"},
+                "output": {"type": "string"},
+                "output_format": FORMAT,
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "visibility": VISIBILITY,
+                "extra_data": {"type": "object"},
+            },
+        }},
+        "leaderboard": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "value"],
+            "properties": {"name": {"type": "string"}, "value": {"type": ["number", "string"]},
+                           "order": {"enum": ["asc", "desc"]}},
+        }},
+    },
+    # "score": optional, but required if not on each test case
+    "anyOf": [{"required": ["score"]}, {"required": ["tests"], "properties": {"tests": {"items": {"required": ["score"]}}}}],
+}
+
+
+def valid(payload: dict) -> dict:
+    import jsonschema
+
+    jsonschema.validate(payload, RESULTS_SCHEMA)
+    return payload
+
+
+def build(tmp_path: Path, *args: str) -> Path:
+    out = tmp_path / "autograder.zip"
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "build", "--out", str(out), *args],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def unpack(zip_path: Path, root: Path) -> Path:
+    """As Gradescope does: the zip into ROOT/source (modes kept), run_autograder copied to ROOT, an empty
+    ROOT/submission and ROOT/results."""
+    source = root / "source"
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            path = Path(archive.extract(info, source))
+            path.chmod(info.external_attr >> 16 & 0o777)
+    shutil.copy2(source / "run_autograder", root / "run_autograder")
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    return root
+
+
+def autograder_env(root: Path) -> dict[str, str]:
+    """The grader bundled in the zip (not this checkout) on the path, and the autograder's own cache (ROOT/cache)."""
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    return {**env, "GRADER_AUTOGRADER_ROOT": str(root), "PYTHONPATH": str(root / "source" / "cnn-grader")}
+
+
+def run_autograder(root: Path, python: str = sys.executable, env: dict[str, str] | None = None,
+                   timeout: float = 900) -> dict:
+    """ROOT/run_autograder, as Gradescope runs it; `timeout` only detects a hang."""
+    done = subprocess.run([str(root / "run_autograder")], cwd=root, env={**autograder_env(root), "GRADER_PYTHON": python, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return valid(json.loads((root / "results" / "results.json").read_text()))
+
+

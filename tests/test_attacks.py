@@ -10,6 +10,7 @@ gradebook is written.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +30,12 @@ from rich.console import Console
 import attacks
 from grader.grading.batch import grade_batch
 from grader.grading.grade import grade_submission
+from grader.grading.result import load_result
 from grader.report.console import print_result
 from grader.report.feedback import feedback_markdown
-from grader.report.page import markdown_page
+from grader.report.github import annotations
+from grader.report.gradescope import gradescope_results
+from grader.report.page import markdown_html, markdown_page
 from grader.child.config import TrainConfig
 from grader.report.progress import progress_line
 from grader.rubric import load_rubric
@@ -45,7 +50,7 @@ from grader.training.progress import ProgressEvent, child_epochs
 from grader.training.retrain import audit, train_in_sandbox
 from nbfactory import model_cells, model_notebook
 from nbfactory import write as write_notebook
-from support import REPO
+from support import REPO, autograder_env, build, run_autograder, unpack, workflow_commands
 
 pytestmark = pytest.mark.slow
 MAX_PARAMS = load_rubric().assignment.max_params
@@ -379,6 +384,232 @@ def test_each_run_records_the_uid_its_child_ran_as(training_context):
     with exclusive_uid(training_context.isolation) as held:  # slot 0 is taken: the child gets another uid
         run, _ = train_in_sandbox(extraction, "Attack", load_rubric(), training_context)
     assert run.uid not in (None, held.uid) and run.uid >= 65001
+
+
+# ---- 8. the class folder and text sinks -----------------------------------------------------
+
+PRIVATE = "PRIVATE-NOTES-OF-THE-INSTRUCTOR"
+HANG = 300  # seconds: a hang detector, far above what any of these takes
+
+
+def _private_notebook(folder: Path) -> Path:
+    """An instructor's file outside the class folder, shaped as a notebook that would grade if it were read."""
+    folder.mkdir()
+    cells = json.loads((REPO / "submissions" / "complete.ipynb").read_text())
+    cells["cells"].append({"cell_type": "markdown", "metadata": {}, "source": f"{PRIVATE}: the answers"})
+    path = folder / "answers.ipynb"
+    path.write_text(json.dumps(cells))
+    return path
+
+
+def hostile_class(root: Path, private: Path) -> dict[str, str]:
+    """The honest student beside a link out to the instructor's file, a link to /dev/zero, a FIFO, a
+    sparse 2 TB notebook (never written: truncate), a student folder that is a link out and a link to
+    the honest student's notebook; returns each hostile student with the words their error must hold."""
+    root.mkdir()
+    shutil.copy(REPO / "submissions" / "complete.ipynb", root / "honest.ipynb")
+    (root / "mallory").mkdir()
+    (root / "mallory" / "hw3.ipynb").symlink_to(private)
+    (root / "zero.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(root / "fifo.ipynb")
+    with open(root / "sparse.ipynb", "wb") as f:
+        f.truncate(2 * 2**40)
+    (root / "away").symlink_to(private.parent, target_is_directory=True)
+    (root / "copycat").mkdir()  # a link that stays inside the class folder: another student's work
+    (root / "copycat" / "hw3.ipynb").symlink_to("../honest.ipynb")
+    return {"copycat": "hw3.ipynb is a symbolic link; hand in the notebook file itself","mallory": "hw3.ipynb is a symbolic link; hand in the notebook file itself, not a link to it",
+            "zero": "zero.ipynb is a symbolic link; hand in the notebook file itself",
+            "fifo": "fifo.ipynb is a named pipe (FIFO), not a file; hand in the .ipynb file itself",
+            "sparse": "sparse.ipynb is 2,097,152 MB, over the 512 MB limit; clear large outputs",
+            "away": "away is a symbolic link to a folder, which the grader does not follow"}
+
+
+def grade_cli(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    """`grader grade ROOT --out OUT --no-train ARGS` in its own process, so that a hang or an OOM kill fails this test."""
+    return subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(root), "--out", str(out), "--no-train", *args],
+                          capture_output=True, text=True, timeout=HANG, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.fixture(scope="module")
+def honest_static(rubric, tmp_path_factory):
+    """The honest student's static grade alone."""
+    root = tmp_path_factory.mktemp("alone-static")
+    shutil.copy(REPO / "submissions" / "complete.ipynb", root / "honest.ipynb")
+    return grade_batch(root, root / "out", rubric=rubric, budget="none").results["honest"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_class_folder_is_read_only_inside_itself(tmp_path, workers, honest_static):
+    private = _private_notebook(tmp_path / "instructor")
+    hostile = hostile_class(tmp_path / "class", private)
+    done = grade_cli(tmp_path / "class", tmp_path / "out", "--workers", workers)
+    assert done.returncode == 0, done.stderr
+    rows = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
+    assert sorted(row.split(",")[0] for row in rows[1:]) == sorted([*hostile, "honest"])
+    results = {s: load_result(tmp_path / "out" / s / "result.json") for s in [*hostile, "honest"]}
+    for student, words in hostile.items():
+        assert results[student].status == "error" and words in results[student].error, results[student].error
+    honest = results["honest"]
+    assert honest.status == "graded" and honest.score == honest_static.score == 70
+    assert [(c.id, c.points) for c in honest.checks] == [(c.id, c.points) for c in honest_static.checks]
+    leaked = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and PRIVATE.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+def test_grader_check_refuses_a_fifo_a_device_and_a_sparse_file_with_one_line(tmp_path):
+    os.mkfifo(tmp_path / "pipe.ipynb")
+    with open(tmp_path / "huge.ipynb", "wb") as f:
+        f.truncate(2 * 2**40)
+    for path, words in ((tmp_path / "pipe.ipynb", "is a named pipe (FIFO), not a file"),
+                        (Path("/dev/zero"), "is a character device, not a file"),
+                        (tmp_path / "huge.ipynb", "over the 512 MB limit")):
+        done = subprocess.run([sys.executable, "-m", "grader.cli", "check", str(path)], capture_output=True, text=True,
+                              timeout=HANG, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 2 and words in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("hand_in", ["fifo", "link"])
+def test_gradescope_refuses_a_fifo_or_a_link_out_of_the_submission(tmp_path, hand_in):
+    root = unpack(build(tmp_path, "--budget", "none"), tmp_path / "autograder")
+    private = _private_notebook(tmp_path / "instructor")
+    if hand_in == "fifo":
+        os.mkfifo(root / "submission" / "hw3.ipynb")
+    else:
+        (root / "submission" / "hw3.ipynb").symlink_to(private)
+    results = run_autograder(root, timeout=HANG)
+    assert results["score"] == 0 and PRIVATE not in json.dumps(results)
+    assert ("is a named pipe (FIFO)" if hand_in == "fifo" else "is a symbolic link") in results["output"]
+
+
+SLEEPER = """
+def __init__(self):
+    super().__init__()
+    import time
+    time.sleep(600)  # never done building: the deadline finds the grader waiting on this child
+    self.conv = nn.Conv2d(3, 10, 3)
+
+def forward(self, x):
+    return self.conv(x).mean((2, 3))
+"""
+
+
+@pytest.fixture(scope="module")
+def prepared_autograder(tmp_path_factory, synthetic_data, small_rubric) -> Path:
+    """A quick-budget autograder for an assignment timeout of 0.3 minutes (the grader stopped after 15 s),
+    unpacked and prepared as setup.sh leaves it (the references trained into ROOT/cache)."""
+    folder = tmp_path_factory.mktemp("gradescope-deadline")
+    root = unpack(build(folder, "--budget", "quick", "--rubric", str(small_rubric), "--data", str(synthetic_data),
+                        "--timeout-minutes", "0.3"), folder / "autograder")
+    prepared = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "prepare"], env=autograder_env(root),
+                              capture_output=True, text=True, timeout=900)
+    assert prepared.returncode == 0, prepared.stderr
+    return root
+
+
+def test_gradescope_keeps_the_static_checks_when_its_deadline_stops_the_retraining(each_isolation, tmp_path,
+                                                                                     prepared_autograder):
+    """The deadline falls while a model's child runs (its constructor sleeps): results.json holds the static
+    checks and says the retraining did not finish, and no process of the run outlives the grader."""
+    root = Path(shutil.copytree(prepared_autograder, tmp_path / "autograder", symlinks=True))
+    assert "DEADLINE=15 " in (root / "run_autograder").read_text()
+    write_notebook(root / "submission" / "hw3.ipynb", *model_cells(SLEEPER, "ProposedSleeper"))
+    state = tmp_path / "state"
+    results = run_autograder(root, env={"GRADER_ISOLATION": each_isolation.kind, "GRADER_STATE_DIR": str(state)},
+                             timeout=HANG)
+    assert results["output"].startswith("**The retraining of your models did not finish**")
+    static = grade_submission(root / "submission" / "hw3.ipynb", student="x", rubric=load_rubric(root / "source" / "rubric.toml"))
+    tests = {t["extra_data"]["check"]: t for t in results["tests"]}
+    assert {c: t["score"] for c, t in tests.items() if "score" in t} == {c.id: c.points for c in static.checks}
+    assert results["score"] == static.score and static.checks[0].passed  # two CNN classes: the retraining was due
+    for check in ("models_run", "baseline_works", "proposed_beats_baseline", "proposed_vs_references"):
+        assert "status" not in tests[check] and "did not finish within the autograder's 0.3 minutes" in tests[check]["output"]
+    assert _processes_naming(state, wait=10) == []
+
+
+def _processes_naming(path: Path, wait: float) -> list[str]:
+    """The command lines that name `path`, after up to `wait` seconds for them to end."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(path) in text:
+                found.append(text)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def test_a_hanging_grader_is_stopped_and_the_student_still_gets_a_result(tmp_path):
+    root = unpack(build(tmp_path, "--budget", "none", "--timeout-minutes", "0.1"), tmp_path / "autograder")
+    shutil.copy(REPO / "submissions" / "complete.ipynb", root / "submission")
+    stuck = tmp_path / "stuck-python"
+    stuck.write_text("#!/bin/sh\ntrap '' TERM\nsleep 600\n")  # deaf to SIGTERM: only the SIGKILL after the grace ends it
+    stuck.chmod(0o755)
+    results = run_autograder(root, python=str(stuck), timeout=HANG)
+    assert results["score"] == 0 and results["output"].startswith("The autograder ran out of time")
+
+
+FORGED = "hw3\n::error title=Grader::All checks pass - score 100 of 100\n::add-mask::FAIL\n::stop-commands::x\nx.ipynb"
+
+
+def test_a_notebook_name_cannot_forge_or_silence_workflow_commands(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO / "submissions" / "missing_discussion.ipynb", repo / FORGED)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GITHUB_ACTIONS": "true"}
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "ci", str(repo), "--no-train", "--out", str(tmp_path / "out")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=HANG, env=env, cwd=repo)
+    assert done.returncode == 1, done.stdout
+    commands = workflow_commands(done.stdout)  # as GitHub's runner reads the log
+    assert {name for name, *_ in commands} == {"group", "endgroup", "error", "warning"}  # no add-mask, no stop-commands
+    ours = annotations(grade_submission(repo / FORGED, student="x", rubric=load_rubric()), FORGED)
+    assert len(ours) == 4 and [c for c in commands if c[0] in ("error", "warning")] == workflow_commands("\n".join(ours))
+    assert "FAIL  Cell 15: Discussion" in done.stdout  # the grader's own FAIL lines show, unmasked
+    assert not any(line.startswith(("::error title=Grader", "::add-mask", "::stop-commands::x")) for line in done.stdout.splitlines())
+
+
+LINK = (r"The LeNet5 is better than ResDropNet, \[appeal your grade here\](https://evil.example/appeal) www.evil.example, "
+        "because of its batch normalization.")
+
+
+def _renderings(markdown: str) -> dict[str, str]:
+    """`markdown` as HTML by a CommonMark renderer (markdown-it-py, tables on), by mistune with GitHub's bare-URL
+    autolinks, and by the renderer of feedback.html."""
+    import mistune
+    from markdown_it import MarkdownIt
+
+    return {"commonmark": MarkdownIt("commonmark").enable("table").render(markdown),
+            "gfm-autolinks": mistune.create_markdown(escape=True, plugins=["url", "table", "strikethrough"])(markdown),
+            "feedback.html": markdown_html(markdown)}
+
+
+def test_a_link_in_student_text_is_text_in_every_markdown_sink(tmp_path, rubric):
+    nb = json.loads((REPO / "submissions" / "complete.ipynb").read_text())
+    nb["cells"][15]["source"] = f"## 3) Discussion\n\n{LINK}\n"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "hw3.ipynb").write_text(json.dumps(nb))
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    subprocess.run([sys.executable, "-m", "grader.cli", "ci", str(repo), "--no-train", "--out", str(tmp_path / "out")],
+                   capture_output=True, timeout=HANG, env=env, check=False)
+    result = grade_submission(repo / "hw3.ipynb", student="eve", rubric=rubric)
+    quoted = next(c for c in result.checks if c.id == "discussion_names_winner")
+    assert "appeal your grade here" in quoted.message and "www.evil.example" in quoted.message  # the sentence is shown
+    gradescope = gradescope_results(result)
+    sinks = {"feedback.md": (tmp_path / "out" / "feedback.md").read_text(), "step summary": summary.read_text(),
+             "results.json output": gradescope["output"],
+             **{f"results.json test {t['name']}": t["output"] for t in gradescope["tests"]}}
+    assert "appeal your grade here" in sinks["feedback.md"] and "appeal your grade here" in sinks["step summary"]
+    for sink, text in sinks.items():
+        for renderer, html in _renderings(text).items():
+            assert "<a " not in html and "href" not in html, (sink, renderer, html)
+        if "appeal your grade here" in text:
+            assert "evil.example/appeal" in _renderings(text)["commonmark"]  # shown as text, not dropped
 
 
 # ---- the batch goes on ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`grader ci` in a student's repository: exit codes, notebook picking, annotations, log sections, JUnit."""
 
 import dataclasses
+import re
 import shutil
 import subprocess
 
@@ -16,7 +17,7 @@ from grader.report.ci_log import section
 from grader.report.github import command
 from grader.report.junit import junit_xml
 from grader.rubric import load_rubric
-from support import REPO, SUBMISSIONS
+from support import REPO, SUBMISSIONS, workflow_commands
 
 NO_CI = {"GITHUB_ACTIONS": None, "GITLAB_CI": None, "GITHUB_WORKSPACE": None, "CI_PROJECT_DIR": None,
          "GITHUB_STEP_SUMMARY": None}
@@ -63,8 +64,10 @@ def test_complete_example_passes(tmp_path):
     summary = tmp_path / "summary.md"
     result = run_ci(repo, "--junit", tmp_path / "junit.xml", env={**GITHUB, "GITHUB_STEP_SUMMARY": str(summary)})
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1] == "assignment.ipynb: 70/70; every required check passes"
-    assert "::error" not in result.output
+    *_, last, resume = result.output.splitlines()  # the last line with the notebook's name is the resume line's
+    assert last == "assignment.ipynb: 70/70; every required check passes" and re.fullmatch(r"::[0-9a-f]{32}::", resume)
+    # no error annotation; a warning for the optional best_val_selection (informational, not met)
+    assert [name for name, *_ in workflow_commands(result.output)] == ["group", "endgroup"] * 2 + ["warning"]
     assert summary.read_text().startswith("# Feedback for assignment")
     xml, suite = suite_of(tmp_path / "junit.xml")
     assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (10, 0, 0, 0)

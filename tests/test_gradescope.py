@@ -12,97 +12,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-import jsonschema
 import pytest
 
-from support import REPO, SMALL_RUBRIC, SUBMISSIONS
-
-VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
-FORMAT = {"enum": ["text", "html", "simple_format", "md", "ansi"]}
-# https://gradescope-autograders.readthedocs.io/en/latest/specs/ ("Output format"): every key the
-# specification names, and no other (a misspelt key would be ignored by Gradescope without a word).
-RESULTS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "score": {"type": "number"},
-        "execution_time": {"type": "integer", "minimum": 0},
-        "output": {"type": "string"},
-        "output_format": FORMAT,
-        "test_output_format": FORMAT,
-        "test_name_format": FORMAT,
-        "visibility": VISIBILITY,
-        "stdout_visibility": VISIBILITY,
-        "extra_data": {"type": "object"},
-        "tests": {"type": "array", "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "score": {"type": "number"},
-                "max_score": {"type": "number"},
-                "status": {"enum": ["passed", "failed"]},
-                "name": {"type": "string"},
-                "name_format": FORMAT,
-                "number": {"type": "string"},
-                "output": {"type": "string"},
-                "output_format": FORMAT,
-                "tags": {"type": "array", "items": {"type": "string"}},
-                "visibility": VISIBILITY,
-                "extra_data": {"type": "object"},
-            },
-        }},
-        "leaderboard": {"type": "array", "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["name", "value"],
-            "properties": {"name": {"type": "string"}, "value": {"type": ["number", "string"]},
-                           "order": {"enum": ["asc", "desc"]}},
-        }},
-    },
-    # "score": optional, but required if not on each test case
-    "anyOf": [{"required": ["score"]}, {"required": ["tests"], "properties": {"tests": {"items": {"required": ["score"]}}}}],
-}
-
-
-def valid(payload: dict) -> dict:
-    jsonschema.validate(payload, RESULTS_SCHEMA)
-    return payload
-
-
-def build(tmp_path: Path, *args: str) -> Path:
-    out = tmp_path / "autograder.zip"
-    done = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "build", "--out", str(out), *args],
-                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    return out
-
-
-def unpack(zip_path: Path, root: Path) -> Path:
-    """As Gradescope does: the zip into ROOT/source (modes kept), run_autograder copied to ROOT, an empty
-    ROOT/submission and ROOT/results."""
-    source = root / "source"
-    with zipfile.ZipFile(zip_path) as archive:
-        for info in archive.infolist():
-            path = Path(archive.extract(info, source))
-            path.chmod(info.external_attr >> 16 & 0o777)
-    shutil.copy2(source / "run_autograder", root / "run_autograder")
-    (root / "submission").mkdir()
-    (root / "results").mkdir()
-    return root
-
-
-def autograder_env(root: Path) -> dict[str, str]:
-    """The grader bundled in the zip (not this checkout) on the path, and the autograder's own cache (ROOT/cache)."""
-    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
-    return {**env, "GRADER_AUTOGRADER_ROOT": str(root), "PYTHONPATH": str(root / "source" / "cnn-grader")}
-
-
-def run_autograder(root: Path, python: str = sys.executable, env: dict[str, str] | None = None) -> dict:
-    """ROOT/run_autograder, as Gradescope runs it."""
-    done = subprocess.run([str(root / "run_autograder")], cwd=root, env={**autograder_env(root), "GRADER_PYTHON": python, **(env or {})}, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return valid(json.loads((root / "results" / "results.json").read_text()))
-
+from support import REPO, SMALL_RUBRIC, SUBMISSIONS, autograder_env, build, run_autograder, unpack, valid
 
 def grader_check_score(notebook: Path, *args: str) -> float:
     done = subprocess.run([sys.executable, "-m", "grader.cli", "check", str(notebook), "--json", *args],
@@ -123,6 +35,9 @@ def test_zip_holds_executable_scripts_the_rubric_and_the_budget(static_zip, tmp_
     for script in ("setup.sh", "run_autograder"):
         assert infos[script].external_attr >> 16 & 0o777 == 0o755
     assert config["budget"] == "none" and config["rubric"] == "rubric.toml" and config["data"] is None
+    assert config["timeout_minutes"] == 10  # Gradescope's default: the grader is stopped at 510 s, killed by 520 s
+    script = zipfile.ZipFile(static_zip).read("run_autograder").decode()
+    assert "DEADLINE=510 " in script and "GRACE=10 " in script and "@" not in script  # every placeholder filled
     assert rubric == (REPO / "rubrics" / "cifar10.toml").read_bytes()
     assert {"cnn-grader/pyproject.toml", "cnn-grader/grader/cli.py", "cnn-grader/grader/child/train.py",
             "cnn-grader/rubrics/cifar10.toml", "cnn-grader/reference_models/__init__.py"} <= set(infos)
@@ -141,7 +56,7 @@ def test_complete_notebook_scores_as_grader_check(static_zip, tmp_path):
     (root / "submission_metadata.json").write_text(json.dumps({"users": [{"name": "Ann Lee", "email": "ann@example.edu", "id": 1}]}))
     results = run_autograder(root)
     assert results["score"] == grader_check_score(SUBMISSIONS / "complete.ipynb") == 70
-    assert results["output_format"] == "md" and results["output"].startswith("# Feedback for Ann Lee (ann@example.edu)")
+    assert results["output_format"] == "md" and results["output"].startswith("# Feedback for Ann Lee (ann\\@example.edu)")
     assert results["extra_data"]["budget"] == "none" and len(results["extra_data"]["rubric_sha256"]) == 64
     named = {t["name"]: t for t in results["tests"]}
     assert named["The proposed model has a name of its own"]["status"] == "passed"

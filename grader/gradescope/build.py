@@ -2,8 +2,9 @@
 
     setup.sh            run once as root when Gradescope builds the image: system packages, a venv,
                         CPU torch, the bundled grader, the data and the references (grader.gradescope.prepare)
-    run_autograder      run for each submission: `grader gradescope run` (grader.gradescope.run)
-    autograder.json     the budget, the rubric file and the data folder (grader.gradescope.config)
+    run_autograder      run for each submission: `grader gradescope run` (grader.gradescope.run) under a
+                        deadline below the assignment's timeout, and a fallback results.json after it
+    autograder.json     the budget, the rubric file, the data folder and the timeout (grader.gradescope.config)
     rubric.toml         the rubric, as chosen at build time
     cnn-grader/         the grader's sources (pyproject.toml, README.md, grader/, rubrics/,
                         reference_models/), installed by setup.sh without a package index
@@ -27,7 +28,7 @@ from pathlib import Path
 import grader
 from grader import __version__
 from grader.errors import GraderError
-from grader.gradescope.config import CONFIG, AutograderConfig
+from grader.gradescope.config import CONFIG, DEFAULT_TIMEOUT_MINUTES, AutograderConfig, Deadline
 from grader.rubric import DEFAULT_RUBRIC, Budget, load_rubric
 
 BUNDLED_GRADER = "cnn-grader"
@@ -54,17 +55,19 @@ class BuiltAutograder:
 
 
 def build_autograder(out: Path, *, rubric: Path | None = None, budget: Budget = "quick",
-                     data_dir: Path | None = None) -> BuiltAutograder:
-    """Write the zip to `out`: the grader, `rubric` (default: the grader's own) and the settings for `budget`."""
+                     data_dir: Path | None = None, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> BuiltAutograder:
+    """Write the zip to `out`: the grader, `rubric` (default: the grader's own) and the settings for `budget`;
+    `timeout_minutes` is the assignment's autograder timeout on Gradescope."""
     loaded = load_rubric(rubric)  # a bad rubric fails here, not on Gradescope
     checkout = _checkout()
     if data_dir is not None:
         _check_data(data_dir, budget)
-    config = AutograderConfig(budget=budget, rubric=RUBRIC, data=DATA if data_dir else None, grader_version=__version__)
+    config = AutograderConfig(budget=budget, rubric=RUBRIC, data=DATA if data_dir else None, grader_version=__version__,
+                              timeout_minutes=timeout_minutes)
     rubric_bytes = Path(rubric).read_bytes() if rubric else resources.files("rubrics").joinpath(DEFAULT_RUBRIC).read_bytes()
     entries: list[tuple[str, bytes | Path, int]] = [
         ("setup.sh", _setup_script(checkout).encode(), 0o755),
-        ("run_autograder", _script("run_autograder").encode(), 0o755),
+        ("run_autograder", _run_script(config.deadline).encode(), 0o755),
         (CONFIG, config.to_json().encode(), 0o644),
         (RUBRIC, rubric_bytes, 0o644),
     ]
@@ -99,6 +102,12 @@ def _script(name: str) -> str:
 def _setup_script(checkout: Path) -> str:
     """setup.sh with torch and torchvision pinned as the grader's pyproject.toml pins them."""
     return _script("setup.sh").replace("@TORCH_REQUIREMENTS@", " ".join(map(shlex.quote, torch_requirements(checkout))))
+
+
+def _run_script(deadline: Deadline) -> str:
+    """run_autograder with the grader's deadline written in (bash reads no JSON; autograder.json keeps the timeout)."""
+    return (_script("run_autograder").replace("@DEADLINE_SECONDS@", str(deadline.seconds))
+            .replace("@GRACE_SECONDS@", str(deadline.grace)))
 
 
 def torch_requirements(checkout: Path) -> list[str]:

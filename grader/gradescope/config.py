@@ -25,6 +25,26 @@ SCHEMA = "grader.gradescope/1"
 DEFAULT_ROOT = Path("/autograder")
 
 
+DEFAULT_TIMEOUT_MINUTES = 10.0
+"""Gradescope's autograder timeout unless the assignment's settings change it."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """How long run_autograder lets the grader run: it sends SIGTERM at `seconds`, SIGKILL `grace` later,
+    and then writes the fallback results.json, all before Gradescope's own timeout ends the container."""
+
+    seconds: int
+    grace: int
+
+
+def deadline(timeout_minutes: float) -> Deadline:
+    """The deadline under an assignment timeout: 85% of it, so that the kill, the fallback result and
+    Gradescope's reading of it fit in the rest (a minute and a half of the default 10)."""
+    total = timeout_minutes * 60
+    return Deadline(seconds=max(1, int(total * 0.85)), grace=max(1, min(10, int(total * 0.05))))
+
+
 @dataclass(frozen=True)
 class AutograderConfig:
     """What `grader gradescope build` chose, read back by `prepare` (image build) and `run` (each submission)."""
@@ -37,7 +57,13 @@ class AutograderConfig:
     """The bundled CIFAR-10 folder, relative to ROOT/source; None: downloaded by setup.sh."""
     grader_version: str
     """The grader that built the zip (the one bundled in it)."""
+    timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES
+    """The assignment's autograder timeout on Gradescope: run_autograder stops the grader before it."""
     schema: str = SCHEMA
+
+    @property
+    def deadline(self) -> "Deadline":
+        return deadline(self.timeout_minutes)
 
     def to_json(self) -> str:
         return json.dumps(to_plain(self), indent=2)
@@ -99,4 +125,5 @@ def load_config(paths: AutograderPaths) -> AutograderConfig:
         raise GraderError(f"{file} is not this grader's autograder config ({e}); {rebuild}") from None
 
 
-__all__ = ["AutograderConfig", "AutograderPaths", "CONFIG", "autograder_paths", "load_config"]
+__all__ = ["AutograderConfig", "AutograderPaths", "CONFIG", "DEFAULT_TIMEOUT_MINUTES", "Deadline", "autograder_paths",
+           "deadline", "load_config"]

@@ -3,6 +3,11 @@
 Every path ends in a results.json a student can read, never a traceback: no notebook or several
 (score 0 and what to hand in), an autograder that is set up wrongly or a bug in the grader (score 0,
 "tell your instructor"; the traceback goes to stdout, which Gradescope shows the instructor only).
+The submission is read as the class folder is (grader.untrusted: no link followed out of
+ROOT/submission, no FIFO or device, its size checked first). With a training budget the static
+checks are written first, with a line that the retraining did not finish in time: run_autograder
+stops this process at its deadline (SIGTERM, which stops the sandbox's child on the way out), and
+what was written stays.
 
 Isolation: Gradescope runs this as root in a disposable container. Student code runs in the
 sandbox (grader/sandbox/) with `require_isolation`, so never as root and never without walls
@@ -15,8 +20,11 @@ log (grader.gradescope.prepare) warned the instructor already.
 from __future__ import annotations
 
 import json
+import signal
 import time
 import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,14 +43,38 @@ HAND_IN = ("Hand in exactly one Jupyter notebook (`.ipynb`) holding your baselin
 NOT_YOURS = "This is not a problem with your notebook: please tell your instructor."
 NOT_RETRAINED = ("**Your models were not retrained** on this autograder: it cannot isolate student code here, "
                  "so only the checks that read your notebook were graded. Your instructor will grade the retraining.")
+NOT_FINISHED = ("**The retraining of your models did not finish** within the autograder's time limit, so only the "
+                "checks that read your notebook were graded. Your instructor can grade the retraining with more time.")
+OUT_OF_TIME = ("The autograder ran out of time before it could grade this submission, so it was not graded. "
+               "Please tell your instructor.")
+
+
+class OutOfTime(BaseException):
+    """run_autograder's deadline passed (its `timeout` sent SIGTERM). A BaseException, so that no
+    `except Exception` on the way takes it for a failure: the sandbox stops its child on the way out."""
 
 
 def run_autograder(root: Path | None = None) -> dict:
-    """Grade the one notebook in ROOT/submission with the zip's rubric and budget; write and return results.json."""
+    """Grade the one notebook in ROOT/submission with the zip's rubric and budget; write and return results.json.
+
+    With a training budget, results.json is written twice: with the static checks before the retraining
+    (what stays if run_autograder's deadline stops it), then with everything."""
     paths = autograder_paths(root)
     started = time.monotonic()
+    written: list[dict] = []
+
+    def provisional(payload: dict) -> None:
+        _write(paths, payload)
+        written.append(payload)
+
     try:
-        payload = _grade(paths, started)
+        with _sigterm_raises():
+            payload = _grade(paths, started, provisional)
+    except OutOfTime:
+        print("stopped at the autograder's deadline: results.json keeps what was graded before it")
+        if written:
+            return written[-1]
+        payload = gradescope_error(OUT_OF_TIME, seconds=time.monotonic() - started)
     except GraderError as e:  # the autograder itself is set up wrongly (its config, its data)
         print(f"error: {e}")
         payload = gradescope_error(f"The autograder could not grade this submission. {NOT_YOURS}",
@@ -51,24 +83,46 @@ def run_autograder(root: Path | None = None) -> dict:
         traceback.print_exc()
         payload = gradescope_error(f"The autograder failed on this submission. {NOT_YOURS}",
                                    seconds=time.monotonic() - started)
-    write_atomic(paths.results, json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False))
+    _write(paths, payload)
     return payload
 
 
-def _grade(paths: AutograderPaths, started: float) -> dict:
+def _write(paths: AutograderPaths, payload: dict) -> None:
+    write_atomic(paths.results, json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False))
+
+
+@contextmanager
+def _sigterm_raises():
+    def stop(signum, frame):
+        raise OutOfTime()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _grade(paths: AutograderPaths, started: float, provisional: Callable[[dict], None]) -> dict:
     config = load_config(paths)
     rubric = load_rubric(paths.source / config.rubric)
     found = notebooks_in(paths.submission) if paths.submission.is_dir() else []
     if len(found) != 1:
         return gradescope_error(_hand_in_problem(found, paths.submission), seconds=time.monotonic() - started,
                                 rubric_sha256=rubric.sha256, budget=config.budget)
-    student = submitters(paths.metadata) or found[0].stem
+    notebook, student = found[0], submitters(paths.metadata) or found[0].stem
+    static = grade_submission(notebook, student=student, rubric=rubric, below=paths.submission)
+    if config.budget == "none" or static.status == "error":
+        return gradescope_results(static)
+    late = f"not run: the retraining did not finish within the autograder's {config.timeout_minutes:g} minutes"
+    provisional(gradescope_results(_not_run(static, rubric, config, late), notice=NOT_FINISHED))
     try:
-        result = grade_submission(found[0], student=student, rubric=rubric, budget=config.budget,
+        result = grade_submission(notebook, student=student, rubric=rubric, budget=config.budget, below=paths.submission,
                                   data_dir=paths.data_dir(config), require_isolation=True)
     except SandboxError as e:
         print(f"no sandbox: {e}")
-        return gradescope_results(_static_only(found[0], student, rubric, config, str(e)), notice=NOT_RETRAINED)
+        why = f"not run: the autograder cannot isolate student code on this machine ({e})"
+        return gradescope_results(_not_run(static, rubric, config, why), notice=NOT_RETRAINED)
     return gradescope_results(result)
 
 
@@ -79,13 +133,11 @@ def _hand_in_problem(found: list[Path], folder: Path) -> str:
     return f"**Your submission holds {len(found)} notebooks** ({names}), so the grader cannot tell which to grade. {HAND_IN}"
 
 
-def _static_only(notebook: Path, student: str, rubric: Rubric, config: AutograderConfig, why: str) -> GradeResult:
-    """The static grade, with each retraining check the budget would have scored listed as not scored."""
-    result = grade_submission(notebook, student=student, rubric=rubric, budget="none")
-    reason = f"not run: the autograder cannot isolate student code on this machine ({why})"
+def _not_run(static: GradeResult, rubric: Rubric, config: AutograderConfig, reason: str) -> GradeResult:
+    """The static grade, with each retraining check the budget would have scored listed as not scored, for `reason`."""
     unscored = tuple(rubric.score(check_id, Verdict(passed=False, message=reason, scored=False))
                      for check_id in rubric.applicable(config.budget) if check_id in ids("run"))
-    return replace(result, checks=result.checks + unscored)
+    return replace(static, checks=static.checks + unscored)
 
 
 def submitters(metadata: Path) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.analysis.similarity import SimilarPair, similar_pairs
+from grader.errors import NotebookError
 from grader.grading.executors.base import Executor, GradeOptions
 from grader.grading.executors.local import LocalExecutor
 from grader.grading.grade import submission_fingerprint
@@ -32,7 +33,7 @@ from grader.report.gradebook import gradebook_csv
 from grader.report.gradescope import gradescope_results
 from grader.report.spreadsheet import csv_text
 from grader.rubric import Budget, Rubric
-from grader.training.context import place_on_gpus, prepare_training, run_identity
+from grader.training.context import RunIdentity, place_on_gpus, prepare_training, run_identity
 from grader.training.gpus import GpuSlots, cuda_peaks
 from grader.training.progress import OnProgress
 
@@ -84,7 +85,7 @@ def grade_batch(
     for sub in submissions:
         stored = load_result(out / sub.student / RESULT)
         peaks += cuda_peaks(run.history for run in stored.runs.values()) if stored else []
-        if sub.notebook and stored and stored.fingerprint == submission_fingerprint(sub.notebook, rubric, budget, identity):
+        if sub.notebook and stored and stored.fingerprint == _fingerprint(sub, rubric, budget, identity):
             report.results[sub.student] = _overridden(out, stored, overrides, rubric)
             report.reused.append(sub.student)
         else:
@@ -109,6 +110,14 @@ def grade_batch(
         report.interrupted = True
     finish_batch(out, report, rubric, budget)
     return report
+
+
+def _fingerprint(sub: Submission, rubric: Rubric, budget: Budget, identity: RunIdentity | None) -> str:
+    """The fingerprint grading `sub` now would give; '' when its notebook cannot be read (grading it says why)."""
+    try:
+        return submission_fingerprint(sub.notebook, rubric, budget, identity, below=sub.below)  # type: ignore[arg-type]
+    except NotebookError:
+        return ""
 
 
 def _overridden(out: Path, stored: GradeResult, overrides: tuple[Override, ...], rubric: Rubric) -> GradeResult:

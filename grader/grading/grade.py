@@ -9,6 +9,7 @@ repository) share; none of them has a private copy of any step.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,8 +22,8 @@ from grader.checks.run import RunFacts, run_checks
 from grader.checks.static import (attributes_verdict, discussion_attributes, discussion_names_winner, rejudge,
                                   selection_flags, static_checks, unreadable)
 from grader.errors import NotebookError
-from grader.grading.result import GradeResult, Provenance, grade_fingerprint, sha256_file
-from grader.notebook import Notebook, load_notebook
+from grader.grading.result import GradeResult, Provenance, grade_fingerprint
+from grader.notebook import Notebook, notebook_from_bytes, read_notebook_bytes
 from grader.rubric import Budget, Rubric
 from grader.training.context import RunIdentity, TrainingContext, prepare_training
 from grader.training.progress import OnProgress
@@ -30,9 +31,12 @@ from grader.training.effect import effect_of
 from grader.training.retrain import retrain_submission
 
 
-def submission_fingerprint(notebook: Path, rubric: Rubric, budget: Budget, run: RunIdentity | None) -> str:
-    """The fingerprint a grade of `notebook` would have now (grader.grading.result.grade_fingerprint)."""
-    return grade_fingerprint(sha256_file(notebook), rubric.sha256, __version__, budget, run)
+def submission_fingerprint(notebook: Path, rubric: Rubric, budget: Budget, run: RunIdentity | None,
+                           below: Path | None = None) -> str:
+    """The fingerprint a grade of `notebook` would have now (grader.grading.result.grade_fingerprint);
+    NotebookError when it cannot be read (grading it says so, as that student's error)."""
+    digest = hashlib.sha256(read_notebook_bytes(notebook, below=below)).hexdigest()
+    return grade_fingerprint(digest, rubric.sha256, __version__, budget, run)
 
 
 def grade_submission(
@@ -45,12 +49,14 @@ def grade_submission(
     data_dir: Path | None = None,
     require_isolation: bool = False,
     on_progress: OnProgress | None = None,
+    below: Path | None = None,
 ) -> GradeResult:
     """Grade a notebook. A bad submission never raises: it is a result with status 'error'.
 
     With a training budget, `context` (grader.training.context.prepare_training) carries the
     data, the references and the isolation; a batch prepares it once, a single call here when missing.
     `on_progress` hears which model is being checked or trained and how far it got, for display.
+    `below`: the trusted folder the notebook lies in (a class's submissions): no link under it is followed.
     """
     path = Path(notebook)
     started = time.perf_counter()
@@ -58,16 +64,19 @@ def grade_submission(
     if budget != "none":  # first: a bad data folder is the user's error before anything else runs
         ctx = context or prepare_training(rubric, budget, data_dir=data_dir, require_isolation=require_isolation,
                                           on_progress=on_progress)
-    digest = sha256_file(path) if path.is_file() else ""
+    raw, problem = _read(path, below)
+    digest = hashlib.sha256(raw).hexdigest() if raw is not None else ""  # of the very bytes graded
     result = GradeResult(
         student=student, notebook=str(path), notebook_sha256=digest, status="graded",
         fingerprint=grade_fingerprint(digest, rubric.sha256, __version__, budget, ctx.identity if ctx else None),
         max_score=rubric.max_score(budget), provenance=Provenance.now(rubric, budget),
     )
     try:
-        loaded = load_notebook(path)
+        loaded = notebook_from_bytes(raw, str(path)) if raw is not None else None
     except NotebookError as e:
-        result = replace(result, status="error", error=str(e), checks=unreadable(str(e), rubric))
+        loaded, problem = None, str(e)
+    if loaded is None:
+        result = replace(result, status="error", error=problem, checks=unreadable(problem, rubric))
     else:
         analysis = analyze(loaded)
         result = _with_analysis(result, analysis, static_checks(loaded, analysis, rubric), rubric)
@@ -75,6 +84,14 @@ def grade_submission(
             told = (lambda event: on_progress(replace(event, student=student))) if on_progress else None
             result = _with_runs(result, loaded, analysis, rubric, ctx, told)
     return replace(result, provenance=replace(result.provenance, seconds=round(time.perf_counter() - started, 3)))
+
+
+def _read(path: Path, below: Path | None) -> tuple[bytes | None, str]:
+    """The notebook's bytes, read once, or None and why they cannot be read."""
+    try:
+        return read_notebook_bytes(path, below=below), ""
+    except NotebookError as e:
+        return None, str(e)
 
 
 def _with_analysis(result: GradeResult, analysis: Analysis, static: Scored, rubric: Rubric) -> GradeResult:

@@ -193,14 +193,6 @@ def _run_v1(name: str, entry: Mapping[str, Any]) -> dict:
             "flops_per_image": entry.get("flops"), "seconds": entry.get("seconds") or 0.0}
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
@@ -244,4 +236,4 @@ def load_result(path: Path) -> GradeResult | None:
         return None
 
 
-__all__ = ["FILE_MODE", "GradeResult", "architectures_of", "Provenance", "RESULT", "SCHEMA", "grade_fingerprint", "load_result", "sha256_file", "write_atomic"]
+__all__ = ["FILE_MODE", "GradeResult", "architectures_of", "Provenance", "RESULT", "SCHEMA", "grade_fingerprint", "load_result", "write_atomic"]

@@ -1,7 +1,13 @@
-"""What there is to grade: a class's folder of submissions, or a repository's one notebook."""
+"""What there is to grade: a class's folder of submissions, or a repository's one notebook.
+
+Everything in these folders is the students': they are searched without following a symbolic link
+(a link out of the folder would hand a student the instructor's files), to a bounded depth, and a
+found notebook is read later only through grader.untrusted with the folder as `below`.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,25 +23,34 @@ class Submission:
     notebook: Path | None
     """None when the student's folder holds no single notebook (the problem is in `problem`)."""
     problem: str = ""
+    below: Path | None = None
+    """The trusted folder the notebook lies in (the submissions folder): nothing under it is read through a link."""
 
 
 def discover(root: Path) -> list[Submission]:
-    """Notebooks directly in `root` (id = file name) and student folders holding one notebook."""
+    """Notebooks directly in `root` (id = file name) and student folders holding one notebook.
+
+    A link to a folder is that student's problem; a notebook that is a link, a FIFO or too big is
+    found here and refused when it is read (grader.notebook.read_notebook_bytes), as that student's error."""
     if not root.is_dir():
         raise GraderError(f"{root} is not a folder; give a folder of notebooks or of student folders")
     found: list[Submission] = []
-    for entry in sorted(root.iterdir()):
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
-        if entry.is_file() and entry.suffix == ".ipynb":
-            found.append(Submission(_student_id(entry.stem), entry))
-        elif entry.is_dir():
-            notebooks = notebooks_in(entry)
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            notebooks = notebooks_in(path)
             if len(notebooks) == 1:
-                found.append(Submission(_student_id(entry.name), notebooks[0]))
+                found.append(Submission(_student_id(entry.name), notebooks[0], below=root))
             else:
                 what = "no notebook" if not notebooks else f"{len(notebooks)} notebooks ({', '.join(p.name for p in notebooks[:4])})"
                 found.append(Submission(_student_id(entry.name), None, f"the folder holds {what}; hand in exactly one .ipynb"))
+        elif entry.name.endswith(".ipynb"):
+            found.append(Submission(_student_id(path.stem), path, below=root))
+        elif entry.is_symlink() and entry.is_dir():
+            found.append(Submission(_student_id(entry.name), None, f"{entry.name} is a symbolic link to a folder, which the "
+                                    "grader does not follow; put the student's folder itself in the submissions folder"))
     if not found:
         raise GraderError(f"{root} holds no .ipynb files or student folders; nothing to grade")
     ids = [s.student for s in found]
@@ -45,10 +60,30 @@ def discover(root: Path) -> list[Submission]:
     return found
 
 
+MAX_DEPTH = 8
+"""Folders searched below a student's folder or a repository: deeper notebooks are not looked for."""
+
+
 def notebooks_in(folder: Path) -> list[Path]:
-    """The notebooks anywhere under `folder`, sorted; hidden files and folders left out (.ipynb_checkpoints,
-    macOS's ._NAME copies in a zip)."""
-    return sorted(p for p in folder.rglob("*.ipynb") if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    """The notebooks anywhere under `folder` (to MAX_DEPTH), sorted; hidden files and folders left out
+    (.ipynb_checkpoints, macOS's ._NAME copies in a zip); no link to a folder is followed."""
+    found: list[Path] = []
+    todo = [(folder, 0)]
+    while todo:  # a loop, not recursion: a folder nested thousands deep costs no stack
+        here, depth = todo.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:  # unreadable or gone: nothing of it can be graded either
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if depth < MAX_DEPTH:
+                    todo.append((Path(entry.path), depth + 1))
+            elif entry.name.endswith(".ipynb"):
+                found.append(Path(entry.path))
+    return sorted(found)
 
 
 def _student_id(name: str) -> str:
@@ -63,10 +98,10 @@ def find_notebook(path: Path, pattern: str = "") -> Path:
     assignment.notebook glob, matched against paths relative to the folder, from the right as
     pathlib matches) picks one among several.
     """
-    if path.is_file():
-        return path
     if not path.is_dir():
-        raise GraderError(f"{path} does not exist; run grader ci in the repository or give its path")
+        if not path.exists() and not path.is_symlink():
+            raise GraderError(f"{path} does not exist; run grader ci in the repository or give its path")
+        return path  # whatever it is, reading it says (grader.notebook.read_notebook_bytes)
     notebooks = notebooks_in(path)
     if not notebooks:
         raise GraderError(f"no .ipynb notebook in {path}; commit your notebook to the repository")

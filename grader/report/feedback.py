@@ -11,18 +11,20 @@ training configurations, provenance, the grader's traceback.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from grader.grading.result import GradeResult, sha256_file, write_atomic
+from grader.grading.result import GradeResult, write_atomic
 from grader.report.budget import budget_lines
 from grader.report.curves import learning_curves_png
 from grader.report.differs import what_differs_markdown
-from grader.report.notebook_html import notebook_html
+from grader.report.notebook_html import MAX_RENDERED_BYTES, notebook_html
 from grader.report.page import Page, markdown_page, render_page
 from grader.report.status import CheckView, check_view
 from grader.report.text import code_block, code_span, without_paths
 from grader.report.text import markdown as md
 from grader.typed import to_plain
+from grader.untrusted import read_untrusted
 
 CURVES = "curves.png"
 STUDENT_FILES = ("feedback.md", "feedback.html")
@@ -149,16 +151,20 @@ def student_page(result: GradeResult, curves_png: bytes | None = None) -> str:
 
 
 def _notebook(result: GradeResult, views: tuple[CheckView, ...]) -> str:
-    """The graded notebook rendered with the failed checks at their cells; empty when the file is gone,
-    has changed since grading (the cells would not match) or cannot be rendered."""
+    """The graded notebook rendered with the failed checks at their cells; empty when none was graded,
+    or the file is gone, has changed since grading (the cells would not match) or cannot be rendered."""
+    if not result.notebook_sha256:  # never read (a link, a FIFO...): it is not read now either
+        return ""
     failed: dict[int, list[CheckView]] = {}
     for v in views:
         if v.needs_work and v.cell is not None:
             failed.setdefault(v.cell, []).append(v)
-    try:
-        if sha256_file(result.notebook) != result.notebook_sha256:
+    path = Path(result.notebook)
+    try:  # as it was graded: read through grader.untrusted, and only the bytes with the graded hash are shown
+        raw = read_untrusted(path, max_bytes=MAX_RENDERED_BYTES, below=path.parent)
+        if hashlib.sha256(raw).hexdigest() != result.notebook_sha256:
             return ""
-        return notebook_html(result.notebook, failed)
+        return notebook_html(raw, failed)
     except Exception:  # the student's file is arbitrary: the page without it beats no page at all
         return ""
 

@@ -4,11 +4,19 @@ GitHub Actions reads `::error file=...,title=...::message` lines as annotations 
 Markdown file at $GITHUB_STEP_SUMMARY as the job's summary (other CI systems read JUnit XML:
 report/junit.py). An annotation names no line: GitHub could only point at a line of the
 notebook's JSON, which it shows as raw JSON; the cell the check is about is in the title instead.
+
+The runner reads a workflow command from any line of the log that starts with `::` (after spaces)
+or holds `##[` anywhere, on stdout and stderr alike. So every line carrying text a student controls
+is printed between `::stop-commands::TOKEN` and `::TOKEN::` (`stop_commands`), with a token drawn
+afresh each time, which the student's text, written before the run, cannot know; the grader's own
+commands (groups, annotations) are printed outside, with their student parts escaped.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Sequence
 
 from grader.checks import CheckResult
 from grader.grading.result import GradeResult
@@ -32,6 +40,13 @@ def command(level: str, message: str, **properties: str) -> str:
     """One workflow command line, every part escaped: `::level key=value,...::message`."""
     props = ",".join(f"{key}={escape_property(value)}" for key, value in properties.items())
     return f"::{level} {props}::{escape_data(message)}" if props else f"::{level}::{escape_data(message)}"
+
+
+def stop_commands(lines: Sequence[str]) -> list[str]:
+    """`lines` (each one line already) as text the runner runs no command from: between
+    `::stop-commands::TOKEN` and the resume line `::TOKEN::`, TOKEN drawn here."""
+    token = secrets.token_hex(16)
+    return [f"::stop-commands::{token}", *lines, f"::{token}::"]
 
 
 def check_title(check: CheckResult) -> str:
@@ -61,4 +76,4 @@ def step_summary(result: GradeResult, feedback_markdown: str) -> None:
             f.write(feedback_markdown)
 
 
-__all__ = ["annotations", "check_title", "command", "escape_data", "escape_property", "step_summary"]
+__all__ = ["annotations", "check_title", "command", "escape_data", "escape_property", "step_summary", "stop_commands"]

@@ -54,18 +54,16 @@ def safe_html(html: str) -> str:
                         protocols={"http", "https", "data"}, strip=False, strip_comments=True)
 
 
-def notebook_html(path: str | Path, failed: Mapping[int, Sequence[CheckView]]) -> str:
-    """The notebook at `path` as an HTML fragment, `failed[i]` rendered after cell i.
+def notebook_html(raw: bytes, failed: Mapping[int, Sequence[CheckView]]) -> str:
+    """The notebook file's bytes `raw` (the caller read them, at most MAX_RENDERED_BYTES) as an HTML
+    fragment, `failed[i]` rendered after cell i.
 
-    Raises OSError or ValueError when the file cannot be read as a notebook."""
+    Raises ValueError when they are not a notebook."""
     import nbformat
 
-    path = Path(path)
-    if path.stat().st_size > MAX_RENDERED_BYTES:
-        raise ValueError(f"{path.name} is over {MAX_RENDERED_BYTES >> 20} MB")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nbformat warns about missing ids and old minor versions
-        nb = nbformat.convert(nbformat.reader.reads(path.read_text(encoding="utf-8")), 4)
+        nb = nbformat.convert(nbformat.reader.reads(raw.decode("utf-8")), 4)
     nb = _prepared(nb, failed)
     body, _ = _exporter().from_notebook_node(nb)
     return body

@@ -13,7 +13,13 @@ from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from typing import Iterable
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tab and newline stay
-_MARKDOWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "`": "\\`", "|": "\\|"})
+# Markdown: the backslash first, so that no backslash of the student's can undo an escape of ours;
+# the characters that open emphasis, code, links, images, tables, strikethrough and autolinked
+# e-mails; &, < and > as entities (no tag, entity or <autolink>). Line starts: a heading or list marker.
+_MARKDOWN = str.maketrans({**{c: "\\" + c for c in "\\`*_[]|~@"}, "&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_LINE_START = re.compile(r"^(\s*)(?:([#+=-])|(\d{1,9})(?=[.)]))")
+# GitHub's bare-URL autolinks (GFM's extension): scheme:// and www. lose the character they are matched by.
+_BARE_LINK = re.compile(r"(?i)(?<=[a-z0-9])(:)(?=//)|(?<![\w.])(www)(\.)")
 
 
 def clean(text: object) -> str:
@@ -21,9 +27,19 @@ def clean(text: object) -> str:
     return _CONTROL.sub("", str(text))
 
 
+def one_line(text: object) -> str:
+    """`text` cleaned and on one line: a newline or carriage return shows as `\\n`, so that nothing the
+    student wrote can start a line of its own in a log (CI systems read commands from line starts)."""
+    return clean(str(text).replace("\r\n", "\n").replace("\r", "\n")).replace("\n", "\\n")
+
+
 def markdown(text: object) -> str:
-    """`text` as literal Markdown: no tags, links, code spans or table cells of its own; one line."""
-    return clean(text).translate(_MARKDOWN).replace("\n", " ").replace("\t", " ")
+    """`text` as literal Markdown, one line: no tags, entities, emphasis, code spans, links, images, bare-URL
+    autolinks, table cells or headings of its own, and no backslash of the text's that could undo an escape
+    (CommonMark: every escape is a backslash before ASCII punctuation, and the text's own backslashes are escaped)."""
+    text = clean(text).replace("\n", " ").replace("\t", " ").translate(_MARKDOWN)
+    text = _BARE_LINK.sub(lambda m: "\\:" if m[1] else f"{m[2]}\\.", text)
+    return _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[2] else f"{m[1]}{m[3]}\\", text)
 
 
 def code_span(text: object) -> str:
@@ -61,4 +77,4 @@ def _last_part(path: str) -> str:
     return kind(path).name or path.strip("/\\") or "/"
 
 
-__all__ = ["clean", "code_block", "code_span", "markdown", "without_paths"]
+__all__ = ["clean", "code_block", "code_span", "markdown", "one_line", "without_paths"]

@@ -1,23 +1,22 @@
 """Reading what a child wrote, as if an attacker wrote it (because one may have).
 
 Files are opened without following symbolic links (the grader may be root and the child could
-point result.json at /etc/shadow), must be regular files under a size cap, JSON must match the
-record the caller expects (grader.typed: unknown keys are dropped, long strings cut), and arrays
-are .npy files loaded with allow_pickle=False whose dtype and shape are checked. Nothing here
-ever unpickles.
+point result.json at /etc/shadow) and must be regular files under a size cap (grader.untrusted);
+JSON must match the record the caller expects (grader.typed: unknown keys are dropped, long strings
+cut), and arrays are .npy files loaded with allow_pickle=False whose dtype and shape are checked.
+Nothing here ever unpickles.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from grader.typed import PlainError, from_plain
+from grader.untrusted import UnsafeFile, read_untrusted
 
 T = TypeVar("T")
 
@@ -107,28 +106,16 @@ def load_array(path: Path, spec: ArraySpec):
 
 
 def _read_regular(path: Path, max_bytes: int) -> bytes | None:
-    # The child owns its working folder and could swap out/ for a link: open the last two
-    # components without following links, relative to the grader-owned folder above them.
-    top = os.open(path.parent.parent, os.O_RDONLY | os.O_DIRECTORY)
+    # The child owns its working folder and could swap out/ for a link: nothing below the
+    # grader-owned folder above out/ is followed (grader.untrusted).
     try:
-        sub = os.open(path.parent.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
-        try:
-            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=sub)
-        finally:
-            os.close(sub)
+        return read_untrusted(path, max_bytes=max_bytes, below=path.parent.parent)
     except FileNotFoundError:
         return None
+    except UnsafeFile as e:
+        raise ChildOutputError(f"{path.name} cannot be opened safely: it {e}") from None
     except OSError as e:
-        raise ChildOutputError(f"{path.name} cannot be opened safely ({e.strerror}; a link?)") from None
-    finally:
-        os.close(top)
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ChildOutputError(f"{path.name} is not a regular file")
-        if info.st_size > max_bytes:
-            raise ChildOutputError(f"{path.name} is {info.st_size} bytes, over the {max_bytes} limit")
-        return f.read(max_bytes + 1)[:max_bytes]
+        raise ChildOutputError(f"{path.name} cannot be opened safely ({e.strerror})") from None
 
 
 def _no_constant(name: str):

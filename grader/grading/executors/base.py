@@ -53,7 +53,7 @@ def grade_one(sub: Submission, options: GradeOptions, on_progress: OnProgress | 
         return error_result(sub, sub.problem, options)
     try:
         return grade_submission(sub.notebook, student=sub.student, rubric=options.rubric, budget=options.budget,
-                                context=options.context, on_progress=on_progress)
+                                context=options.context, on_progress=on_progress, below=sub.below)
     except GraderError as e:
         return error_result(sub, str(e), options)
     except Exception as e:

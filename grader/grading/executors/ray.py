@@ -33,10 +33,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader.errors import GraderError
+from grader.errors import GraderError, NotebookError
 from grader.grading.executors.base import GradeOptions, error_result, grade_one, worker_failed
 from grader.grading.result import GradeResult
 from grader.grading.submissions import Submission
+from grader.notebook import read_notebook_bytes
 from grader.sandbox.detect import detect_isolation
 from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.state import state_dir
@@ -77,7 +78,8 @@ def grade_on_node(sub: Submission, source: bytes | None, options: GradeOptions, 
         with tempfile.TemporaryDirectory(prefix="grader-notebook-") as tmp:
             here = sub
             if sub.notebook is not None and source is not None:
-                here = replace(sub, notebook=Path(tmp) / sub.notebook.name)  # same name: messages read the same
+                here = replace(sub, notebook=Path(tmp) / sub.notebook.name,  # same name: messages read the same
+                               below=Path(tmp))
                 here.notebook.write_bytes(source)
             result = grade_one(here, node_options(options, shared))
         return replace(result, notebook=str(sub.notebook or ""))
@@ -213,8 +215,8 @@ def node_isolation(required: bool) -> Isolation:
 def _read_notebook(sub: Submission) -> bytes | None:
     """The notebook's bytes for the task (None: the task reports what is wrong with the path)."""
     try:
-        return sub.notebook.read_bytes() if sub.notebook else None
-    except OSError:
+        return read_notebook_bytes(sub.notebook, below=sub.below) if sub.notebook else None
+    except NotebookError:  # a link, a FIFO, too big...: the task reads the path and says so
         return None
 
 
