@@ -125,7 +125,8 @@ def _probe(iso: Isolation) -> str:
     if iso.kind != "none" and seen["net"] == "connected":
         return "the network is still reachable inside"
     if seen["seccomp"] != ["2"]:  # confine.py exits when it cannot filter; this catches a filter that did not hold
-        return f"the seccomp filter is not in force inside (Seccomp: {seen['seccomp']}); the kernel needs CONFIG_SECCOMP_FILTER"
+        return (f"the seccomp filter is not in force inside (Seccomp: {seen['seccomp']}); "
+                "the kernel needs CONFIG_SECCOMP_FILTER")
     return ""
 
 
