@@ -178,3 +178,106 @@ def __init__(self):
 def forward(self, x):
     return self.fc(torch.flatten(x, 1))
 '''
+
+# Channels between children (NR maps a system call's name to its number on this machine): a key
+# in the uid's kernel keyring, planted for whoever runs next as this uid or searched for and read.
+KEYRING = '''
+def __init__(self):
+    super().__init__()
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+    payload = b"planted by student mallory for whoever runs next as this uid"
+    user_keyring, search, read = ctypes.c_long(-4), ctypes.c_long(10), ctypes.c_long(11)
+    if MODE == "plant":
+        key = libc.syscall(ctypes.c_long(NR["add_key"]), b"user", b"grader-planted", payload,
+                           ctypes.c_long(len(payload)), user_keyring)
+    else:
+        key = libc.syscall(ctypes.c_long(NR["keyctl"]), search, user_keyring, b"user", b"grader-planted", ctypes.c_long(0))
+        if key != -1:
+            found = ctypes.create_string_buffer(200)
+            libc.syscall(ctypes.c_long(NR["keyctl"]), read, ctypes.c_long(key), found, ctypes.c_long(200))
+            raise ValueError(f"read another child's key: {found.value!r}")
+    if key == -1:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1))
+'''
+
+# A SysV shared-memory segment (outside every memory cap) made for a later child, or looked for.
+SYSV_SHM = '''
+def __init__(self):
+    super().__init__()
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+    secret = b"left by one child for the next"
+    if MODE == "make":
+        segment = libc.shmget(KEY, 2**20, 0o1000 | 0o666)  # IPC_CREAT
+        if segment == -1:
+            raise OSError(ctypes.get_errno(), "shmget")
+        ctypes.memmove(libc.shmat(segment, None, 0), secret, len(secret))
+        return
+    segment = libc.shmget(KEY, 0, 0)
+    if segment != -1:
+        raise ValueError(f"found another child's segment: {ctypes.string_at(libc.shmat(segment, None, 0), len(secret))!r}")
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1))
+'''
+
+# Folders nested LEVELS deep in out/, each named NAME, then FILL MB of files at the bottom; it
+# then waits: only the watchdog ends it. Deep enough, it once stopped the disk count at PATH_MAX
+# and made the removal of its folder run the grader out of descriptors.
+NESTER = '''
+def __init__(self):
+    super().__init__()
+    import os, time
+    os.chdir("out")
+    for _ in range(LEVELS):
+        os.mkdir(NAME)
+        os.chdir(NAME)
+    for i in range(FILL):
+        with open(f"fill-{i}", "wb") as f:
+            f.write(b"x" * 2**20)
+    time.sleep(60)
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1))
+'''
+
+# Half the disk cap in its working folder (a tmpfs), the other half and more in out/.
+SPLIT_DISK = '''
+def __init__(self):
+    super().__init__()
+    import time
+    block = b"x" * 2**20
+    for where in (".", "out"):
+        with open(where + "/filler", "wb") as f:
+            for _ in range(MB):
+                f.write(block)
+    time.sleep(60)
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+'''
+
+# Calls each system call of CALLS ({name: [number, *arguments]}) and reports what it answered
+# ('ok' or the errno's name) in out/result.json, with the seccomp mode /proc says it runs under.
+SYSCALLS = '''
+import ctypes, errno, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+def answer(number, *args):
+    result = libc.syscall(ctypes.c_long(number), *(a if isinstance(a, bytes) else ctypes.c_long(a) for a in args))
+    if result == 0 and number == CLONE:  # the copy a clone let through made: it must not go on
+        os._exit(0)
+    return errno.errorcode.get(ctypes.get_errno(), "?") if result == -1 else "ok"
+
+seen = {name: answer(*call) for name, call in CALLS.items()}
+seen["seccomp"] = [line.split()[1] for line in open("/proc/self/status") if line.startswith("Seccomp:")]
+json.dump(seen, open("out/result.json", "w"))
+'''

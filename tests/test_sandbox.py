@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import resource
+import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -12,11 +16,15 @@ import pytest
 
 from dataclasses import dataclass
 
+import attacks
 from grader.errors import SandboxError
+from grader.sandbox import confine
 from grader.sandbox.files import ArraySpec
 from grader.sandbox.detect import detect_isolation
 from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.process import Limits, Phase, run_in_sandbox
+from grader.sandbox.proctree import MAX_DEPTH, folder_use
+from grader.sandbox.state import remove_tree
 
 ROOT = os.geteuid() == 0
 
@@ -200,3 +208,95 @@ def test_an_interrupted_grader_leaves_no_child_behind(tmp_path, isolation, monke
         """)
     monkeypatch.undo()
     assert not _processes_with_args("sleep\x00654")
+
+
+# ---- the seccomp filter (grader/sandbox/confine.py) ---------------------------------------------
+
+COLUMN = list(confine.AUDIT_ARCH).index(os.uname().machine) if os.uname().machine in confine.AUDIT_ARCH else 0
+
+
+def _calls(tmp_path, *launcher: str) -> dict:
+    """What keyctl, shmget, unshare, clone3 and an AF_INET socket answer in this process's user,
+    run through `launcher` (confine.py and its options) or, with none, as they are."""
+    n = {name: numbers[COLUMN] for name, numbers in {**confine.CHANNELS, **confine.SYSV_IPC, **confine.NEVER_NEEDED}.items()}
+    calls = {"keyctl": [n["keyctl"], 0, -4, 0],  # KEYCTL_GET_KEYRING_ID of the user keyring: harmless
+             "shmget": [n["shmget"], 0, 0, 0],  # IPC_PRIVATE of size 0: EINVAL, never a segment
+             "unshare": [n["unshare"], 0], "clone3": [confine.CLONE3[COLUMN], 0, 0],
+             "socket_inet": [confine.SOCKET[COLUMN], 2, 1, 0]}
+    script = tmp_path / "calls.py"
+    script.write_text(f"CALLS = {calls!r}\nCLONE = {confine.CLONE[COLUMN]}\n" + attacks.SYSCALLS)
+    subprocess.run([*launcher, sys.executable, "-I", str(script)], cwd=tmp_path, check=True, timeout=60)
+    return json.loads((tmp_path / "out" / "result.json").read_text())
+
+
+@pytest.mark.skipif(os.uname().machine not in confine.AUDIT_ARCH, reason="the filter knows x86_64 and aarch64")
+def test_the_filter_refuses_channels_where_nothing_else_walls_them_off(tmp_path):
+    """The kind `none` has no namespaces: the filter alone refuses the keyring and SysV IPC there."""
+    (tmp_path / "out").mkdir()
+    assert _calls(tmp_path)["socket_inet"] == "ok"  # the control: unfiltered, the same call goes through
+    launcher = [sys.executable, "-I", "-S", "-B", str(confine.__file__)]
+    filtered = _calls(tmp_path, *launcher, "--")
+    assert filtered == {"keyctl": "EPERM", "shmget": "EPERM", "unshare": "EPERM", "clone3": "ENOSYS",
+                        "socket_inet": "EAFNOSUPPORT", "seccomp": ["2"]}
+    assert _calls(tmp_path, *launcher, "--ipc-namespace", "--")["shmget"] == "EINVAL"  # let through to the kernel
+
+
+def test_a_filter_that_cannot_be_installed_runs_nothing(monkeypatch):
+    def refused(ipc_namespace: bool) -> None:
+        raise OSError(errno.EINVAL, "prctl(PR_SET_SECCOMP)")
+
+    monkeypatch.setattr(confine, "confine", refused)
+    monkeypatch.setattr(confine.os, "execvp", lambda *args: pytest.fail("the command ran unfiltered"))
+    with pytest.raises(SystemExit, match="seccomp filter could not be installed .* student code is not run without it"):
+        confine.main(["--", "python"])
+
+
+def test_a_sandbox_whose_filter_does_not_hold_is_refused(tmp_path, monkeypatch):
+    import grader.sandbox.isolation as isolation
+
+    fake = tmp_path / "confine.py"  # runs the command without any filter
+    fake.write_text("import os, sys\ncommand = sys.argv[sys.argv.index('--') + 1:]\nos.execvp(command[0], command)\n")
+    monkeypatch.setattr(isolation, "CONFINE", fake)
+    with pytest.raises(SandboxError, match="the seccomp filter is not in force inside"):
+        detect_isolation(prefer="bubblewrap" if shutil.which("bwrap") else "none")
+
+
+# ---- folders a child leaves: counted and removed with bounded descriptors ----------------------
+
+def _nest(root: Path, levels: int, name: str = "d", payload: bytes = b"") -> None:
+    """`levels` folders nested in `root`, made relative to the last (no path grows), a file in each."""
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(levels):
+        os.mkdir(name, dir_fd=fd)
+        below = os.open(name, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+        with open(os.open("f", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as f:
+            f.write(payload)
+    os.close(fd)
+
+
+def test_a_deep_tree_is_counted_past_path_max_and_refused_past_the_depth_bound(tmp_path):
+    (tmp_path / "ok").mkdir()
+    _nest(tmp_path / "ok", MAX_DEPTH, "d" * 200, b"x" * 8192)
+    use = folder_use(tmp_path / "ok", 10_000)
+    assert use.over == "" and use.bytes >= MAX_DEPTH * 8192  # paths of 12,800 bytes: all counted
+    (tmp_path / "deep").mkdir()
+    _nest(tmp_path / "deep", MAX_DEPTH + 1)
+    assert folder_use(tmp_path / "deep", 10_000).over == "depth"
+    assert folder_use(tmp_path / "deep", 100).over == "entries"
+
+
+def test_thousands_of_nested_folders_are_removed_with_few_descriptors(tmp_path):
+    (tmp_path / "tree").mkdir()
+    _nest(tmp_path / "tree", 5_000)
+    os.chmod(tmp_path / "tree" / "d", 0o500)  # a folder its child made unwritable
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 64), hard))
+    try:
+        descriptors = len(os.listdir("/proc/self/fd"))
+        remove_tree(tmp_path / "tree")
+        assert len(os.listdir("/proc/self/fd")) == descriptors
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert not (tmp_path / "tree").exists()

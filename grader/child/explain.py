@@ -34,7 +34,8 @@ def explain(e: BaseException, phase: str, layers: list, attempts: list[str]) -> 
         return "exit", f"the code raised KeyboardInterrupt {where}"
     net = [a for a in attempts if a.startswith("connect")]
     if net or _is_network_error(e):
-        target = net[-1].split(" ", 1)[1] if net else "the network"
+        named = net or [a for a in attempts if a.startswith("resolve")]
+        target = named[-1].split(" ", 1)[1] if named else "the network"
         return "network", (
             f"the code tried to connect to {target} {where} ({text}); the sandbox has no network: "
             "do not download data or pretrained weights inside the model classes")
@@ -106,8 +107,10 @@ def _explain_too_small(msg: str, layer) -> str:
 def _is_network_error(e: BaseException) -> bool:
     import socket
 
+    # EAFNOSUPPORT: the sandbox's seccomp filter refuses every socket but a Unix one.
     return isinstance(e, (socket.gaierror, ConnectionError)) or (
-        isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED))
+        isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED,
+                                               errno.EAFNOSUPPORT))
 
 
 __all__ = ["explain"]

@@ -277,6 +277,8 @@ def _audit(event: str, args: tuple) -> None:
         if isinstance(address, tuple) and len(address) >= 2:
             address = f"{address[0]}:{address[1]}"
         ATTEMPTS.append(f"connect {address}"[:200])
+    elif event == "socket.getaddrinfo":  # the seccomp filter refuses the socket itself: no connect follows
+        ATTEMPTS.append(f"resolve {args[0]}:{args[1]}"[:200])
     elif event in ("subprocess.Popen", "os.system", "os.fork", "os.posix_spawn"):
         ATTEMPTS.append(f"spawn {event}")
 

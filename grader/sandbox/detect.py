@@ -1,6 +1,6 @@
 """Which isolation works here: each kind is probed by running the real interpreter through the real
 wrapper, because a wrapper can exist and still fail (no user namespaces, an interpreter the
-sandbox user cannot read: a pyenv Python under /root, mode 700).
+sandbox user cannot read: a pyenv Python under /root, mode 700, a kernel without seccomp filters).
 
 `GRADER_ISOLATION=bubblewrap|namespace|none` forces one kind (a forced kind that does not work is
 an error). As root the namespace kind is tried after bubblewrap and `none` never (student code
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from grader.errors import SandboxError
-from grader.sandbox.isolation import KINDS, NOBODY, Isolation, Layout, command
+from grader.sandbox.isolation import KINDS, NOBODY, Isolation, Layout, command, furnish
 from grader.sandbox.state import fresh_dir, remove_tree
 
 PROBE_TIMEOUT_S = 60.0
@@ -78,10 +78,10 @@ def _python_paths(python: str) -> tuple[str, ...]:
 
 _PROBE = (
     "import sys, os, json, socket, importlib.util; import numpy\n"
-    "s = socket.socket()\n"
-    "try:\n    s.connect(('127.0.0.1', 9)); net = 'connected'\n"
+    "try:\n    socket.socket().connect(('127.0.0.1', 9)); net = 'connected'\n"
     "except OSError as e:\n    net = type(e).__name__\n"
-    "print(json.dumps({'version': sys.version, 'uid': os.getuid(),"
+    "seccomp = [line.split()[1] for line in open('/proc/self/status') if line.startswith('Seccomp:')]\n"
+    "print(json.dumps({'version': sys.version, 'uid': os.getuid(), 'seccomp': seccomp,"
     " 'torch': importlib.util.find_spec('torch') is not None, 'net': net}))"
 )
 
@@ -98,6 +98,7 @@ def _probe(iso: Isolation) -> str:
         for folder in (layout.in_dir, layout.out_dir, root / "stage"):
             folder.mkdir(parents=True)
         os.chmod(layout.in_dir, 0o755)
+        furnish(layout.in_dir)
         if iso.drops_uid:
             os.chown(layout.out_dir, iso.uid, iso.uid)
         argv = command(iso, [iso.python, "-I", "-c", _PROBE], layout, {})
@@ -123,6 +124,9 @@ def _probe(iso: Isolation) -> str:
         return f"{iso.python} has no torch; set GRADER_SANDBOX_PYTHON to a Python with torch and numpy"
     if iso.kind != "none" and seen["net"] == "connected":
         return "the network is still reachable inside"
+    if seen["seccomp"] != ["2"]:  # confine.py exits when it cannot filter; this catches a filter that did not hold
+        return (f"the seccomp filter is not in force inside (Seccomp: {seen['seccomp']}); "
+                "the kernel needs CONFIG_SECCOMP_FILTER")
     return ""
 
 

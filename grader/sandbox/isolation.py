@@ -4,7 +4,7 @@ Three kinds, strongest first (grader/sandbox/detect.py probes which work here):
 
 - ``bubblewrap``: ``bwrap`` with new network, PID, IPC and UTS namespaces and a root filesystem
   that shows only /usr, a few files of /etc, the Python installation and the child's own folders;
-- ``namespace`` (root only): ``unshare`` with new mount, network and PID namespaces; a script run
+- ``namespace`` (root only): ``unshare`` with new mount, network, PID, IPC and UTS namespaces; a script run
   as root inside them makes a fresh /dev, hides every top-level folder but /usr and /proc under empty tmpfs
   (/tmp, /run, /home, /root, /var, /opt, the data, the results...), brings back only the Python
   installation and a few files of /etc, and mounts the child's folders as under bubblewrap;
@@ -16,7 +16,8 @@ arrays bound file by file, never linked to the grader's copies), a working folde
 fresh tmpfs of `Layout.work_bytes` (its disk cap), and in it `out/`, the one folder shared with
 the grader. As root the child runs as a uid of its own (`exclusive_uid`), never as root. A child
 that trains on CUDA is also shown its GPU's device nodes and the driver's libraries
-(grader/sandbox/gpu.py says which); any other child, none of them.
+(grader/sandbox/gpu.py says which); any other child, none of them. In every kind, the child's
+command runs under grader/sandbox/confine.py's seccomp filter (copied into in/ by `furnish`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextlib
 import fcntl
 import os
 import shlex
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +38,8 @@ from grader.sandbox.state import state_dir
 
 NOBODY = 65534
 KINDS = ("bubblewrap", "namespace", "none")
+OWN_IPC = {"bubblewrap", "namespace"}  # kinds whose child has an IPC namespace of its own
+CONFINE = Path(__file__).with_name("confine.py")
 # Where the child's folders appear: under bubblewrap's own root, or in the namespace's fresh /tmp.
 INSIDE = {"bubblewrap": "/sandbox", "namespace": "/tmp/sandbox"}
 # Host files a Python process reads at start-up (dynamic loader cache, user names for getpass).
@@ -96,19 +100,29 @@ def inside_paths(iso: Isolation, layout: Layout) -> tuple[str, str]:
 def command(iso: Isolation, argv: list[str], layout: Layout, limits: Mapping[str, int]) -> list[str]:
     """The full command line that runs `argv` (paths as seen inside) under `iso` with rlimits.
 
-    `limits` maps prlimit option names (cpu, fsize, nofile, nproc) to values. prlimit comes last,
-    after the uid drop, so the wrappers themselves are not limited.
+    `limits` maps prlimit option names (cpu, fsize, nofile, nproc) to values. prlimit comes after
+    the uid drop, so the wrappers themselves are not limited; the seccomp filter (confine.py, which
+    `furnish` put in in/) comes last, so that it holds for `argv` and nothing before it.
     """
-    inner = ["prlimit", *(f"--{k}={v}" for k, v in limits.items()), "--", *argv]
+    inside_in = inside_paths(iso, layout)[0]
+    confined = [iso.python, "-I", "-S", "-B", f"{inside_in}/{CONFINE.name}",
+                *(["--ipc-namespace"] if iso.kind in OWN_IPC else []), "--", *argv]
+    inner = ["prlimit", *(f"--{k}={v}" for k, v in limits.items()), "--", *confined]
     if iso.drops_uid:
         inner = ["setpriv", f"--reuid={iso.uid}", f"--regid={iso.uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *inner]
     if iso.kind == "bubblewrap":
         return _bwrap(iso, layout) + ["--", *inner]
     if iso.kind == "namespace":
-        return ["unshare", "--mount", "--propagation", "private", "--net", "--pid", "--fork", "--kill-child",
-                "--mount-proc", "--", "sh", "-ec", _namespace_script(iso, layout), "sh", *inner]
+        return ["unshare", "--mount", "--propagation", "private", "--net", "--pid", "--ipc", "--uts", "--fork",
+                "--kill-child", "--mount-proc", "--", "sh", "-ec", _namespace_script(iso, layout), "sh", *inner]
     return inner
+
+
+def furnish(in_dir: Path) -> None:
+    """Put in a child's in/ what `command` runs there before the child's own program."""
+    shutil.copyfile(CONFINE, in_dir / CONFINE.name)
+    os.chmod(in_dir / CONFINE.name, 0o644)
 
 
 def require(iso: Isolation) -> None:
@@ -255,4 +269,5 @@ def exclusive_uid(isolation: Isolation) -> Iterator[Isolation]:
         time.sleep(SLOT_WAIT_S)
 
 
-__all__ = ["ETC_FILES", "Isolation", "KINDS", "Layout", "NOBODY", "command", "exclusive_uid", "inside_paths", "require"]
+__all__ = ["ETC_FILES", "Isolation", "KINDS", "Layout", "NOBODY", "OWN_IPC", "command", "exclusive_uid", "furnish",
+           "inside_paths", "require"]

@@ -4,8 +4,9 @@ One mechanism for every phase (import, instantiate, forward check, training): th
 over a script, its inputs and a request; the child runs it inside the isolation chosen by
 grader/sandbox/detect.py, in fresh folders of the grader's private state (grader/sandbox/state.py),
 with a scrubbed environment, rlimits (CPU time, file size, open files, processes), a memory cap
-(a memory cgroup where the grader can make one, else a watchdog; RLIMIT_AS breaks CUDA), a disk
-cap, wall-clock deadlines per phase and capped output. A child that trains on CUDA is shown its GPU
+(a memory cgroup where the grader can make one, else a watchdog; RLIMIT_AS breaks CUDA), one disk
+cap on all it writes, wall-clock deadlines per phase and capped output, behind the seccomp filter
+of grader/sandbox/confine.py. A child that trains on CUDA is shown its GPU
 (grader/sandbox/gpu.py), and the watchdog reads what its processes hold on the GPU from the
 driver: over `Limits.gpu_memory_bytes` it is stopped like a child over its memory. Whatever the child does, the answer is a
 `ChildResult`; the grader never crashes, hangs or unpickles because of it.
@@ -37,12 +38,12 @@ from grader.sandbox.capture import Capture
 from grader.sandbox.cgroup import MemoryCgroup, memory_cgroup
 from grader.sandbox.files import ArraySpec, ChildOutputError, load_array, read_json, read_record
 from grader.sandbox.gpu import GpuAccess, GpuReader, child_gpu_use, default_gpu_reader, host_gpu_access
-from grader.sandbox.isolation import Isolation, Layout, command, exclusive_uid, inside_paths
+from grader.sandbox.isolation import Isolation, Layout, command, exclusive_uid, furnish, inside_paths
 from grader.sandbox.state import fresh_dir, remove_tree
 
 STATUSES = ("ok", "timeout", "killed_memory", "killed_gpu_memory", "killed_disk", "killed_output", "exited",
             "crashed", "invalid")
-DISK_CHECK_EVERY = 10  # polls between measurements of out/ (a walk of the folder)
+DISK_CHECK_EVERY = 10  # polls between measurements of what the child wrote (a walk of out/)
 GPU_CHECK_EVERY = 10  # polls between readings of GPU memory (nvidia-smi is a process of its own)
 MAX_OUT_ENTRIES = 10_000
 POLL_S = 0.05
@@ -59,7 +60,7 @@ class Limits:
     """Memory of the whole process tree together: every page, in a memory cgroup where the grader
     can make one; else what a watchdog sees (resident anonymous and shared pages, memfds)."""
     disk_bytes: int = 2 * 2**30
-    """What the child may write: the size of its working folder (a tmpfs), and the cap on out/."""
+    """What the child may write in all: its working folder (a tmpfs of this size) and out/ together."""
     cpu_seconds: int = 0
     """CPU time per process; 0 means the run's total deadline times the CPU count."""
     file_bytes: int = 2 * 2**30
@@ -177,10 +178,11 @@ def run_in_sandbox(
             }
             cmd = command(isolation, [isolation.python, "-I", "-B", "-u", f"{inside_in}/child.py", inside_in], layout, rlimits)
             group = memory_cgroup(limits.memory_bytes) if isolation.kind != "none" else None
+            walled = isolation.kind != "none"
             run = _Run(group.join() + cmd if group else cmd, cwd=layout.work_dir,
                        env=_scrubbed_env(inside_work, limits.threads or min(8, os.cpu_count() or 1), env,
-                                         gpu if isolation.kind != "none" else None),
-                       layout=layout, walled=isolation.kind != "none", phases=phases, limits=limits,
+                                         gpu if walled else None),
+                       layout=layout, tmpfs=inside_work if walled else "", phases=phases, limits=limits,
                        watch_memory=group is None, on_progress=on_progress, gpu_reader=reader)
             run.notes += [note] if note else []
             run.wait()
@@ -201,6 +203,7 @@ def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], reque
     (work_dir / "out").mkdir(mode=0o700, parents=True)
     (root / "stage").mkdir()
     shutil.copyfile(script, in_dir / "child.py")
+    furnish(in_dir)
     (in_dir / REQUEST).write_text(request)
     binds: dict[str, Path] = {}
     for name, src in inputs.items():
@@ -251,15 +254,17 @@ def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str], gpu: GpuAcc
 class _Run:
     """One child process tree from start to its last process, and why it ended."""
 
-    def __init__(self, cmd: list[str], *, cwd: Path, env: dict, layout: Layout, walled: bool,
+    def __init__(self, cmd: list[str], *, cwd: Path, env: dict, layout: Layout, tmpfs: str,
                  phases: Sequence[Phase], limits: Limits, watch_memory: bool,
                  on_progress: Callable[[str, int], None] | None = None, gpu_reader: GpuReader | None = None):
         self.phases, self.limits, self.layout = {p.name: p for p in phases}, limits, layout
         self.order = [p.name for p in phases]
         self.phase, self.step = phases[0].name, 0
         self.on_progress = on_progress
-        # Under walls the working folder is a tmpfs the kernel caps; only out/ is on the host's disk.
-        self.disk_folder = layout.out_dir if walled else layout.work_dir
+        # Under walls the working folder is a tmpfs (seen at `tmpfs` inside) and out/ is on the host's
+        # disk: both count against the one cap. Under `none` the whole working folder is on the host's.
+        self.tmpfs, self.disk_folder = tmpfs, layout.out_dir if tmpfs else layout.work_dir
+        self.disk_over, self.disk_checks, self.tmpfs_read = "", 0, False
         self.watch_memory = watch_memory
         self.gpu_reader, self.gpu_cap_bytes = gpu_reader, 0
         self.notes: list[str] = []
@@ -310,7 +315,7 @@ class _Run:
                 self._kill("memory")
             elif self.gpu_reader and polls % GPU_CHECK_EVERY == 0 and self._over_gpu_memory(pids):
                 self._kill("gpu_memory")
-            elif polls % DISK_CHECK_EVERY == 0 and proctree.folder_bytes(self.disk_folder, MAX_OUT_ENTRIES) > self.limits.disk_bytes:
+            elif polls % DISK_CHECK_EVERY == 0 and self._over_disk(pids):
                 self._kill("disk")
             elif now - phase_start > self.phases[self.phase].timeout_s or now > deadline:
                 self._kill("timeout")
@@ -318,11 +323,27 @@ class _Run:
                 self._kill("output")
             time.sleep(POLL_S)
         self.seconds = time.monotonic() - self.start
+        if self.tmpfs and self.disk_checks > 1 and not self.tmpfs_read:
+            self.notes.append("the working folder's use could not be read (/proc/PID/root); out/ was held to "
+                              "the disk cap alone, the working folder to its own size")
         if not self.killed_for:  # a last announcement may have come after the last poll
             self._advance(time.monotonic(), self.start)
         self._reap()
         self.out.thread.join(timeout=10)
         self.err.thread.join(timeout=10)
+
+    def _over_disk(self, pids: list[int]) -> bool:
+        """What the child wrote is over the cap: its bytes in out/ and its tmpfs together, or a tree in
+        out/ the walk refuses (too many entries, too deep, unreadable); `disk_over` says which."""
+        self.disk_checks += 1
+        use = proctree.folder_use(self.disk_folder, MAX_OUT_ENTRIES)
+        written = use.bytes
+        if self.tmpfs and not use.over:
+            tmpfs = proctree.mounted_use(pids, self.tmpfs, self.layout.work_bytes)
+            self.tmpfs_read |= tmpfs is not None
+            written += tmpfs or 0
+        self.disk_over = use.over or ("bytes" if written > self.limits.disk_bytes else "")
+        return bool(self.disk_over)
 
     def _over_gpu_memory(self, pids: list[int]) -> bool:
         """The child's processes hold more GPU memory than the cap, or than their share of the GPU.
@@ -414,8 +435,11 @@ def _killed_detail(run: _Run, label: str) -> tuple[str, str] | None:
         mb = run.gpu_cap_bytes // 2**20
         return "killed_gpu_memory", f"used more than {mb} MB of GPU memory during {label} and was stopped{term}"
     if run.killed_for == "disk":
-        mb = run.limits.disk_bytes // 2**20
-        return "killed_disk", f"wrote more than {mb} MB of files during {label} and was stopped{term}"
+        what = {"bytes": f"wrote more than {run.limits.disk_bytes // 2**20} MB of files",
+                "depth": f"nested folders more than {proctree.MAX_DEPTH} deep",
+                "entries": f"made more than {MAX_OUT_ENTRIES:,} files and folders",
+                "unreadable": "made a folder the grader may not read"}[run.disk_over]
+        return "killed_disk", f"{what} during {label} and was stopped{term}"
     if run.killed_for == "output":
         mb = run.limits.output_bytes / 2**20
         return "killed_output", f"printed more than {mb:g} MB during {label} and was stopped{term}"

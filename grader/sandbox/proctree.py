@@ -1,11 +1,12 @@
 """What the watchdog sees of a child from outside: its process tree, the memory the tree holds,
-the disk its shared folder uses, and signals to all of it (read from /proc; nothing the child
-writes is trusted here)."""
+the disk its shared folder and its own tmpfs use, and signals to all of it (read from /proc;
+nothing the child writes is trusted here)."""
 
 from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -81,24 +82,97 @@ def _resident(pid: int) -> int:
     return kb * 1024
 
 
-def folder_bytes(folder: Path, max_entries: int) -> int:
-    """Disk used under `folder` (links not followed); past `max_entries` entries, a size that
-    exceeds any cap, since a child that makes that many files is filling the disk one way or another."""
-    total, entries, stack = 0, 0, [str(folder)]
-    while stack:
+MAX_DEPTH = 64
+"""Folders nested deeper than this below a watched folder: over the cap, whatever their size (the
+walk holds one descriptor per level, so this also bounds the descriptors a child can make it hold)."""
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class FolderUse:
+    """What a child has written under a folder, as far as the walk went."""
+
+    bytes: int
+    """Disk used by the entries seen (links not followed)."""
+    over: str = ""
+    """Why the walk stopped before the end, each a reason to stop the child: 'entries' (more than
+    the walk's bound), 'depth' (folders nested deeper than MAX_DEPTH), 'unreadable' (a folder the
+    grader may not open: what it holds cannot be counted)."""
+
+
+def folder_use(folder: Path, max_entries: int) -> FolderUse:
+    """Disk used under `folder`, walked depth first by descriptors relative to their parent: no
+    path grows with the depth (PATH_MAX never stops it), no recursion, at most MAX_DEPTH + 2
+    descriptors open, all closed whatever happens. A folder that is missing is empty."""
+    try:
+        fd: int | None = os.open(folder, _DIR)
+    except OSError:
+        return FolderUse(0)
+    total, entries = 0, 0
+    stack: list[tuple[int, list[str]]] = []  # per level: its descriptor, the subfolders left to visit
+    try:
+        while True:
+            if fd is not None:
+                stack.append((fd, []))
+                if len(stack) > MAX_DEPTH + 1:  # the folder itself is level 0
+                    return FolderUse(total, "depth")
+                used, count = _scan(fd, stack[-1][1])
+                total, entries = total + used, entries + count
+                if entries > max_entries:
+                    return FolderUse(total, "entries")
+            while stack and not stack[-1][1]:
+                os.close(stack.pop()[0])
+            if not stack:
+                return FolderUse(total)
+            parent, left = stack[-1]
+            try:
+                fd = os.open(left.pop(), _DIR, dir_fd=parent)
+            except PermissionError:
+                return FolderUse(total, "unreadable")
+            except OSError:  # gone, or no longer a folder, since it was listed
+                fd = None
+    finally:
+        for held, _ in stack:
+            os.close(held)
+
+
+def _scan(fd: int, subfolders: list[str]) -> tuple[int, int]:
+    """(bytes, entries) of one folder's entries; its subfolders' names are added to `subfolders`."""
+    used = count = 0
+    with os.scandir(fd) as scan:
+        for entry in scan:
+            count += 1
+            try:
+                used += entry.stat(follow_symlinks=False).st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append(entry.name)
+            except OSError:
+                continue  # removed while listed
+    return used, count
+
+
+def mounted_use(pids: list[int], inside: str, size: int) -> int | None:
+    """Bytes used on the tmpfs of `size` bytes mounted at `inside` in the processes' own view of
+    the files (read through /proc/PID/root, from any of them that shows it); None where none does:
+    a wrapper still building the view, or a /proc the grader may not read."""
+    own = _mount_namespace("self")
+    for pid in pids:
+        if _mount_namespace(str(pid)) in (None, own):
+            continue
         try:
-            with os.scandir(stack.pop()) as scan:
-                for entry in scan:
-                    entries += 1
-                    if entries > max_entries:
-                        return 2**62
-                    info = entry.stat(follow_symlinks=False)
-                    total += info.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
+            info = os.statvfs(f"/proc/{pid}/root{inside}")
         except OSError:
             continue
-    return total
+        if 0 <= info.f_blocks * info.f_frsize - size < info.f_frsize:  # its size, rounded up to a page
+            return (info.f_blocks - info.f_bfree) * info.f_frsize
+    return None
+
+
+def _mount_namespace(pid: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
 
 
 def send(pid: int, sig: int) -> None:
@@ -108,4 +182,4 @@ def send(pid: int, sig: int) -> None:
         pass
 
 
-__all__ = ["comm", "folder_bytes", "memory_bytes", "send", "tree"]
+__all__ = ["FolderUse", "MAX_DEPTH", "comm", "folder_use", "memory_bytes", "mounted_use", "send", "tree"]

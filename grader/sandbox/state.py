@@ -4,9 +4,9 @@ Every sandbox's folders, the arrays a batch shares and the uid locks live under 
 private to the grader's user (0700): `$GRADER_STATE_DIR`, else `<user cache>/state` (for root,
 /root/.cache/cnn-grader/state). Nothing is trusted because of its name: a folder that is a link,
 belongs to another user or is open to others is refused with a message (someone may have planted
-it), and per-run folders are created fresh (mkdtemp). Removal walks a tree without recursion and
-without following links, so a child's 3,000 nested folders or a planted link cannot stop it or
-redirect it.
+it), and per-run folders are created fresh (mkdtemp). Removal walks a tree without recursion, without
+following links and with two descriptors at most, so a child's 30,000 nested folders or a planted
+link can neither stop it, redirect it nor leave the grader short of descriptors.
 """
 
 from __future__ import annotations
@@ -62,8 +62,10 @@ def _check_parent(path: Path) -> None:
 def remove_tree(path: Path) -> None:
     """Remove `path` and everything below it, at any depth, never following a link; missing is fine.
 
-    Folders are opened relative to their parent's descriptor, so depth is bounded neither by the
-    recursion limit nor by the longest path the system accepts.
+    Only the folders directly in `path` are ever opened, two descriptors at most: each is emptied
+    of its files, its own folders are moved up into `path` (to be emptied in turn), and it is
+    removed. No recursion, no path longer than a name, no descriptor per level: 30,000 nested
+    folders are 30,000 folders side by side.
     """
     try:
         if not stat.S_ISDIR(os.lstat(path).st_mode):
@@ -71,33 +73,67 @@ def remove_tree(path: Path) -> None:
             return
     except FileNotFoundError:
         return
-    stack = [(_open_dir(str(path), None), "")]  # (descriptor, name in the parent below it in the stack)
-    while stack:
-        fd, name = stack[-1]
-        subfolder = None
-        with os.scandir(fd) as entries:
-            for entry in entries:
-                if not entry.is_dir(follow_symlinks=False):
-                    os.unlink(entry.name, dir_fd=fd)
-                elif subfolder is None:
-                    subfolder = entry.name
-        if subfolder is not None:
-            stack.append((_open_dir(subfolder, fd), subfolder))
-            continue
-        os.close(fd)
-        stack.pop()
-        if stack:
-            os.rmdir(name, dir_fd=stack[-1][0])
+    top = _open_dir(str(path), None)
+    try:
+        moved = 0
+        while folders := _remove_files(top):
+            for name in folders:
+                moved = _empty_folder(top, name, moved)
+                os.rmdir(name, dir_fd=top)
+    finally:
+        os.close(top)
     os.rmdir(path)
 
 
-def _open_dir(name: str, parent: int | None) -> int:
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+def _remove_files(fd: int) -> list[str]:
+    """Unlink every entry of the folder that is not a folder; the names of its folders."""
+    with os.scandir(fd) as scan:
+        entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in scan]
+    for name, is_dir in entries:
+        if not is_dir:
+            os.unlink(name, dir_fd=fd)
+    return [name for name, is_dir in entries if is_dir]
+
+
+def _empty_folder(top: int, name: str, moved: int) -> int:
+    """Empty top/name: files unlinked, folders moved up into top under fresh names. Returns the new
+    count of folders moved, which names the next one."""
+    fd = _open_dir(name, top)
     try:
-        return os.open(name, flags, dir_fd=parent)
-    except PermissionError:  # a child may leave a folder it made unreadable: give it back to its owner
+        for sub in _remove_files(fd):
+            while _exists(f"{moved}.removing", top):  # a name the child chose: never replace it
+                moved += 1
+            try:
+                os.rename(sub, f"{moved}.removing", src_dir_fd=fd, dst_dir_fd=top)
+            except PermissionError:  # a folder moved to another parent must be writable itself (its ..)
+                os.chmod(sub, 0o700, dir_fd=fd)
+                os.rename(sub, f"{moved}.removing", src_dir_fd=fd, dst_dir_fd=top)
+            moved += 1
+    finally:
+        os.close(fd)
+    return moved
+
+
+def _exists(name: str, parent: int) -> bool:
+    try:
+        os.lstat(name, dir_fd=parent)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _open_dir(name: str, parent: int | None) -> int:
+    """A descriptor of the folder, made readable and writable first where a child closed it to
+    the grader (as its owner, the grader may); never through a link."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=parent)
+    except PermissionError:
         os.chmod(name, 0o700, dir_fd=parent)
-        return os.open(name, flags, dir_fd=parent)
+        fd = os.open(name, flags, dir_fd=parent)
+    if stat.S_IMODE(os.fstat(fd).st_mode) & 0o700 != 0o700:
+        os.fchmod(fd, 0o700)  # its entries are to be unlinked or moved out: it must be writable
+    return fd
 
 
 __all__ = ["fresh_dir", "remove_tree", "state_dir"]
