@@ -171,8 +171,6 @@ class Memorization:
 def probe(logits: np.ndarray, labels: np.ndarray, perturbed: np.ndarray) -> Memorization | None:
     """The clean and the perturbed accuracy of one epoch's test logits (in the shown order); None
     when either part has no image (a time limit may have cut the test set short)."""
-    import numpy as np
-
     right = logits.argmax(axis=1) == labels
     clean, shifted = right[~perturbed], right[perturbed]
     if not (len(clean) and len(shifted)):
