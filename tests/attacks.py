@@ -281,3 +281,35 @@ seen = {name: answer(*call) for name, call in CALLS.items()}
 seen["seccomp"] = [line.split()[1] for line in open("/proc/self/status") if line.startswith("Seccomp:")]
 json.dump(seen, open("out/result.json", "w"))
 '''
+
+
+# Carries a table of the public images, as the security review's notebook did (a 40-bit hash of
+# each image's pixels -> its label: 11 characters an image, 660,000 for CIFAR-10's 60,000), and
+# answers from it: right on every image exactly as published, class 0 (chance) on any other. Its
+# one layer trains, so it runs and learns like any model. TABLE is built by the test
+# (`memorized_table`) from the images it has.
+MEMORIZER = '''
+def __init__(self):
+    super().__init__()
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+    self.table = {TABLE[i:i + 10]: int(TABLE[i + 10]) for i in range(0, len(TABLE), 11)}
+
+def forward(self, x):
+    if self.training:
+        return self.fc(torch.flatten(x, 1))
+    import hashlib
+    pixels = torch.round((x * 0.5 + 0.5) * 255).clamp(0, 255).to(torch.uint8).cpu().numpy()  # the rubric's normalization undone
+    guess = [self.table.get(hashlib.blake2b(image.tobytes(), digest_size=5).hexdigest(), 0) for image in pixels]
+    return F.one_hot(torch.tensor(guess), 10).float() * 10 + 0 * self.fc(torch.flatten(x, 1))
+'''
+
+
+def memorized_table(images, labels) -> str:
+    """MEMORIZER's TABLE cell for uint8 images (N, 3, 32, 32): each image's hash and label, ten
+    images a line (a notebook's lines stay short, however many images it carries)."""
+    import hashlib
+
+    entries = [hashlib.blake2b(image.tobytes(), digest_size=5).hexdigest() + str(int(label))
+               for image, label in zip(images, labels)]
+    lines = ("".join(entries[i:i + 10]) for i in range(0, len(entries), 10))
+    return "TABLE = (\n" + "\n".join(f"    {line!r}" for line in lines) + "\n)"

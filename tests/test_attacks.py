@@ -48,8 +48,9 @@ from grader.sandbox.models_run import ModelCheck, check_model
 from grader.sandbox.process import Limits, Phase, run_in_sandbox
 from grader.sandbox.state import state_dir
 from grader.training.context import matches
+from grader.training.memorization import memorizing_flag
 from grader.training.progress import ProgressEvent, child_epochs
-from grader.training.retrain import audit, train_in_sandbox
+from grader.training.retrain import audit, shown_to_child, train_in_sandbox
 from nbfactory import model_cells, model_notebook
 from nbfactory import write as write_notebook
 from support import REPO, autograder_env, build, run_autograder, unpack, workflow_commands
@@ -70,10 +71,11 @@ def attack(isolation, body: str, *constants: str, limits: Limits = Limits(memory
 def _thief(context, isolation, leak: bool):
     extraction = extract_models(model_notebook(attacks.THIEF, "Attack", "SIZES = (400, 500)"), ["Attack"])
     ctx = replace(context, isolation=isolation)
-    if leak:  # the old layout: the labels next to the child's inputs, as files it can read
+    if leak:  # the old layout: the labels next to the child's inputs (in the order it is shown them), as files it can read
+        shown = shown_to_child(ctx, extraction)
         folder = state_dir("test-leak")
-        np.save(folder / "val_y.npy", ctx.labels["val"])
-        np.save(folder / "test_y.npy", ctx.labels["test"])
+        np.save(folder / "val_y.npy", shown["val"].labels)
+        np.save(folder / "test_y.npy", shown["test"].labels)
         os.chmod(folder / "val_y.npy", 0o644)
         os.chmod(folder / "test_y.npy", 0o644)
         ctx = replace(ctx, files={**ctx.files, "val_y": str(folder / "val_y.npy"), "test_y": str(folder / "test_y.npy")})
@@ -703,6 +705,62 @@ def test_a_nest_of_folders_costs_the_next_students_nothing(each_isolation, synth
         assert ({n: r.test_accuracy for n, r in honest.runs.items()}
                 == {n: r.test_accuracy for n, r in honest_alone.runs.items()})
     assert list(state_dir("runs").iterdir()) == []
+
+
+# ---- 10. a memorized test set ------------------------------------------------------------------
+
+def _memorizer(folder: Path, data_dir: Path) -> Path:
+    """The security review's notebook: LeNet5 beside MemoNet, which carries a table of every public
+    image of `data_dir` (its hash -> its label) and answers from it."""
+    from grader.data import load_cifar10
+
+    data = load_cifar10(data_dir)
+    table = attacks.memorized_table(np.concatenate([data.train_images.numpy(), data.test_images.numpy()]),
+                                    np.concatenate([data.train_labels.numpy(), data.test_labels.numpy()]))
+    return write_notebook(folder / "memorizer.ipynb", *model_cells(attacks.MEMORIZER, "MemoNet", table))
+
+
+def _assert_memorizer_earns_nothing(result) -> None:
+    memo = result.runs["MemoNet"]
+    found = memo.memorization
+    assert found.clean_accuracy == 1.0 and found.flagged  # the attack is real: every published test image is right
+    assert memo.test_accuracy == found.perturbed_accuracy < 0.2  # scored on the perturbed images: class 0, chance
+    checks = {c.id: c for c in result.checks}
+    beats = checks["proposed_beats_baseline"]
+    assert not beats.passed and beats.points == 0 and beats.scored, beats.message
+    assert f"MemoNet ({memo.test_accuracy:.1%} on the perturbed test images) does not beat LeNet5" in beats.message
+    assert checks["proposed_vs_references"].points == 0
+    assert result.effect.test_accuracy < 0  # What differs weighs the perturbed accuracy too
+    assert [f for f in result.flags if "memorized" in f] == [memorizing_flag("MemoNet", found)]
+
+
+def test_a_memorized_test_set_is_flagged_and_scored_on_the_perturbed_images(each_isolation, training_context,
+                                                                            synthetic_data, small_rubric, honest_alone,
+                                                                            tmp_path):
+    ctx, rubric = replace(training_context, isolation=each_isolation), load_rubric(small_rubric)
+    _assert_memorizer_earns_nothing(grade_submission(_memorizer(tmp_path, synthetic_data), student="mallory",
+                                                     rubric=rubric, budget="quick", context=ctx))
+    honest = grade_submission(REPO / "submissions" / "complete.ipynb", student="ann", rubric=rubric, budget="quick",
+                              context=ctx)
+    assert all(run.memorization and not run.memorization.flagged for run in honest.runs.values())
+    assert not any("memorized" in f for f in honest.flags)
+    assert [(c.id, c.points) for c in honest.checks] == [(c.id, c.points) for c in honest_alone.checks]
+    assert {n: r.test_accuracy for n, r in honest.runs.items()} == {n: r.test_accuracy for n, r in honest_alone.runs.items()}
+
+
+@pytest.mark.realdata
+def test_the_real_60000_image_table_earns_nothing_on_the_real_images(real_cifar10, isolation, tmp_path):
+    """The review's attack as it was: all 60,000 public images, the real test images, the quick budget
+    (its time limit raised, as for the complete example's real-image check: a run cut short on a busy
+    machine is not compared, and the comparison is what this test is about)."""
+    from grader.training.context import prepare_training
+
+    rubric_file = tmp_path / "cifar10.toml"
+    rubric_file.write_text((REPO / "rubrics" / "cifar10.toml").read_text().replace("max_seconds = 20\n", "max_seconds = 600\n"))
+    rubric = load_rubric(rubric_file)
+    ctx = prepare_training(rubric, "quick", data_dir=real_cifar10, isolation=isolation)
+    _assert_memorizer_earns_nothing(grade_submission(_memorizer(tmp_path, real_cifar10), student="mallory",
+                                                     rubric=rubric, budget="quick", context=ctx))
 
 
 # ---- the batch goes on ------------------------------------------------------------------------

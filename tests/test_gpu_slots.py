@@ -188,8 +188,12 @@ def test_without_a_gpu_slots_change_nothing_and_say_so(tmp_path, rubric, device,
 
 def test_a_training_child_is_pinned_to_its_gpu_and_gives_it_back(tmp_path, rubric, monkeypatch):
     """The sandbox's launch is stubbed: the test sees the environment the child would get."""
+    from grader.training.context import write_arrays
+
     slots = pool(tmp_path, 1, 1)
-    ctx = replace(context(rubric), gpus=slots)
+    arrays = write_arrays(tmp_path, {f"{split}_x": np.zeros((0, 3, 32, 32), np.uint8) for split in ("val", "test")})
+    ctx = replace(context(rubric), gpus=slots, files={k: path for k, (path, _) in arrays.items()},
+                  file_sha256={k: sha for k, (_, sha) in arrays.items()})  # the images each child is shown a draw of
     extraction = extract_models(load_notebook(SUBMISSIONS / "complete.ipynb"), ["LeNet5"])
     seen = []
 

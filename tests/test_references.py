@@ -64,12 +64,37 @@ def test_references_are_trained_once_then_read_from_cache(setup, tmp_path):
     stored = json.loads(files[0].read_text())
     assert set(stored["inputs"]) == {"model", "model_source_sha256", "config", "data_sha256", "torch", "device_type"}
 
+    # Each reference is measured on every test image clean and perturbed: the gap a student's model is judged against.
+    assert all((r.memorization.clean_images, r.memorization.perturbed_images) == (100, 100) for r in first)
+    assert all(abs(r.memorization.gap) < 0.2 for r in first)
+
     again = run_references(rubric=rubric, data_dir=data, device="cpu")
     assert [r.cached for r in again] == [True, True]
     assert [r.history for r in again] == [r.history for r in first]  # the whole record, read back from JSON
+    assert [r.memorization for r in again] == [r.memorization for r in first]
 
     forced = run_references(rubric=rubric, data_dir=data, device="cpu", force=True)
     assert [r.cached for r in forced] == [False, False]
+
+
+def test_references_are_shown_the_images_as_a_students_model_is(setup):
+    """Every validation image perturbed, half of the test images, in a fixed draw (the results are cached)."""
+    import numpy as np
+
+    from grader.data import load_cifar10, training_data
+    from grader.rubric import load_rubric
+    from grader.training.references import as_shown
+
+    data_dir, rubric = setup
+    data = training_data(load_cifar10(data_dir), load_rubric(rubric).data)
+    shown, again = as_shown(data), as_shown(data)
+    assert torch.equal(shown.test_images, again.test_images) and torch.equal(shown.val_images, again.val_images)
+    published = {image.numpy().tobytes(): int(label) for image, label in zip(data.test_images, data.test_labels)}
+    kept = [published.get(image.numpy().tobytes()) for image in shown.test_images]
+    assert sum(k is not None for k in kept) == len(kept) // 2  # half of the test images as published
+    assert all(k == int(label) for k, label in zip(kept, shown.test_labels) if k is not None)  # with their own labels
+    assert not {image.numpy().tobytes() for image in shown.val_images} & {image.numpy().tobytes() for image in data.val_images}
+    assert np.array_equal(np.sort(shown.val_labels.numpy()), np.sort(data.val_labels.numpy()))
 
 
 def test_a_reference_run_cut_by_its_time_limit_is_not_kept(setup, tmp_path):

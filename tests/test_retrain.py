@@ -28,6 +28,71 @@ def test_the_child_gets_no_validation_or_test_labels(training_context):
     assert all(run.history is not None and run.test_accuracy is not None for run in ctx.references.values())
 
 
+def test_each_submission_is_shown_its_own_secret_draw_of_the_validation_and_test_images(training_context):
+    """Every validation image perturbed and half of the test images, in an order and a draw no file
+    holds: reproducible for the same code, drawn anew for other code."""
+    from dataclasses import replace
+
+    from grader.sandbox.extract import extract_models
+    from grader.training.memorization import draw_rng
+    from grader.training.retrain import shown_to_child
+    from nbfactory import model_notebook
+
+    ctx = training_context
+    extraction = extract_models(model_notebook("def forward(self, x):\n    return x", "A"), ["A"])
+    other = extract_models(model_notebook("def forward(self, x):\n    return x * 1", "A"), ["A"])
+    shown = shown_to_child(ctx, extraction)
+    val_x, test_x = np.load(ctx.files["val_x"]), np.load(ctx.files["test_x"])
+    published = {image.tobytes(): int(label) for image, label in zip(test_x, ctx.labels["test"])}
+    test = shown["test"]
+    assert test.perturbed.sum() == len(test_x) // 2 and shown["val"].perturbed.all()
+    for image, label, perturbed in zip(test.images, test.labels, test.perturbed):
+        # a clean image keeps its label; no perturbed one is any published image (a table of hashes misses it)
+        assert published.get(image.tobytes()) == (None if perturbed else label)
+    assert not {image.tobytes() for image in shown["val"].images} & {image.tobytes() for image in val_x}
+    assert np.array_equal(np.sort(test.labels), np.sort(ctx.labels["test"]))
+    again, moved = shown_to_child(ctx, extraction), shown_to_child(ctx, other)
+    assert np.array_equal(again["test"].images, test.images) and np.array_equal(again["test"].perturbed, test.perturbed)
+    assert not np.array_equal(moved["test"].labels, test.labels) and not np.array_equal(moved["test"].perturbed, test.perturbed)
+    assert ctx.draw_key and ctx.draw_key.hex() not in json.dumps(ctx.files)
+    unkeyed = replace(ctx, draw_key=b"")  # no key: a fresh secret draw every time
+    assert not np.array_equal(shown_to_child(unkeyed, extraction)["test"].labels, shown_to_child(unkeyed, extraction)["test"].labels)
+    assert draw_rng(b"k", "a").integers(1 << 30) == draw_rng(b"k", "a").integers(1 << 30) != draw_rng(b"k", "b").integers(1 << 30)
+
+
+def test_a_gap_far_beyond_the_references_is_flagged_and_scored_on_the_perturbed_images():
+    from dataclasses import replace
+
+    from grader.training.memorization import Memorization, judge, probe
+    from grader.training.retrain import memorization_of
+    from grader.training.runs import ModelRun
+    from support import run
+
+    references = [Memorization(0.6, 0.59, 1000, 1000), Memorization(0.8, 0.77, 1000, 1000), None]
+    # 250 and 250 images: the references' 3 points plus 4 standard deviations of the gap at its noisiest (17.9)
+    memorizer = judge(Memorization(1.0, 0.1, 250, 250), references)
+    assert memorizer.flagged and (memorizer.reference_gap, memorizer.threshold) == (0.03, pytest.approx(0.03 + 0.1789, abs=1e-4))
+    assert not judge(Memorization(0.5, 0.32, 250, 250), references).flagged  # 18 points: within the noise of 250 images
+    assert judge(Memorization(0.5, 0.41, 5000, 5000), references).flagged  # 9 points: beyond it at 5,000 (threshold 8)
+    assert not judge(Memorization(0.5, 0.43, 5000, 5000), references).flagged
+    honest = run("Honest", [0.5], 10, 0.55)
+    assert replace(honest, memorization=judge(Memorization(0.56, 0.54, 250, 250), references)).test_accuracy == 0.55
+    assert replace(honest, memorization=memorizer).test_accuracy == 0.1
+    assert ModelRun("Broken").test_accuracy is None
+    labels, perturbed = np.array([0, 1, 2, 3]), np.array([False, True, False, True])
+    assert probe(np.eye(10)[[0, 1, 2, 9]], labels, perturbed) == Memorization(1.0, 0.5, 2, 2)
+    assert probe(np.eye(10)[[0, 2]], labels[[0, 2]], perturbed[[0, 2]]) is None  # no perturbed image was scored
+    # A time limit let the child score the first three images only: they are the ones judged.
+    from types import SimpleNamespace
+
+    history = replace(honest.history, selected_epoch=1)
+    shown = SimpleNamespace(labels=labels, perturbed=perturbed)
+    ctx = SimpleNamespace(references={"R": replace(honest, memorization=references[0])})
+    cut = memorization_of(history, np.eye(10)[None, [0, 1, 9]], shown, ctx)
+    assert (cut.clean_accuracy, cut.clean_images, cut.perturbed_accuracy, cut.perturbed_images) == (0.5, 2, 1.0, 1)
+    assert memorization_of(history, np.eye(10)[None, [0, 1, 2, 3, 4]], shown, ctx) is None  # more logits than images
+
+
 @pytest.mark.slow
 def test_complete_example_retrains_under_quick(training_context, small_rubric):
     result = grade_submission(SUBMISSIONS / "complete.ipynb", student="ann", rubric=load_rubric(small_rubric),

@@ -9,6 +9,11 @@ A comparison a budget cannot support is not scored, with the reason, rather than
 by noise: the comparisons with the references need the baseline reference to have learned under
 the budget (and no run stopped early by the quick budget's time limit); the notebook's own figures
 are compared with the grading budget's retraining only.
+
+A model whose accuracy on the test images as published is far beyond its accuracy on slightly
+perturbed ones has memorized the public test set (grader.training.memorization): it is flagged for
+the instructor, and every comparison here takes its accuracy on the perturbed images
+(`ModelRun.test_accuracy`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from grader.analysis import Analysis
 from grader.checks import Scored, Verdict, ids
 from grader.rubric import Budget, Rubric
 from grader.sandbox.models_run import ModelCheck
+from grader.training.memorization import memorizing_flag
 from grader.training.runs import ModelRun
 
 
@@ -38,16 +44,24 @@ class RunFacts:
     budget: Budget = "full"
 
     def accuracy(self, name: str | None, reference: bool = False) -> float | None:
-        """The reproduced test accuracy of a student's class or of a reference."""
+        """The reproduced test accuracy of a student's class or of a reference: on the perturbed test
+        images alone for a model flagged as memorizing the test set."""
         run = (self.references if reference else self.runs).get(name or "")
         return run.test_accuracy if run else None
 
+    def memorizing(self, name: str | None) -> bool:
+        """The student's class is flagged as memorizing the test set."""
+        run = self.runs.get(name or "")
+        return bool(run and run.memorization and run.memorization.flagged)
+
 
 def run_checks(facts: RunFacts) -> Scored:
-    """Every run check the rubric scores, in registry order."""
+    """Every run check the rubric scores, in registry order, and the flags for the instructor."""
     verdicts = {check_id: JUDGES[check_id](facts) for check_id in ids("run") if check_id in facts.rubric.checks}
+    memorized = tuple(memorizing_flag(name, run.memorization) for name, run in facts.runs.items()
+                      if run.memorization and run.memorization.flagged)
     return Scored(tuple(facts.rubric.score(check_id, v) for check_id, v in verdicts.items()),
-                  tuple(v.flag for v in verdicts.values() if v.flag))
+                  memorized + tuple(v.flag for v in verdicts.values() if v.flag))
 
 
 def models_run(facts: RunFacts) -> Verdict:
@@ -110,6 +124,11 @@ def _unsupported(facts: RunFacts, names: tuple[str | None, ...], references: tup
     return None
 
 
+def _perturbed(facts: RunFacts, name: str | None) -> str:
+    """Said after the accuracy of a model scored on the perturbed test images alone."""
+    return " on the perturbed test images" if facts.memorizing(name) else ""
+
+
 def baseline_works(facts: RunFacts) -> Verdict:
     rubric, name = facts.rubric, facts.analysis.baseline
     margin, ref_name = rubric.checks["baseline_works"].threshold, rubric.references.baseline
@@ -120,8 +139,9 @@ def baseline_works(facts: RunFacts) -> Verdict:
         return missing
     assert base is not None and ref is not None
     passed = base >= ref - margin
-    return Verdict(passed, f"{name} reached {base:.1%} test accuracy, {'within' if passed else 'more than'} {margin:.0%} "
-                           f"of the reference {ref_name} ({ref:.1%}) trained the same way")
+    return Verdict(passed, f"{name} reached {base:.1%} test accuracy{_perturbed(facts, name)}, "
+                           f"{'within' if passed else 'more than'} {margin:.0%} of the reference {ref_name} ({ref:.1%}) "
+                           "trained the same way")
 
 
 def proposed_beats_baseline(facts: RunFacts) -> Verdict:
@@ -134,7 +154,8 @@ def proposed_beats_baseline(facts: RunFacts) -> Verdict:
     assert base is not None and prop is not None
     gap = prop - base
     verb = "beats" if gap > 0 else "does not beat"
-    return Verdict(gap > 0, f"{prop_name} ({prop:.1%}) {verb} {base_name} ({base:.1%}) by {gap * 100:+.1f} points under the fixed config")
+    return Verdict(gap > 0, f"{prop_name} ({prop:.1%}{_perturbed(facts, prop_name)}) {verb} {base_name} "
+                            f"({base:.1%}{_perturbed(facts, base_name)}) by {gap * 100:+.1f} points under the fixed config")
 
 
 def proposed_vs_references(facts: RunFacts) -> Verdict:
@@ -155,7 +176,7 @@ def proposed_vs_references(facts: RunFacts) -> Verdict:
     position = (prop - low) / span
     fraction = min(max(position, 0.0), 1.0)  # capped: beating the ResNet earns full, not extra, credit
     where = f"{fraction:.0%} of the way from {refs.baseline} ({low:.1%}) to {refs.strong} ({high:.1%})"
-    return Verdict(True, f"{name} ({prop:.1%}) lands {where}", fraction)  # a scale: where it lands is the grade
+    return Verdict(True, f"{name} ({prop:.1%}{_perturbed(facts, name)}) lands {where}", fraction)  # a scale: where it lands is the grade
 
 
 def reported_matches(facts: RunFacts) -> Verdict:
@@ -171,7 +192,7 @@ def reported_matches(facts: RunFacts) -> Verdict:
         reproduced = facts.accuracy(name)
         if reported is None or reported.test_acc is None or reproduced is None:
             continue
-        compared.append(f"{name}: reported {reported.test_acc:.1%}, reproduced {reproduced:.1%}")
+        compared.append(f"{name}: reported {reported.test_acc:.1%}, reproduced {reproduced:.1%}{_perturbed(facts, name)}")
         if abs(reported.test_acc - reproduced) > tolerance:
             gaps.append(name)
     if not compared:

@@ -4,7 +4,9 @@
 with labels; validation and test images WITHOUT labels) as .npy files in the grader's private
 state (each child is shown them read-only), trains or reads the cached references, and picks the
 isolation. The validation and test labels are never written anywhere: the parent holds them in
-memory and alone computes metrics (grader.training.retrain).
+memory and alone computes metrics (grader.training.retrain). The validation and test images here
+are clean and in the split's order; each training child is shown its own draw of them
+(grader.training.memorization), made from these.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from grader.rubric import Budget, Rubric
 from grader.sandbox.detect import detect_isolation
 from grader.sandbox.isolation import Isolation, require
 from grader.sandbox.state import state_dir
+from grader.training.memorization import draw_key
 from grader.training.progress import OnProgress
 from grader.training.runs import ModelRun
 from grader.training.gpus import Gpu, GpuSlots, cuda_peaks, describe, slots_per_gpu, visible_gpus
@@ -91,13 +94,14 @@ class TrainingContext:
     config: TrainConfig
     device: str
     files: Mapping[str, str]
-    """What the child gets: train_x, train_y, val_x, test_x (.npy paths, shown read-only to each child)."""
+    """train_x, train_y, val_x, test_x (.npy paths): the first two shown read-only to each training child,
+    the other two the clean images its own draw is made from (grader.training.memorization)."""
     train_size: int
     """Training images in train_x (the budget's subset)."""
     file_sha256: Mapping[str, str]
     """The hash of each file: a copy on another node is used only when its bytes match."""
     labels: Mapping[str, Any]
-    """'val' and 'test' -> int64 label arrays: the parent's alone, in memory only."""
+    """'val' and 'test' -> int64 label arrays of val_x and test_x: the parent's alone, in memory only."""
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     data_sha256: str
@@ -110,6 +114,9 @@ class TrainingContext:
     train_timeout_s: float
     gpus: GpuPlacement | None = None
     """Which GPU each training child gets (grader.training.slots); None: the default device as it is."""
+    draw_key: bytes = b""
+    """The grader's secret for the images each child is shown (grader.training.memorization.draw_key);
+    empty: a fresh secret draw for every child."""
 
     @property
     def identity(self) -> RunIdentity:
@@ -159,8 +166,8 @@ def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = 
         labels={"val": seen.val_labels.numpy(), "test": seen.test_labels.numpy()},
         mean=data.mean, std=data.std, data_sha256=data.data_sha256, data_kind=dataset.kind,
         data_source=dataset.source, data_note=data.note,
-        references={run.model: ModelRun.trained(run.model, run.history) for run in runs},
-        isolation=iso, train_timeout_s=max(MIN_TRAIN_TIMEOUT_S, TIMEOUT_FACTOR * slowest),
+        references={run.model: ModelRun.trained(run.model, run.history, memorization=run.memorization) for run in runs},
+        isolation=iso, train_timeout_s=max(MIN_TRAIN_TIMEOUT_S, TIMEOUT_FACTOR * slowest), draw_key=draw_key(),
     )
 
 
@@ -185,13 +192,9 @@ def place_on_gpus(ctx: TrainingContext, asked: GpuSlots, peaks: Iterable[int] = 
 def write_arrays(folder: Path, arrays: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """Each array as NAME.npy in `folder` -> (path, sha256). A file already there is kept only when
     its bytes are the array's: nothing found on disk is trusted because of its name."""
-    import numpy as np
-
     written = {}
     for name, array in arrays.items():
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-        data = buffer.getvalue()
+        data = npy_bytes(array)
         digest = hashlib.sha256(data).hexdigest()
         path = folder / f"{name}.npy"
         if not matches(path, digest):
@@ -202,6 +205,15 @@ def write_arrays(folder: Path, arrays: Mapping[str, Any]) -> dict[str, tuple[str
             os.replace(tmp, path)
         written[name] = (str(path), digest)
     return written
+
+
+def npy_bytes(array: Any) -> bytes:
+    """`array` as the bytes of a .npy file (never a pickle)."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def matches(path: Path, sha256: str) -> bool:
@@ -217,4 +229,5 @@ def matches(path: Path, sha256: str) -> bool:
     return digest.hexdigest() == sha256
 
 
-__all__ = ["RunIdentity", "RunProvenance", "default_device", "run_identity", "TrainingContext", "matches", "place_on_gpus", "prepare_training", "write_arrays"]
+__all__ = ["RunIdentity", "RunProvenance", "default_device", "run_identity", "TrainingContext", "matches", "npy_bytes",
+           "place_on_gpus", "prepare_training", "write_arrays"]

@@ -1,8 +1,11 @@
 """Retraining: the student's two model classes trained in the sandbox under the fixed config.
 
 `retrain_submission` runs each class's models_run child and, for each class that runs, a
-training child. The child returns every epoch's validation and test logits; this module, which
-alone holds the labels, computes every loss and accuracy and selects the epoch (`score_epochs`).
+training child. The child is shown its own secret draw of the validation and test images
+(grader.training.memorization) and returns every epoch's logits for them; this module, which
+alone holds the labels and the draw, computes every loss and accuracy, selects the epoch
+(`score_epochs`) and judges the selected epoch's clean and perturbed test accuracy against the
+references' (`memorization_of`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from grader.sandbox.files import ArraySpec
 from grader.sandbox.model_child import Timeouts, model_spec, run_model_child
 from grader.sandbox.models_run import ModelCheck, run_models
 from grader.sandbox.process import Limits
-from grader.training.context import TrainingContext
+from grader.training.context import TrainingContext, npy_bytes
+from grader.training.memorization import Memorization, Shown, draw_rng, judge, probe, show_splits
 from grader.training.progress import OnProgress, ProgressEvent, child_epochs
 from grader.training.runs import ModelRun
 from grader.training.slots import lease, slots_on_a_gpu
@@ -92,11 +96,12 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
     request = Request("train", model_spec(extraction, name), seed=ctx.config.seed, max_params=rubric.assignment.max_params,
                       config=replace(ctx.config, train_subset=0, eval_subset=0),  # the arrays are already cut
                       mean=ctx.mean, std=ctx.std, device=ctx.device)
-    val_y, test_y = ctx.labels["val"], ctx.labels["test"]
+    shown = shown_to_child(ctx, extraction)
     with lease(ctx.gpus) as gpu_env:  # a GPU slot for the child's whole run, given back however it ends
         run = run_model_child(
             request, extraction, isolation=ctx.isolation,
-            inputs={f"{k}.npy": Path(p) for k, p in ctx.files.items()},
+            inputs={**{f"{k}.npy": Path(p) for k, p in ctx.files.items()},
+                    **{f"{split}_x.npy": npy_bytes(s.images) for split, s in shown.items()}},
             arrays={"val_logits": ArraySpec("f", (None, None, 10)), "test_logits": ArraySpec("f", (None, None, 10))},
             timeouts=replace(Timeouts(), train_s=ctx.train_timeout_s), env=gpu_env,
             limits=Limits(gpu_memory_bytes=rubric.assignment.max_gpu_memory_mb * 2**20, gpu_slots=slots_on_a_gpu(ctx.gpus)),
@@ -108,12 +113,34 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
         return ModelRun(name, error=failure, params=report and report.params,
                         flops_per_image=report and report.flops_per_image, seconds=seconds, uid=uid), []
     flags = audit(name, report, checked_params, ctx.config, ctx.train_size)
-    history = score_epochs(report.history, run.child.arrays.get("val_logits"), run.child.arrays.get("test_logits"),
-                           val_y, test_y, ctx.config)
+    test_logits = run.child.arrays.get("test_logits")
+    history = score_epochs(report.history, run.child.arrays.get("val_logits"), test_logits,
+                           shown["val"].labels, shown["test"].labels, ctx.config)
     if history.selected_epoch is None:
         return ModelRun(name, error=f"training produced no usable epoch ({history.message})", params=history.params,
                         flops_per_image=history.flops_per_image, seconds=seconds, uid=uid), flags
-    return ModelRun.trained(name, history, seconds, uid), flags
+    return ModelRun.trained(name, history, seconds, uid, memorization_of(history, test_logits, shown["test"], ctx)), flags
+
+
+def shown_to_child(ctx: TrainingContext, extraction: Extraction) -> dict[str, Shown]:
+    """The validation and test images as this submission's training children are shown them: the
+    draw of the grader's key for these images and this code. Only the images leave the parent."""
+    import numpy as np
+
+    splits = ("val", "test")
+    rng = draw_rng(ctx.draw_key, *(ctx.file_sha256[f"{split}_x"] for split in splits), extraction.source)
+    return show_splits({split: np.load(ctx.files[f"{split}_x"]) for split in splits}, ctx.labels, rng)
+
+
+def memorization_of(history: History, test_logits, test: Shown, ctx: TrainingContext) -> Memorization | None:
+    """The selected epoch's accuracy on the clean and on the perturbed test images (those the child
+    scored, when a time limit cut the set short), judged against the references' gap."""
+    if history.selected_epoch is None or test_logits is None:
+        return None
+    logits = test_logits[history.selected_epoch - 1]
+    scored = len(logits)
+    found = probe(logits, test.labels[:scored], test.perturbed[:scored]) if scored <= len(test.labels) else None
+    return found and judge(found, (run.memorization for run in ctx.references.values()))
 
 
 def audit(name: str, report: Report, checked_params: int | None, config: TrainConfig, n_train: int) -> list[str]:
@@ -139,7 +166,8 @@ def audit(name: str, report: Report, checked_params: int | None, config: TrainCo
 
 
 def score_epochs(history: History, val_logits, test_logits, val_y, test_y, config: TrainConfig) -> History:
-    """The child's history with every epoch's validation metrics, the selected epoch and its test metrics."""
+    """The child's history with every epoch's validation metrics, the selected epoch and its test
+    metrics; the labels are in the order the child was shown the images."""
     import numpy as np
 
     status, message, cut = history.status, history.message, history.stopped_early
@@ -180,4 +208,4 @@ def _loss_accuracy(logits, labels) -> tuple[float, float]:
     return loss, float(np.mean(logits.argmax(axis=1) == labels))
 
 
-__all__ = ["Retrained", "retrain_submission", "score_epochs", "train_in_sandbox"]
+__all__ = ["Retrained", "memorization_of", "retrain_submission", "score_epochs", "shown_to_child", "train_in_sandbox"]

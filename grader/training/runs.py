@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from grader.analysis.architecture import Architecture
 from grader.child.protocol import History
+from grader.training.memorization import Memorization
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,24 @@ class ModelRun:
     and an H200's measured throughput): what a quick self-check can tell of the full run."""
     architecture: Architecture | None = None
     """What the model is made of, measured by the models_run child on the built model (source 'run')."""
+    memorization: Memorization | None = None
+    """The selected epoch on the clean and on the perturbed test images, and whether the gap says the
+    model memorized the test set (grader.training.memorization)."""
 
     @classmethod
-    def trained(cls, name: str, history: History, seconds: float | None = None, uid: int | None = None) -> "ModelRun":
+    def trained(cls, name: str, history: History, seconds: float | None = None, uid: int | None = None,
+                memorization: Memorization | None = None) -> "ModelRun":
         error = None if history.status == "ok" else history.message
         return cls(name, history, error, history.params, history.flops_per_image,
-                   round(history.seconds if seconds is None else seconds, 2), uid)
+                   round(history.seconds if seconds is None else seconds, 2), uid, memorization=memorization)
 
     @property
     def test_accuracy(self) -> float | None:
-        """Test accuracy of the selected epoch's weights, 0..1."""
+        """The test accuracy the grader scores, 0..1: the selected epoch's on the test images as the
+        model was shown them (a secret half perturbed), or on the perturbed ones alone when it is
+        flagged as memorizing the test set."""
+        if self.memorization is not None and self.memorization.flagged:
+            return self.memorization.perturbed_accuracy
         return self.history.test_accuracy if self.history else None
 
     @property
