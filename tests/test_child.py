@@ -322,5 +322,18 @@ def test_the_counts_do_not_ask_the_model():
     with torch.no_grad():
         _, flops = count_flops(lambda: model(torch.zeros(2, 3, 32, 32)))
     assert flops == 2 * (2 * 32 * 32 * 8 * 27 + 2 * 8 * 10)
+    class Vault:  # says it is torch's, keeps its tensor in a slot
+        __module__, __slots__ = "torch.nn", ("w",)
+
+        def __init__(self):
+            self.w = torch.zeros(1_000)
+
+    class Small(torch.Tensor):
+        def numel(self):
+            return 1
+
+    model.vault, model.small = Vault(), torch.zeros(300).as_subclass(Small)
+    model.fc.weight.note = torch.zeros(7)  # a tensor hung on a parameter
+    assert held(model).outside == 500 + 1_000 + 300 + 7
     honest = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(10))
     assert [id(p) for p in registered_parameters(honest)] == [id(p) for p in honest.parameters()]

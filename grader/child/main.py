@@ -176,6 +176,11 @@ def _build(torch, module, cls, request: Request, progress: _Progress):
 def _refuse_if_too_big(held, name: str, limit: int) -> None:
     """Refused when the model holds more numbers than the limit: its registered parameters, and
     the tensors it keeps elsewhere (a parameters() that lists fewer hides nothing from this)."""
+    from grader.child.runtime import MAX_VISITED
+
+    if held is not None and not held.complete:
+        raise _Refused("too_many_params", f"{name} links more objects than the grader counts ({MAX_VISITED:,}) to find "
+                                          "the tensors it holds; keep its weights in registered layers and parameters")
     if held is not None and held.total > limit:
         outside = (f" ({held.outside:,} of them in tensors outside its registered parameters)"
                    if held.outside > limit // 100 else "")
@@ -227,6 +232,10 @@ def _forward(torch, model, batch, progress: _Progress, module, limit: int):
 
     stack = progress.layers
 
+    def run():
+        stack.clear()  # the counter may run the forward twice (count_flops): the stack is the last run's
+        return model(batch)
+
     def pre(name):
         def hook(layer, inputs):
             shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else ()
@@ -243,7 +252,7 @@ def _forward(torch, model, batch, progress: _Progress, module, limit: int):
         handles.append(layer.register_forward_hook(post))
     model.eval()
     with torch.no_grad():
-        out, flops = count_flops(lambda: model(batch))
+        out, flops = count_flops(run)
     for h in handles:
         h.remove()
     progress.note(flops_per_image=None if flops is None else flops // len(batch))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import types
 from dataclasses import dataclass
@@ -131,18 +132,24 @@ def autocast(device: torch.device, precision: str, *, cache: bool = True) -> con
 
 # ---- what a model holds and computes, whatever it says of itself -----------------------------------
 
-MAX_VISITED = 200_000
-"""Objects `held` looks at, at most (a model that links a million lists stays cheap to count)."""
+MAX_VISITED = 1_000_000
+"""Objects `held` looks at, at most (a second or two); a model that links more is refused, uncounted."""
 T = TypeVar("T")
 
 
-def _state(obj: object) -> dict:
-    """An object's own attributes, read past any __getattr__ or __getattribute__ its class defines."""
+_MODULE_STATE = nn.Module.__dict__["__dict__"].__get__
+"""The interpreter's own attribute dict of a module, captured from nn.Module: a `__dict__` property, a
+`__getattr__` or a `__getattribute__` that a subclass defines does not stand in its way."""
+_CLASS_STATE = type.__dict__["__dict__"].__get__
+_ARRAY_SIZE, _NUMEL = np.ndarray.size.__get__, torch.Tensor.numel
+
+
+def _state(module: nn.Module) -> dict:
     try:
-        state = object.__getattribute__(obj, "__dict__")
-    except (AttributeError, TypeError):
+        state = _MODULE_STATE(module)
+    except TypeError:  # not a module after all
         return {}
-    return state if isinstance(state, dict) else {}
+    return state if type(state) is dict else {}
 
 
 def _values(container: object) -> list:
@@ -171,10 +178,10 @@ def registered_parameters(model: nn.Module) -> list[nn.Parameter]:
         seen.add(id(module))
         state = _state(module)
         for p in _values(state.get("_parameters")):
-            if isinstance(p, torch.Tensor) and id(p) not in seen:
+            if issubclass(type(p), torch.Tensor) and id(p) not in seen:
                 seen.add(id(p))
                 found.append(p)  # type: ignore[arg-type]
-        stack += reversed([m for m in _values(state.get("_modules")) if isinstance(m, nn.Module)])
+        stack += reversed([m for m in _values(state.get("_modules")) if issubclass(type(m), nn.Module)])
     return found
 
 
@@ -188,6 +195,9 @@ class Held:
     """In every other tensor or numpy array reachable from the model (its attributes, containers,
     closures, objects) and from the module that defines it, registered buffers aside: parameters
     kept in a plain list, weights held as bare tensors."""
+
+    complete: bool = True
+    """False when the model links more objects than `held` looks at (MAX_VISITED): what it holds is unknown."""
 
     @property
     def total(self) -> int:
@@ -204,44 +214,41 @@ def held(model: nn.Module, namespace: dict | None = None) -> Held:
     queue: list[object] = [model, *(_values(namespace) if namespace else ())]
     while queue and len(seen) < MAX_VISITED:
         obj = queue.pop()
-        if id(obj) in seen or isinstance(obj, (type(None), bool, int, float, str, bytes, types.ModuleType)):
+        kind = type(obj)  # never obj.__class__, which a class can make lie
+        if id(obj) in seen or issubclass(kind, (type(None), bool, int, float, complex, str, bytes, types.ModuleType)):
             continue
         seen.add(id(obj))
-        if isinstance(obj, (torch.Tensor, np.ndarray)):
-            tensors[id(obj)] = obj
-            continue
-        if isinstance(obj, nn.Module):
+        if issubclass(kind, (torch.Tensor, np.ndarray)):
+            tensors[id(obj)] = obj  # and on: a tensor can carry attributes of its own
+        elif issubclass(kind, nn.Module):
             buffers.update(id(b) for b in _values(_state(obj).get("_buffers")))
         queue += _references(obj)
     outside = [t for i, t in tensors.items() if i not in registered and i not in buffers]
-    return Held(_size(registered.values()), _size(outside))
+    return Held(_size(registered.values()), _size(outside), complete=not queue)
 
 
 def _size(arrays) -> int:
-    return sum(int(a.size) if isinstance(a, np.ndarray) else a.numel() for a in arrays
-               if not isinstance(a, nn.parameter.UninitializedParameter))
+    """Numbers in tensors and arrays, asked of torch's and numpy's own types (a subclass's numel() may lie)."""
+    return sum(int(_ARRAY_SIZE(a)) if issubclass(type(a), np.ndarray) else _NUMEL(a) for a in arrays
+               if not issubclass(type(a), nn.parameter.UninitializedParameter))
 
 
 def _references(obj: object) -> list:
-    """What an object refers to that could hold a tensor: a module's or an instance's attributes,
-    a container's items, a function's closure and defaults, a bound method's object, a class's
-    attributes (torch's, numpy's and Python's own objects aside: they hold no student tensor)."""
-    if isinstance(obj, (dict, list, tuple, set, frozenset)):
+    """What an object refers to that could hold a tensor: a container's items, a function's closure
+    and defaults, a bound method's object, a class's attributes, and whatever any other object holds
+    as the interpreter's garbage collector sees it (its attributes and slots, past any __dict__,
+    __getattr__ or __slots__ trick its class plays)."""
+    kind = type(obj)
+    if issubclass(kind, (dict, list, tuple, set, frozenset)):
         return _values(obj)
-    if isinstance(obj, types.FunctionType):
-        cells = [c.cell_contents for c in obj.__closure__ or () if _filled(c)]
-        return cells + list(obj.__defaults__ or ()) + _values(obj.__kwdefaults__ or {})
-    if isinstance(obj, types.MethodType):
-        return [obj.__self__, obj.__func__]
-    if isinstance(obj, type):
-        return [] if _library(obj) else _values(dict(_state(obj)))
-    if _library(type(obj)) and not isinstance(obj, nn.Module):
-        return []
-    return _values(_state(obj)) + [type(obj)]
-
-
-def _library(cls: type) -> bool:
-    return str(getattr(cls, "__module__", "")).partition(".")[0] in ("builtins", "torch", "numpy", "types", "typing")
+    if kind is types.FunctionType:
+        cells = [c.cell_contents for c in obj.__closure__ or () if _filled(c)]  # type: ignore[attr-defined]
+        return cells + list(obj.__defaults__ or ()) + _values(obj.__kwdefaults__ or {})  # type: ignore[attr-defined]
+    if kind is types.MethodType:
+        return [obj.__self__, obj.__func__]  # type: ignore[attr-defined]
+    if issubclass(kind, type):
+        return list(_CLASS_STATE(obj).values())  # type: ignore[arg-type]
+    return gc.get_referents(obj)
 
 
 def _filled(cell) -> bool:
