@@ -154,29 +154,108 @@ def __init__(self):
     raise ValueError("\\x1b[2J\\x1b[31mall clear\\x1b[0m <script>alert('hi')</script> [click](javascript:alert(1))")
 '''
 
-# Rewrites the architecture in its own report (json.dump is the child's writer and is not sealed):
-# a huge one, one with names of its own, or one of the wrong types. The rest of the report is honest.
+# Rewrites the architecture in its models_run child's report: a huge one, one with names of its own,
+# one of the wrong types, or one that invents batch normalization and residual connections. HOW:
+# 'json' patches json.dump, the review's attack (now refused as tamper); 'report' writes the report
+# and the logits itself in the check's forward and exits before the child program can (what no seal
+# prevents: the grader bounds, cleans and holds the account against the code).
 ANATOMY = '''
 def __init__(self):
     super().__init__()
     import json
     self.fc = nn.Linear(3 * 32 * 32, 10)
-    lies = {
-        "huge": {"conv_layers": 3, "widths": [64] * 200_000, "norms": ["<img src=x onerror=alert(1)>" * 50] * 2000},
-        "names": {"conv_layers": 1, "widths": [8], "norms": ["BatchNorm2d", "=HYPERLINK(1)"], "pooling": ["<b>x</b>"]},
-        "malformed": {"conv_layers": [1], "widths": "wide"},
-    }
-    dump = json.dump
+    if HOW == "json":
+        dump = json.dump
 
-    def rewrite(data, *args, **kwargs):
-        if isinstance(data, dict) and "anatomy" in data:
-            data = {**data, "anatomy": lies[LIE]}
-        return dump(data, *args, **kwargs)
+        def rewrite(data, *args, **kwargs):
+            if isinstance(data, dict) and "anatomy" in data:
+                data = {**data, "anatomy": LIES[LIE]}
+            return dump(data, *args, **kwargs)
 
-    json.dump = rewrite
+        json.dump = rewrite
 
 def forward(self, x):
-    return self.fc(torch.flatten(x, 1))
+    import os, sys
+    logits = self.fc(F.relu(torch.flatten(x, 1)))
+    if HOW == "report" and os.path.exists(os.path.join(sys.argv[1], "batch.npy")):  # the models_run child
+        import json
+        import numpy as np
+        np.save("out/logits.npy", logits.detach().numpy())
+        json.dump({"name": type(self).__name__, "ok": True, "phase": "forward", "kind": "ok", "out_shape": [4, 10],
+                   "out_dtype": "float32", "params": 30730, "anatomy": LIES[LIE]}, open("out/result.json", "w"))
+        os._exit(0)
+    return logits
+'''
+ANATOMY_LIES = """LIES = {
+    "huge": {"conv_layers": 3, "widths": [64] * 200_000, "norms": ["<img src=x onerror=alert(1)>" * 50] * 2000},
+    "names": {"conv_layers": 1, "widths": [8], "activations": ["ReLU", "=HYPERLINK(1)"], "pooling": ["<b>x</b>"]},
+    "malformed": {"conv_layers": [1], "widths": "wide"},
+    "invented": {"conv_layers": 2, "linear_layers": 1, "widths": [64, 64], "norms": ["BatchNorm2d"], "norm_layers": 2,
+                 "residual": 2, "activations": ["ReLU"]},
+}"""
+
+# A chance-level model whose training child says its training loss fell 2.30 -> 0.05 and that the
+# time limit stopped it (which would leave its comparisons unscored). HOW: 'json' patches json.dump,
+# the review's attack; 'report' writes a training report and chance logits itself and exits.
+FORGER = '''
+def __init__(self):
+    super().__init__()
+    import os, sys
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+    if not os.path.exists(os.path.join(sys.argv[1], "train_x.npy")):
+        return  # the models_run child: honest
+    claims = {"loss_start": 2.30, "loss_end": 0.05, "stopped_early": True}
+    if HOW == "json":
+        import json
+        dump = json.dump
+
+        def rewrite(data, *args, **kwargs):
+            if isinstance(data, dict) and data.get("history"):
+                data["history"].update(claims)
+            return dump(data, *args, **kwargs)
+
+        json.dump = rewrite
+    elif HOW == "report":
+        import json
+        import numpy as np
+        for split in ("val", "test"):
+            n = len(np.load(os.path.join(sys.argv[1], split + "_x.npy"), mmap_mode="r"))
+            np.save("out/" + split + "_logits.npy", np.zeros((1, n, 10), np.float32))
+        epoch = {"epoch": 1, "train_loss": 0.05, "val_loss": None, "val_accuracy": None, "seconds": 30.0, "lr": LR}
+        history = {"status": "ok", "message": "stopped at the budget's time limit", "epochs": [epoch],
+                   "selected_epoch": None, "test_loss": None, "test_accuracy": None, "params": 30730,
+                   "flops_per_image": 61440, "peak_memory_bytes": 0, "seconds": 60.0, "train_images_per_second": 30.0,
+                   "device": "cpu", "precision": "fp32", "channels_last": False, **claims}
+        json.dump({"name": type(self).__name__, "ok": True, "phase": "train", "kind": "ok", "params": 30730,
+                   "history": history}, open("out/result.json", "w"))
+        os._exit(0)
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1)) * 0  # the same scores for every image: chance
+'''
+
+# Hides its size from counts that trust the model: parameters() and named_parameters() list only its
+# last layer, and its convolutions are functional ones on bare parameters (no nn.Conv2d for a
+# module hook to see). WIDTH channels, LAYERS 3x3 convolutions at 32x32, VAULT parameters more.
+HIDER = '''
+def __init__(self):
+    super().__init__()
+    self.stem = nn.Parameter(torch.randn(WIDTH, 3, 3, 3) * 0.1)
+    self.body = nn.ParameterList([nn.Parameter(torch.randn(WIDTH, WIDTH, 3, 3) * 0.01) for _ in range(LAYERS)])
+    self.vault = nn.Parameter(torch.zeros(VAULT))
+    self.fc = nn.Linear(WIDTH, 10)
+
+def parameters(self, recurse=True):
+    return iter(self.fc.parameters())
+
+def named_parameters(self, *args, **kwargs):
+    return iter(self.fc.named_parameters())
+
+def forward(self, x):
+    x = F.relu(F.conv2d(x, self.stem, padding=1))
+    for weight in self.body:
+        x = F.relu(F.conv2d(x, weight, padding=1))
+    return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1)) + 0 * self.vault.sum()
 '''
 
 # Channels between children (NR maps a system call's name to its number on this machine): a key

@@ -33,6 +33,7 @@ from grader.grading.batch import grade_batch
 from grader.grading.grade import grade_submission
 from grader.grading.result import load_result
 from grader.report.console import print_result
+from grader.report.differs import what_differs_markdown
 from grader.report.feedback import feedback_markdown
 from grader.report.github import annotations
 from grader.report.gradescope import gradescope_results
@@ -50,8 +51,8 @@ from grader.sandbox.state import state_dir
 from grader.training.context import matches
 from grader.training.memorization import memorizing_flag
 from grader.training.progress import ProgressEvent, child_epochs
-from grader.training.retrain import audit, shown_to_child, train_in_sandbox
-from nbfactory import model_cells, model_notebook
+from grader.training.retrain import audit, retrain_submission, shown_to_child, train_in_sandbox
+from nbfactory import markdown, model_cells, model_notebook
 from nbfactory import write as write_notebook
 from support import REPO, autograder_env, build, run_autograder, unpack, workflow_commands
 
@@ -259,11 +260,12 @@ def test_output_that_crashed_the_grader_is_that_models_failure(each_isolation, b
 def test_an_architecture_the_child_made_up_is_dropped_or_cleaned(isolation):
     """The architecture crosses the trust boundary: implausible -> dropped (the check still passes),
     names of its own -> 'other', wrong types -> the report is invalid, as for any other key."""
-    huge = attack(isolation, attacks.ANATOMY, "LIE = 'huge'")
+    forged = ("HOW = 'report'", attacks.ANATOMY_LIES)
+    huge = attack(isolation, attacks.ANATOMY, "LIE = 'huge'", *forged)
     assert huge.passed and huge.architecture is None
-    named = attack(isolation, attacks.ANATOMY, "LIE = 'names'")
-    assert named.passed and (named.architecture.norms, named.architecture.pooling) == (("BatchNorm2d", "other"), ("other",))
-    malformed = attack(isolation, attacks.ANATOMY, "LIE = 'malformed'")
+    named = attack(isolation, attacks.ANATOMY, "LIE = 'names'", *forged)
+    assert named.passed and (named.architecture.activations, named.architecture.pooling) == (("ReLU", "other"), ("other",))
+    malformed = attack(isolation, attacks.ANATOMY, "LIE = 'malformed'", *forged)
     assert not malformed.passed and malformed.kind == "invalid" and "anatomy.conv_layers" in malformed.message
 
 
@@ -761,6 +763,121 @@ def test_the_real_60000_image_table_earns_nothing_on_the_real_images(real_cifar1
     ctx = prepare_training(rubric, "quick", data_dir=real_cifar10, isolation=isolation)
     _assert_memorizer_earns_nothing(grade_submission(_memorizer(tmp_path, real_cifar10), student="mallory",
                                                      rubric=rubric, budget="quick", context=ctx))
+
+
+# ---- 11. facts the child cannot forge: what the grade stands on -------------------------------------
+
+def _graded(tmp_path, context, isolation, small_rubric, *cells, **config):
+    """A notebook of `cells` graded under the quick budget, its training config changed by `config`."""
+    path = write_notebook(tmp_path / "student.ipynb", *cells)
+    ctx = replace(context, isolation=isolation, config=replace(context.config, **config))
+    return grade_submission(path, student="mallory", rubric=load_rubric(small_rubric), budget="quick", context=ctx)
+
+
+TIME_LIMIT = {"max_seconds": 60}
+"""A real time limit, far above what the small runs take: a claimed stop is held against the clock."""
+
+
+@pytest.mark.parametrize("how", ["json", "report"])
+def test_a_forged_training_account_earns_nothing(each_isolation, training_context, small_rubric, tmp_path, how):
+    """A chance-level model says its training loss fell 2.30 -> 0.05 and that the time limit stopped it
+    (which would leave 'beats the baseline' unscored): through json.dump it is refused as tamper; in a
+    report it writes itself it trains, at chance, and fails by the grader's own figures, with flags."""
+    cells = model_cells(attacks.FORGER, "ProposedForger", f"HOW = {how!r}", f"LR = {training_context.config.lr}")
+    result = _graded(tmp_path, training_context, each_isolation, small_rubric, *cells, **TIME_LIMIT)
+    checks = {c.id: c for c in result.checks}
+    learn, beats = checks["models_learn"], checks["proposed_beats_baseline"]
+    assert checks["models_run"].passed and not learn.passed
+    assert beats.scored and not beats.passed and beats.points == 0 and beats.max_points == 10
+    run = result.runs["ProposedForger"]
+    if how == "json":
+        assert run.history is None and "the model code replaced json.dump" in run.error
+        return
+    assert run.error is None and not run.history.stopped_early and run.test_accuracy < 0.35
+    assert "ProposedForger does not learn" in learn.message and "(as its child reported)" in learn.message
+    flags = "\n".join(result.flags)
+    assert "its child's account says the training loss fell from 2.3 to 0.05" in flags
+    assert "its child says the time limit stopped it; it returned 1 of the config's 2 epochs, yet it trained for 0.0 s" in flags
+
+
+def test_the_honest_control_is_graded_on_the_same_facts_as_before(each_isolation, training_context, small_rubric,
+                                                                  honest_alone, tmp_path):
+    path = tmp_path / "honest.ipynb"
+    shutil.copy(REPO / "submissions" / "complete.ipynb", path)
+    ctx = replace(training_context, isolation=each_isolation, config=replace(training_context.config, **TIME_LIMIT))
+    honest = grade_submission(path, student="honest", rubric=load_rubric(small_rubric), budget="quick", context=ctx)
+    checks = {c.id: c for c in honest.checks}
+    assert checks["models_learn"].passed and "LeNet5 learns" in checks["models_learn"].message
+    assert checks["proposed_beats_baseline"].scored and not any(r.history.stopped_early for r in honest.runs.values())
+    assert [(c.id, c.points) for c in honest.checks] == [(c.id, c.points) for c in honest_alone.checks]
+    assert not any("forged" in flag for flag in honest.flags), honest.flags
+
+
+DISCUSSION = ("ProposedForger outperforms LeNet5. Its batch normalization layers and its residual connections make it "
+              "train faster and generalize better than the plain LeNet5 baseline, which is why its test accuracy is higher.")
+
+
+def _with_discussion_check(small_rubric, tmp_path):
+    """The small rubric, scoring discussion_attributes as the default rubric does (5 points)."""
+    path = tmp_path / "rubric.toml"
+    path.write_text(small_rubric.read_text() + "[checks.discussion_attributes]\npoints = 5\n")
+    return path
+
+
+def test_a_forged_anatomy_is_held_against_the_code(each_isolation, training_context, small_rubric, tmp_path):
+    """A child report invents batch normalization and residual connections: through json.dump it is
+    refused as tamper; written by the model code itself, the claims the code shows no trace of are
+    replaced by the code's reading: no credit for the discussion, a flag, What differs as the code is."""
+    forged = ("LIE = 'invented'", attacks.ANATOMY_LIES)
+    patched = check_model(extract_models(model_notebook(attacks.ANATOMY, "Attack", "HOW = 'json'", *forged), ["Attack"]),
+                          "Attack", MAX_PARAMS, each_isolation, timeouts=FAST, limits=Limits(memory_bytes=2**30))
+    assert patched.kind == "tamper" and "the model code replaced json.dump" in patched.message
+    cells = model_cells(attacks.ANATOMY, "ProposedForger", "HOW = 'report'", *forged) + [markdown(DISCUSSION)]
+    result = _graded(tmp_path, training_context, each_isolation, _with_discussion_check(small_rubric, tmp_path), *cells)
+    attributes = {c.id: c for c in result.checks}["discussion_attributes"]
+    assert not attributes.passed and attributes.points == 0 and attributes.max_points == 5
+    assert any(f.startswith("ProposedForger: its run reported BatchNorm2d, 2 residual connections, which its code "
+                            "shows no trace of") for f in result.flags), result.flags
+    arch = result.runs["ProposedForger"].architecture
+    assert (arch.source, arch.norms, arch.norm_layers, arch.residual, arch.widths) == ("run", (), 0, 0, (64, 64))
+    differs = "\n".join(what_differs_markdown(result))
+    assert "| Normalization | none | none |" in differs and "| Residual connections | none | none |" in differs
+    assert "BatchNorm2d" not in differs
+
+
+def test_an_honest_anatomy_is_believed(each_isolation, training_context, small_rubric, tmp_path):
+    """The control: batch normalization and skip connections the code has are measured, credited and not flagged."""
+    path = tmp_path / "honest.ipynb"
+    shutil.copy(REPO / "submissions" / "residual_ablation.ipynb", path)
+    ctx = replace(training_context, isolation=each_isolation)
+    result = grade_submission(path, student="honest", rubric=load_rubric(_with_discussion_check(small_rubric, tmp_path)),
+                              budget="quick", context=ctx)
+    attributes = {c.id: c for c in result.checks}["discussion_attributes"]
+    assert attributes.passed and attributes.points == 5, attributes.message
+    assert result.runs[result.proposed].architecture.residual > 0
+    assert not any("no trace" in flag for flag in result.flags), result.flags
+
+
+@pytest.mark.parametrize("sizes, kind, words", [
+    (("WIDTH = 256", "LAYERS = 12", "VAULT = 215_000_000"), "too_many_params",
+     "ProposedHider has 222,087,370 parameters, over the limit of 200,000,000"),  # the review's model, at its sizes
+    (("WIDTH = 256", "LAYERS = 12", "VAULT = 0"), "too_many_flops", "ProposedHider takes 14.5 GFLOPs per 32x32 image"),
+    (("WIDTH = 8", "LAYERS = 2", "VAULT = 1_000"), "ok", ""),  # within the limits: counted and trained whole
+])
+def test_a_model_that_hides_its_size_is_counted_whole(each_isolation, training_context, small_rubric, sizes, kind, words):
+    """parameters() lists the last layer only and the convolutions are functional ones on bare
+    parameters: the counts do not ask the model, so the limits refuse it before it trains."""
+    rubric = load_rubric(small_rubric)  # the default limits: 200 million parameters, 12 GFLOPs per image
+    found = retrain_submission(model_notebook(attacks.HIDER, "ProposedHider", *sizes), ["ProposedHider"], rubric,
+                               replace(training_context, isolation=each_isolation))
+    check, run = found.checks["ProposedHider"], found.runs["ProposedHider"]
+    assert check.kind == kind and words in check.message, check.message
+    if kind != "ok":
+        assert not check.passed and run.history is None  # refused: never trained
+        return
+    whole = 8 * 3 * 9 + 2 * 8 * 8 * 9 + 8 * 10 + 10 + 1_000  # what parameters() hides included
+    assert check.params == whole and run.params == whole and run.history is not None and found.flags == ()
+    assert check.flops_per_image == 2 * 32 * 32 * (8 * 27 + 2 * 8 * 72) + 2 * 8 * 10
 
 
 # ---- the batch goes on ------------------------------------------------------------------------

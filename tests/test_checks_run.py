@@ -12,12 +12,15 @@ from grader.training.runs import ModelRun
 from support import SUBMISSIONS
 
 
-def trained(name: str, test_accuracy: float, loss: tuple[float, float] = (2.3, 1.9), stopped_early: bool = False) -> ModelRun:
-    epoch = EpochRecord(1, 1.0, 1.0, test_accuracy, 1.0, 0.1)
+def trained(name: str, test_accuracy: float, loss: tuple[float, float] = (2.3, 1.9), stopped_early: bool = False,
+            val_loss: float = 1.0, val_images: int = 1_000) -> ModelRun:
+    """A run as the grader scored it: the validation accuracy of its one epoch is its test accuracy;
+    `loss` is the child's account of its training loss (first quarter, last quarter)."""
+    epoch = EpochRecord(1, 1.0, val_loss, test_accuracy, 1.0, 0.1)
     history = History(status="ok", message="", epochs=(epoch,), selected_epoch=1, test_loss=1.0,
                       test_accuracy=test_accuracy, params=10, flops_per_image=None, peak_memory_bytes=0, seconds=1.0,
                       train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=False,
-                      loss_start=loss[0], loss_end=loss[1], stopped_early=stopped_early)
+                      loss_start=loss[0], loss_end=loss[1], stopped_early=stopped_early, val_images=val_images)
     return ModelRun.trained(name, history)
 
 
@@ -95,11 +98,50 @@ def test_models_run_scores_the_share_of_models_that_run_and_keeps_notes(analysis
 
 
 def test_a_model_that_does_not_learn_fails_models_learn(analysis, rubric):
-    runs = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.1, loss=(2.30, 2.31))}
+    runs = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.1, loss=(2.30, 2.31), val_loss=2.31)}
     learn = {c.id: c for c in score(analysis, rubric, runs).checks}["models_learn"]
     assert not learn.passed and learn.required
-    assert "ResDropNet's training loss did not fall (2.3 -> 2.31)" in learn.message
-    assert "LeNet5's training loss fell from 2.3 to 1.9" in learn.message
+    assert ("ResDropNet does not learn: 10.0% validation accuracy on 1,000 images (chance is 10%; a model that learned "
+            "nothing reaches 13.8% at most), validation loss 2.31 (chance: 2.3)") in learn.message
+    assert "LeNet5 learns: 50.0% validation accuracy on 1,000 images" in learn.message
+    assert "its training loss went 2.3 -> 1.9 (as its child reported)" in learn.message
+
+
+@pytest.mark.parametrize("accuracy, val_loss, images, learns", [
+    (0.137, 2.4, 1_000, False),  # within four standard errors of chance on 1,000 images
+    (0.139, 2.4, 1_000, True),
+    (0.139, 2.4, 400, False),  # the same accuracy on fewer images is noise
+    (0.10, 2.28, 1_000, True),  # a validation loss below what class counts alone give
+    (0.10, 2.29, 1_000, False),
+])
+def test_learning_is_judged_from_the_graders_validation_figures_against_chance(analysis, rubric, accuracy, val_loss,
+                                                                               images, learns):
+    runs = {"LeNet5": trained("LeNet5", accuracy, val_loss=val_loss, val_images=images)}
+    learn = {c.id: c for c in score(analysis, rubric, runs, models={"LeNet5": BUILT["LeNet5"]}).checks}["models_learn"]
+    assert learn.passed == learns, learn.message
+
+
+def test_a_training_loss_claimed_to_fall_at_chance_is_a_flag_and_no_credit(analysis, rubric):
+    """The child's account (losses from the training loop) is shown, never judged: a forged fall
+    does not pass, and the disagreement with the grader's own figures goes to the instructor."""
+    runs = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.1, loss=(2.30, 0.05), val_loss=2.31)}
+    scored = score(analysis, rubric, runs)
+    learn = {c.id: c for c in scored.checks}["models_learn"]
+    assert not learn.passed and learn.points == 0
+    assert scored.flags[0] == ("ResDropNet: its child's account says the training loss fell from 2.3 to 0.05, yet the "
+                            "grader's scoring of its validation logits is at chance (10.0% on 1,000 images): the model "
+                            "code may have forged the account, or the model memorizes its training images")
+
+
+def test_a_run_the_clock_says_was_cut_is_not_judged_until_it_shows_learning(analysis, rubric):
+    runs = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.11, val_loss=2.31, stopped_early=True)}
+    learn = {c.id: c for c in score(analysis, rubric, runs, budget="quick").checks}["models_learn"]
+    assert learn.passed and learn.points == learn.max_points
+    assert "ResDropNet is not judged: the budget's time limit cut its run before it showed learning" in learn.message
+    alone = {"ResDropNet": runs["ResDropNet"]}
+    learn = {c.id: c for c in score(analysis, rubric, alone, models={"ResDropNet": BUILT["ResDropNet"]},
+                                    budget="quick").checks}["models_learn"]
+    assert not learn.scored
 
 
 def test_comparisons_a_budget_cannot_support_are_not_scored(analysis, rubric):

@@ -257,3 +257,83 @@ def test_the_check_scores_the_share_of_models_that_run(runs):
     assert not check.passed and check.id == "models_run"
     assert check.points == pytest.approx(check.max_points * len(PASSING) / len(NAMES), abs=0.01)
     assert "MnistSized" in check.message and "WithProbas: forward returns a tuple" in check.message
+
+
+# ---- the child's sealed writer and counts, in this process ----------------------------------------
+
+def test_the_report_is_written_past_whatever_student_code_patches_later(tmp_path, monkeypatch):
+    """main() holds the writer from before student code runs: json.dump, os.replace, open, numpy's save
+    and the seal module's own names, replaced later (by a thread, after the last seal check), are not
+    on its path."""
+    import builtins
+    import json
+    import os
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from grader.child import seal
+    from grader.child.protocol import Anatomy, Report
+
+    write_json, write_npy, plain = seal.write_json, seal.write_npy, seal.plain  # as main() holds them
+    report = Report("Honest", ok=True, params=62006, out_shape=(4, 10), anatomy=Anatomy(conv_layers=2, widths=(6, 16)))
+
+    def forge(*args, **kwargs):
+        raise AssertionError("the forger's function was called")
+
+    for owner, name in [(json, "dump"), (json, "dumps"), (json.encoder, "c_make_encoder"), (os, "replace"),
+                        (os, "open"), (os, "write"), (np, "save"), (np.lib.format, "write_array"),
+                        (seal, "_write_file"), (seal, "plain"), (seal, "write_json")]:
+        monkeypatch.setattr(owner, name, forge)
+    monkeypatch.setattr(json.JSONEncoder, "encode", forge)
+    with monkeypatch.context() as m:
+        m.setattr(builtins, "open", forge)
+        write_json(str(tmp_path / "result.json"), plain(report))
+        write_npy(str(tmp_path / "logits.npy"), np.arange(40, dtype=np.float32).reshape(4, 10))
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "result.json").read_text()) == json.loads(json.dumps(asdict(report)))
+    assert np.array_equal(np.load(tmp_path / "logits.npy", allow_pickle=False), np.arange(40).reshape(4, 10))
+
+
+def test_the_counts_do_not_ask_the_model():
+    """A class whose parameters() lists one layer is counted whole, trained whole, and its functional
+    convolutions on bare parameters are counted as FLOPs."""
+    import torch
+    from torch import nn
+
+    from grader.child.runtime import Held, count_flops, held, registered_parameters
+
+    class Hider(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 3, 3, 3))
+            self.fc = nn.Linear(8, 10)
+            self.bare = [torch.zeros(500)]  # a tensor kept outside the registered parameters
+
+        def parameters(self, recurse=True):
+            return iter([self.fc.bias])
+
+        def forward(self, x):
+            return self.fc(torch.nn.functional.conv2d(x, self.w, padding=1).mean((2, 3)))
+
+    model = Hider()
+    assert held(model) == Held(registered=8 * 27 + 8 * 10 + 10, outside=500)
+    assert [p.shape for p in registered_parameters(model)] == [(8, 3, 3, 3), (10, 8), (10,)]
+    with torch.no_grad():
+        _, flops = count_flops(lambda: model(torch.zeros(2, 3, 32, 32)))
+    assert flops == 2 * (2 * 32 * 32 * 8 * 27 + 2 * 8 * 10)
+    class Vault:  # says it is torch's, keeps its tensor in a slot
+        __module__, __slots__ = "torch.nn", ("w",)
+
+        def __init__(self):
+            self.w = torch.zeros(1_000)
+
+    class Small(torch.Tensor):
+        def numel(self):
+            return 1
+
+    model.vault, model.small = Vault(), torch.zeros(300).as_subclass(Small)
+    model.fc.weight.note = torch.zeros(7)  # a tensor hung on a parameter
+    assert held(model).outside == 500 + 1_000 + 300 + 7
+    honest = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(10))
+    assert [id(p) for p in registered_parameters(honest)] == [id(p) for p in honest.parameters()]

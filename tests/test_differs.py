@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from grader.analysis.architecture import clean_ablation, differences
+from grader.analysis import analyze
+from grader.analysis.architecture import Architecture, clean_ablation, code_traces, differences, reconcile
 from grader.child.protocol import Anatomy
 from grader.sandbox.models_run import measured_architecture, run_models
 from nbfactory import IMPORTS, LENET5, code, notebook
@@ -102,6 +103,71 @@ def test_an_implausible_account_is_dropped_whole(lie):
 def test_negative_sizes_are_unknown_and_no_account_is_none():
     assert measured_architecture(Anatomy(conv_layers=1, widths=(4,)), -5, -1).params is None
     assert measured_architecture(None, 100, 200) is None
+
+
+# What a measurement claims is held against the code: a kind the code never mentions is not believed.
+TRACES = """
+import torchvision
+
+class Forged(nn.Module):  # a LeNet-like body and nothing else
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 5)
+        self.fc = nn.Linear(6 * 14 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+
+
+class Referenced(nn.Module):  # kinds named as references, methods and torch.add: traces without a layer call
+    def __init__(self, norm_layer=nn.BatchNorm2d, depth=4):
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv2d(3, 3, 3, padding=1) for _ in range(depth)])
+        self.norm = norm_layer(3)
+        self.fc = nn.Linear(3, 10)
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = torch.add(self.norm(conv(x)).relu(), x)
+        return self.fc(x.mean((2, 3)))
+
+
+class Wrapped(nn.Module):  # layers built by a library the grader does not read
+    def __init__(self):
+        super().__init__()
+        self.net = torchvision.models.resnet18(num_classes=10)
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+
+def _held(name: str, measured: Architecture):
+    analysis = analyze(notebook(IMPORTS, TRACES))
+    return reconcile(measured, analysis.architecture(name), code_traces(analysis.definitions, name))
+
+
+def test_kinds_the_code_never_mentions_are_replaced_by_the_codes_reading():
+    claims = Architecture("run", conv_layers=1, linear_layers=1, widths=(6,), norms=("BatchNorm2d",), norm_layers=2,
+                          dropout_layers=1, residual=2, pooling=("MaxPool2d",), activations=("GELU", "ReLU"), params=10)
+    kept, untraced = _held("Forged", claims)
+    assert untraced == ("BatchNorm2d", "GELU", "dropout", "2 residual connections")
+    assert (kept.norms, kept.norm_layers, kept.dropout_layers, kept.residual, kept.activations) == ((), 0, 0, 0, ("ReLU",))
+    assert (kept.source, kept.conv_layers, kept.widths, kept.pooling, kept.params) == ("run", 1, (6,), ("MaxPool2d",), 10)
+
+
+def test_what_the_code_shows_a_trace_of_is_believed_beyond_its_counts():
+    """A loop builds four convolutions where the code reads one; a norm layer handed over as a
+    reference, a method's relu and torch.add are traces: the measurement stands."""
+    measured = Architecture("run", conv_layers=4, linear_layers=1, widths=(3,) * 4, norms=("BatchNorm2d",),
+                            norm_layers=4, residual=4, pooling=(), activations=("ReLU",))
+    assert _held("Referenced", measured) == (measured, ())
+
+
+def test_layers_built_by_a_library_leave_the_measurement_as_it_is():
+    measured = Architecture("run", conv_layers=20, linear_layers=1, widths=(64,) * 20, norms=("BatchNorm2d",),
+                            norm_layers=20, residual=8, pooling=("AdaptiveAvgPool2d", "MaxPool2d"), activations=("ReLU",))
+    assert _held("Wrapped", measured) == (measured, ())
 
 
 # ---- the feedback and the gradebook ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from grader.child.config import TrainConfig
 from grader.child.protocol import TRAIN_INPUTS, EpochRecord, History
 from grader.grading.grade import grade_submission
 from grader.rubric import load_rubric
-from grader.training.retrain import score_epochs
+from grader.child.train import earliest_cut, evaluable_images
+from grader.training.retrain import score_epochs, time_limit
 from nbfactory import code, write
 from support import REPO, SUBMISSIONS, assert_page_shows_tables_and_curves, chromium
 
@@ -227,6 +229,49 @@ def test_parent_selects_the_epoch_from_logits():
     val[2, 0, 0] = np.nan
     stopped = score_epochs(history, val, test, val_y, test_y, TrainConfig(select="last"))
     assert stopped.selected_epoch == 2 and stopped.status == "diverged" and "epoch 3" in stopped.message
+
+
+def _account(epochs: int, stopped_early: bool = False) -> History:
+    """A training child's account of a run of `epochs` epochs (no validation figures: it holds no labels)."""
+    return History(status="ok", message="", epochs=tuple(EpochRecord(i, 1.0, None, None, 0.1, 0.1) for i in range(1, epochs + 1)),
+                   selected_epoch=None, test_loss=None, test_accuracy=None, params=10, flops_per_image=None,
+                   peak_memory_bytes=0, seconds=1.0, train_images_per_second=1.0, device="cpu", precision="fp32",
+                   channels_last=False, stopped_early=stopped_early)
+
+
+def test_a_time_limit_cut_is_decided_by_the_graders_clock():
+    """A claimed stop, fewer images or fewer epochs than the config are believed only when the train
+    phase lasted, by the grader's clock, as long as the trainer needs before it can cut a run."""
+    config = TrainConfig(epochs=2, max_seconds=20)
+    claim = _account(2, stopped_early=True)
+    assert time_limit("M", claim, claim, 19.5, config, 5_000, 1_000) == (True, [])
+    cut, flags = time_limit("M", claim, claim, 3.0, config, 5_000, 1_000)
+    assert not cut and flags == ["M: its child says the time limit stopped it, yet it trained for 3.0 s by the grader's "
+                                 "clock, under the budget's 20 s limit: the run is taken as complete and its comparisons "
+                                 "are scored; the model code may have forged its child's account"]
+    short = _account(1)
+    cut, flags = time_limit("M", short, short, 2.0, config, 5_000, 1_000)
+    assert not cut and "it returned 1 of the config's 2 epochs, yet it trained for 2.0 s" in flags[0]
+    cut, flags = time_limit("M", claim, claim, 500.0, TrainConfig(epochs=2), 5_000, 1_000)  # the grading budget: no limit
+    assert not cut and "under no time limit (the budget has none)" in flags[0]
+    honest = _account(2)
+    assert time_limit("M", honest, honest, 1.0, config, 5_000, 1_000) == (False, [])
+    # Scoring the first images only: the trainer does it after a first epoch too slow to score them all.
+    fewer = replace(honest, stopped_early=True)
+    assert time_limit("M", honest, fewer, 14.5, config, 800, 400) == (True, [])
+    assert not time_limit("M", honest, fewer, 12.0, config, 800, 400)[0]
+
+
+@pytest.mark.parametrize("n_train, n_eval", [(800, 400), (5_000, 1_000), (40_000, 10_000), (800, 100)])
+def test_the_clocks_floor_is_below_every_cut_the_trainer_makes(n_train, n_eval):
+    """Whatever rate a model trains at, the trainer cuts evaluation only after training at least
+    earliest_cut seconds: an honest cut is never taken for a forged one."""
+    config = TrainConfig(epochs=2, max_seconds=20, batch_size=64)
+    floor = earliest_cut(config, n_train, n_eval)
+    for rate in np.geomspace(1, 1e6, 400):
+        seconds = (n_train - 1) / rate  # epoch 1's training at that rate
+        if evaluable_images(rate, config, n_eval) < n_eval:
+            assert min(seconds, config.max_seconds) >= floor
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from grader.analysis.models import Definitions
@@ -177,17 +177,22 @@ def _tally(defs: Definitions, name: str, chain: tuple[str, ...]) -> tuple[tuple[
             width = _out_channels(call) if _CONV.match(kind) else None
             widths += [width] if width is not None else []
     residual = sum(_residual_additions(f) for f in ast.walk(node) if isinstance(f, ast.FunctionDef) and f.name != "__init__")
-    bases = [b.id for b in getattr(node, "bases", []) if isinstance(b, ast.Name)]
     calls = [c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)]
-    for part in sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | set(bases)):
-        if part in chain or part == name or (part not in defs.classes and part not in defs.functions):
-            continue
+    for part in _parts(defs, node, chain + (name,)):
         times = max(1, calls.count(part))  # a class handed over (ResNet(Block, ...)) is used at least once
         part_kinds, part_widths, part_residual = _tally(defs, part, chain + (name,))
         kinds += list(part_kinds) * times
         widths += list(part_widths) * times
         residual += part_residual * times
     return tuple(kinds), tuple(widths), residual
+
+
+def _parts(defs: Definitions, node: ast.AST, chain: tuple[str, ...]) -> list[str]:
+    """The notebook classes and functions `node` uses or derives from, but those in `chain` (itself
+    and the classes that use it): what its code is made of beside its own body."""
+    bases = [b.id for b in getattr(node, "bases", []) if isinstance(b, ast.Name)]
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | set(bases)
+    return sorted(n for n in names if n not in chain and (n in defs.classes or n in defs.functions))
 
 
 def _layer_kind(resolved: str) -> str:
@@ -273,5 +278,110 @@ def _shortcut_like(call: ast.Call) -> bool:
     return any(w in name for w in ("shortcut", "downsample", "skip", "identity", "residual", "proj", "clone"))
 
 
-__all__ = ["Architecture", "Difference", "FACTORS", "Factor", "architecture_from_code", "clean_ablation", "differences",
-           "differing_factors"]
+# Holding a measured architecture against the code. The child that measures runs the student's code,
+# which can forge its account; the code is read by the grader. A layer kind, dropout or a residual
+# connection the measurement claims where the class's code shows no trace of it is not believed.
+
+@dataclass(frozen=True)
+class Traces:
+    """What a class's code (its body, the notebook classes and functions it uses, the blocks handed
+    to it) shows, as far as a measured architecture can be held against it."""
+
+    words: frozenset[str]
+    """Every name it mentions (layers, functions, methods, attributes, strings), as `_word` spells
+    them: 'batchnorm' for nn.BatchNorm2d, F.batch_norm and getattr(nn, "BatchNorm2d") alike."""
+    adds: bool
+    """Its methods other than __init__ add something (`+`, `+=`, torch.add, x.add_): where a residual
+    connection could be."""
+    opaque: bool
+    """It builds layers with code the grader does not read (torchvision, timm, torch.hub, nn.Transformer):
+    the measurement cannot be held against it."""
+
+
+_READ_MODULES = ("torch", "math", "numpy", "functools", "collections", "typing", "itertools", "copy", "operator")
+_OPAQUE_TORCH = ("torch.hub.", "torch.jit.", "torch.nn.Transformer", "torch.nn.MultiheadAttention", "torch.load")
+
+
+def code_traces(defs: Definitions, class_name: str, handed: tuple[str, ...] = ()) -> Traces | None:
+    """The traces of a notebook class's code (see Traces); None when the notebook does not define it."""
+    if class_name not in defs.classes:
+        return None
+    names, todo = set(), [class_name, *(h for h in handed if h in defs.classes)]
+    while todo:
+        name = todo.pop()
+        if name not in names:
+            names.add(name)
+            todo += _parts(defs, (defs.classes.get(name) or defs.functions[name]).node, ())
+    nodes = [(defs.classes.get(n) or defs.functions[n]).node for n in sorted(names)]
+    words, adds, opaque = set(), False, False
+    for node in nodes:
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name):
+                words.add(_word(n.id))
+            elif isinstance(n, ast.Attribute):
+                words.add(_word(n.attr))
+            elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 100:
+                words.add(_word(n.value))
+            if isinstance(n, (ast.Call, ast.ClassDef)):
+                opaque = opaque or any(_opaque(defs, f) for f in ([n.func] if isinstance(n, ast.Call) else n.bases))
+        adds = adds or any(_adds(f) for f in ast.walk(node) if isinstance(f, ast.FunctionDef) and f.name != "__init__")
+    return Traces(frozenset(words), adds, opaque)
+
+
+def _word(name: str) -> str:
+    """A name as traces compare it: lower case, no underscores, no Lazy/Sync prefix, no 1d/2d/3d suffix."""
+    word = name.lower().replace("_", "")
+    word = word.removeprefix("lazy").removeprefix("sync")
+    return word[:-2] if len(word) > 2 and word[-2] in "123" and word[-1] == "d" else word
+
+
+def _opaque(defs: Definitions, func: ast.expr) -> bool:
+    """A call into (or a base class from) an imported library that builds layers the grader does not read."""
+    dotted = dotted_name(func)
+    if not dotted or dotted.partition(".")[0] not in defs.imports.names:
+        return False
+    resolved = defs.imports.resolve(func)
+    return resolved.partition(".")[0] not in _READ_MODULES or resolved.startswith(_OPAQUE_TORCH)
+
+
+def _adds(function: ast.FunctionDef) -> bool:
+    for n in ast.walk(function):
+        if isinstance(n, (ast.BinOp, ast.AugAssign)) and isinstance(n.op, ast.Add):
+            return True
+        if isinstance(n, ast.Call) and dotted_name(n.func).rsplit(".", 1)[-1] in ("add", "add_"):
+            return True
+    return False
+
+
+def reconcile(measured: Architecture, code: Architecture | None, traces: Traces | None) -> tuple[Architecture, tuple[str, ...]]:
+    """`measured` with each factor it claims that the code shows no trace of replaced by the code's
+    reading, and what was replaced, in words ('BatchNorm2d', '2 residual connections').
+
+    The code is a lower bound (a block built in a loop counts once, widths computed at run time are
+    unknown), so counts and widths the measurement finds beyond it are believed; a kind of layer,
+    dropout or a residual connection the code never mentions is not. Code that builds layers in a
+    library the grader does not read leaves the measurement as it is."""
+    if code is None or traces is None or traces.opaque:
+        return measured, ()
+    words = traces.words
+    norms = [k for k in measured.norms if k != "other" and _word(k) not in words]
+    pooling = [k for k in measured.pooling if k != "other" and _word(k) not in words]
+    activations = [k for k in measured.activations if k != "other" and _word(k) not in words]
+    dropout = measured.dropout_layers > 0 and not any("dropout" in w for w in words)
+    residual = measured.residual > 0 and code.residual == 0 and not traces.adds
+    untraced = [*norms, *pooling, *activations] + (["dropout"] if dropout else []) + (
+        [f"{measured.residual} residual connection{'s' if measured.residual != 1 else ''}"] if residual else [])
+    if not untraced:
+        return measured, ()
+    kept = replace(
+        measured,
+        norms=code.norms if norms else measured.norms, norm_layers=code.norm_layers if norms else measured.norm_layers,
+        pooling=code.pooling if pooling else measured.pooling,
+        activations=code.activations if activations else measured.activations,
+        dropout_layers=code.dropout_layers if dropout else measured.dropout_layers,
+        residual=code.residual if residual else measured.residual)
+    return kept, tuple(untraced)
+
+
+__all__ = ["Architecture", "Difference", "FACTORS", "Factor", "Traces", "architecture_from_code", "clean_ablation",
+           "code_traces", "differences", "differing_factors", "reconcile"]

@@ -7,8 +7,9 @@ never penalised automatically, because the student may have trained longer or di
 
 A comparison a budget cannot support is not scored, with the reason, rather than passed or failed
 by noise: the comparisons with the references need the baseline reference to have learned under
-the budget (and no run stopped early by the quick budget's time limit); the notebook's own figures
-are compared with the grading budget's retraining only.
+the budget (and no run stopped early by the quick budget's time limit, as the grader's clock has it);
+the notebook's own figures are compared with the grading budget's retraining only. Learning is
+judged from the validation loss and accuracy the grader computed, never from the child's account.
 
 A model whose accuracy on the test images as published is far beyond its accuracy on slightly
 perturbed ones has memorized the public test set (grader.training.memorization): it is flagged for
@@ -18,13 +19,15 @@ the instructor, and every comparison here takes its accuracy on the perturbed im
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from grader.analysis import Analysis
 from grader.checks import Scored, Verdict, ids
+from grader.child.protocol import History
 from grader.rubric import Budget, Rubric
-from grader.sandbox.models_run import ModelCheck
+from grader.sandbox.models_run import NUM_CLASSES, ModelCheck
 from grader.training.memorization import memorizing_flag
 from grader.training.runs import ModelRun
 
@@ -76,28 +79,96 @@ def models_run(facts: RunFacts) -> Verdict:
     return Verdict(len(passed) == len(models), "\n".join(lines), len(passed) / len(models))
 
 
+CHANCE = 1 / NUM_CLASSES
+"""A label-blind model's expected accuracy on ten balanced classes."""
+NOISE_Z = 4.0
+"""Standard errors above chance an accuracy must be to show learning: a label-blind model gets
+there with probability 3e-5 an epoch (a 15-epoch run: 5e-4)."""
+LOSS_NOISE = 20.0
+"""A label-blind model's validation loss is ln 10 less at most the divergence of the sample's
+class counts from uniform, about chi-square(9) / 2n: below ln 10 - LOSS_NOISE / n it is not
+(chi-square(9) > 2 * LOSS_NOISE with probability 1e-5)."""
+
+
+@dataclass(frozen=True)
+class Learning:
+    """What the grader's own scoring of a run's epochs says of its learning."""
+
+    learns: bool
+    accuracy: float
+    """The best epoch's validation accuracy."""
+    loss: float
+    """The best epoch's validation loss."""
+    images: int
+    """Validation images each epoch was scored on."""
+    accuracy_bound: float
+    """The most a label-blind model reaches on that many images, but rarely."""
+    loss_bound: float
+    """The least validation loss a label-blind model gets on that many images, but rarely."""
+
+    def facts(self) -> str:
+        return (f"{self.accuracy:.1%} validation accuracy on {self.images:,} images (chance is {CHANCE:.0%}; a model "
+                f"that learned nothing reaches {self.accuracy_bound:.1%} at most), validation loss {self.loss:.3g} "
+                f"(chance: {math.log(1 / CHANCE):.3g})")
+
+
+def learning(history: History) -> Learning | None:
+    """Whether the validation loss and accuracy the grader computed from the run's logits, in its
+    best epoch, are beyond what a model that learned nothing gets on that many images (binomial
+    noise around chance; the class counts' noise below ln 10); None when no epoch was scored."""
+    epochs = [e for e in history.epochs if e.val_accuracy is not None and e.val_loss is not None]
+    n = history.val_images
+    if not epochs or n <= 0:
+        return None
+    accuracy = max(e.val_accuracy for e in epochs)  # type: ignore[type-var]
+    loss = min(e.val_loss for e in epochs)  # type: ignore[type-var]
+    accuracy_bound = CHANCE + NOISE_Z * math.sqrt(CHANCE * (1 - CHANCE) / n)
+    loss_bound = math.log(1 / CHANCE) - LOSS_NOISE / n
+    return Learning(accuracy > accuracy_bound or loss < loss_bound, accuracy, loss, n, accuracy_bound, loss_bound)  # type: ignore[arg-type]
+
+
 def models_learn(facts: RunFacts) -> Verdict:
-    """Each model that runs trains without NaN and its training loss falls (the quick budget's lesson)."""
-    lines, learning = [], 0
+    """Each model that runs learns, by the validation loss and accuracy the grader computed from its
+    logits: beyond what chance gives on the images scored. The child's training losses are its
+    account, shown; one that says the loss fell where the grader sees chance is a flag."""
+    lines, flags, learning_models, judged = [], [], 0, 0
     for name, check in facts.models.items():
         run = facts.runs.get(name)
-        history = run.history if run else None
         if not check.passed or run is None:
             continue
-        if history is None or history.loss_start is None or history.loss_end is None:
-            lines.append(f"{name} did not train: {run.error or 'no training loss was recorded'}")
-        elif history.status != "ok":
+        history = run.history
+        found = learning(history) if history is not None and history.status == "ok" else None
+        if history is None or (history.status == "ok" and found is None):
+            judged += 1
+            lines.append(f"{name} did not train: {run.error or 'no epoch was scored'}")
+            continue
+        if history.status != "ok" or found is None:
+            judged += 1
             lines.append(f"{name}: {history.message}")
-        elif history.loss_end >= history.loss_start:
-            lines.append(f"{name}'s training loss did not fall ({history.loss_start:.3g} -> {history.loss_end:.3g}): "
-                         "check that forward returns logits and that the model's layers are used")
+            continue
+        account = (f"; its training loss went {history.loss_start:.3g} -> {history.loss_end:.3g} (as its child reported)"
+                   if history.loss_start is not None and history.loss_end is not None else "")
+        if found.learns:
+            judged, learning_models = judged + 1, learning_models + 1
+            lines.append(f"{name} learns: {found.facts()}{account}")
+        elif history.stopped_early:  # the grader's clock says the time limit cut it: too little training to judge
+            lines.append(f"{name} is not judged: the budget's time limit cut its run before it showed learning "
+                         f"({found.facts()}); the grading budget judges it")
         else:
-            learning += 1
-            lines.append(f"{name}'s training loss fell from {history.loss_start:.3g} to {history.loss_end:.3g}")
+            judged += 1
+            lines.append(f"{name} does not learn: {found.facts()}: check that forward returns logits and that the "
+                         f"model's layers are used{account}")
+            if history.loss_start is not None and history.loss_end is not None and history.loss_end < 0.75 * history.loss_start:
+                flags.append(f"{name}: its child's account says the training loss fell from {history.loss_start:.3g} to "
+                             f"{history.loss_end:.3g}, yet the grader's scoring of its validation logits is at chance "
+                             f"({found.accuracy:.1%} on {found.images:,} images): the model code may have forged the "
+                             "account, or the model memorizes its training images")
     ran = sum(1 for check in facts.models.values() if check.passed)
     if not ran:
         return Verdict(False, "no model ran, so none could train (see models_run)")
-    return Verdict(learning == ran, "; ".join(lines), learning / ran)
+    if not judged:
+        return Verdict(False, "; ".join(lines), scored=False)
+    return Verdict(learning_models == judged, "; ".join(lines), learning_models / judged, flag="; ".join(flags))
 
 
 def _not_run(*names_and_values: tuple[str, float | None]) -> Verdict | None:

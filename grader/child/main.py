@@ -10,15 +10,14 @@ logits itself and computes every metric from labels this process never sees.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import signal
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 from grader.child.explain import explain
 from grader.child.protocol import CHECK_BATCH, PROGRESS, REQUEST, RESULT, SUBMISSION, TRAIN_INPUTS, Report, Request
-from grader.child.seal import Seal, guarded
+from grader.child.seal import Seal, guarded, plain, write_json, write_npy
 
 ATTEMPTS: list[str] = []  # what the student's code tried that the sandbox forbids (from audit events)
 
@@ -41,11 +40,11 @@ class _Progress:
 
     def enter(self, phase: str) -> None:
         self.note(phase=phase)
-        _write_json(PROGRESS, {"phase": phase})
+        write_json(PROGRESS, {"phase": phase})
 
     def epoch(self, done: int) -> None:
         """Epochs completed, for the grader's display (same phase: its clock goes on)."""
-        _write_json(PROGRESS, {"phase": self.report.phase, "epoch": done})
+        write_json(PROGRESS, {"phase": self.report.phase, "epoch": done})
 
     def note(self, **facts) -> None:
         self.report = replace(self.report, **facts)
@@ -55,6 +54,9 @@ class _Progress:
 
 
 def main(in_dir: str) -> None:
+    # The report's writer, held in this frame from before any student code runs: whatever that code
+    # later does to module attributes (this module's, seal's, json's, os's) does not reach it.
+    write, as_plain, _exit = write_json, plain, os._exit
     # As PID 1 of a namespace a process ignores SIGTERM unless it has a handler: install one,
     # so a well-behaved child stops when asked (student code that overrides it gets SIGKILL).
     signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
@@ -69,9 +71,8 @@ def main(in_dir: str) -> None:
     except BaseException as e:  # SystemExit and KeyboardInterrupt from student code included
         kind, message = explain(e, progress.report.phase, progress.layers, ATTEMPTS)
         report = progress.final(kind=kind, message=message)
-    _write_json(RESULT, asdict(report))
-    sys.stdout.flush()
-    os._exit(0)  # skip atexit handlers and finalizers the student may have registered
+    write(RESULT, as_plain(report))
+    _exit(0)  # skip atexit handlers and finalizers the student may have registered (stdout is unbuffered: -u)
 
 
 def run(request: Request, in_dir: str, progress: _Progress) -> Report:
@@ -79,7 +80,6 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
     import numpy as np
     import torch
 
-    from grader.child import anatomy
     from grader.child.runtime import ModelError, logits_of
     from grader.child.train import TrainingData, train  # the trainer is in place before any student code runs
 
@@ -88,8 +88,7 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
             optimizer([torch.zeros(1, requires_grad=True)], lr=0.1)
     me = sys.modules[__name__]
     untouched = _refuse_if_changed(Seal(guarded(torch, request.task) + [(me, n) for n in (
-        "_count", "_meta_params", "_forward", "_train", "_refuse_if_too_big", "_write_json", "_anatomy")]
-        + [(anatomy, "measure")]))
+        "_held", "_meta_held", "_forward", "_train", "_refuse_if_too_big", "_anatomy")]))
     torch.manual_seed(request.seed)
     module = _import_module(os.path.join(in_dir, SUBMISSION))
     cls = getattr(module, request.model.name, None)
@@ -106,14 +105,14 @@ def run(request: Request, in_dir: str, progress: _Progress) -> Report:
     progress.enter("forward")
     batch = torch.from_numpy(np.load(os.path.join(in_dir, f"{CHECK_BATCH}.npy"), allow_pickle=False))
     try:
-        logits, note = logits_of(_forward(torch, model, batch, progress, request.max_params))
+        logits, note = logits_of(_forward(torch, model, batch, progress, module, request.max_params))
     except ModelError as e:
         raise _Refused("not_tensor", str(e)) from None
     untouched()
     anatomy = _anatomy(torch, model, batch)
     untouched()
     if logits.is_floating_point() or logits.dtype in (torch.int64, torch.int32, torch.bool):
-        np.save("out/logits.npy", logits.detach().float().cpu().numpy())
+        write_npy("out/logits.npy", logits.detach().float().cpu().numpy())
     return progress.final(ok=True, kind="ok", out_shape=tuple(logits.shape),
                           out_dtype=str(logits.dtype).replace("torch.", ""), logits_note=note, anatomy=anatomy)
 
@@ -165,26 +164,38 @@ def _build(torch, module, cls, request: Request, progress: _Progress):
             f"parameter a default, e.g. def __init__(self, {missing[0]}=...)"))
     # The notebook's own call, evaluated where its names live: the extracted module.
     args, kwargs = eval(f"(lambda *a, **k: (a, k))({spec.arguments})", vars(module)) if spec.arguments else ((), {})
-    progress.note(built_as=f"{spec.name}({spec.arguments})", meta_params=_meta_params(torch, cls, args, kwargs))
-    _refuse_if_too_big(progress.report.meta_params, spec.name, request.max_params)
+    meta = _meta_held(torch, module, cls, args, kwargs)
+    progress.note(built_as=f"{spec.name}({spec.arguments})", meta_params=meta and meta.total)
+    _refuse_if_too_big(meta, spec.name, request.max_params)
     torch.manual_seed(request.seed)
     model = cls(*args, **kwargs)
-    progress.note(params=_count(model))
-    _refuse_if_too_big(progress.report.params, spec.name, request.max_params)
+    _refuse_if_too_big(_held(model, module, progress), spec.name, request.max_params)
     return model
 
 
-def _refuse_if_too_big(params: int | None, name: str, limit: int) -> None:
-    if params is not None and params > limit:
-        raise _Refused("too_many_params", f"{name} has {params:,} parameters, over the limit of {limit:,}; make it smaller")
+def _refuse_if_too_big(held, name: str, limit: int) -> None:
+    """Refused when the model holds more numbers than the limit: its registered parameters, and
+    the tensors it keeps elsewhere (a parameters() that lists fewer hides nothing from this)."""
+    from grader.child.runtime import MAX_VISITED
+
+    if held is not None and not held.complete:
+        raise _Refused("too_many_params", f"{name} links more objects than the grader counts ({MAX_VISITED:,}) to find "
+                                          "the tensors it holds; keep its weights in registered layers and parameters")
+    if held is not None and held.total > limit:
+        outside = (f" ({held.outside:,} of them in tensors outside its registered parameters)"
+                   if held.outside > limit // 100 else "")
+        raise _Refused("too_many_params", f"{name} has {held.total:,} parameters{outside}, over the limit of "
+                                          f"{limit:,}; make it smaller")
 
 
-def _count(model) -> int:
-    """Parameters, each shared one once; lazy (uninitialized) parameters count after the first forward."""
-    import torch
+def _held(model, module, progress: _Progress):
+    """What the model holds (grader.child.runtime.held), noted in the report: `params` is its
+    registered parameters, counted whatever its own parameters() says."""
+    from grader.child.runtime import held
 
-    unique = {id(p): p for p in model.parameters()}.values()
-    return sum(p.numel() for p in unique if not isinstance(p, torch.nn.parameter.UninitializedParameter))
+    found = held(model, vars(module))
+    progress.note(params=found.registered)
+    return found
 
 
 def _signature(cls) -> str:
@@ -202,48 +213,50 @@ def _required_params(cls) -> list[str]:
     return [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
-def _meta_params(torch, cls, args, kwargs) -> int | None:
-    """Count parameters on the meta device: nothing is allocated, so a 10-billion model costs nothing."""
+def _meta_held(torch, module, cls, args, kwargs):
+    """What the model holds, built on the meta device: nothing is allocated, so a 10-billion model costs nothing."""
+    from grader.child.runtime import held
+
     try:
         with torch.device("meta"):
-            return _count(cls(*args, **kwargs))
+            return held(cls(*args, **kwargs), vars(module))
     except Exception:  # some constructors call .item() or numpy on tensors; count after building instead
         return None
 
 
-def _forward(torch, model, batch, progress: _Progress, limit: int):
-    """Run the batch through the model with hooks that know which layer is running and count MACs;
-    count the parameters again (lazy layers exist only now) against `limit`."""
+def _forward(torch, model, batch, progress: _Progress, module, limit: int):
+    """Run the batch through the model with hooks that know which layer is running, counting its
+    FLOPs at the dispatch level (a functional convolution on a bare tensor counts too); count what it
+    holds again (lazy layers exist only now) against `limit`."""
+    from grader.child.runtime import count_flops
+
     stack = progress.layers
-    macs = [0]
+
+    def run():
+        stack.clear()  # the counter may run the forward twice (count_flops): the stack is the last run's
+        return model(batch)
 
     def pre(name):
-        def hook(module, inputs):
+        def hook(layer, inputs):
             shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else ()
-            stack.append((name, module, shape))
+            stack.append((name, layer, shape))
         return hook
 
-    def post(module, inputs, output):
-        if isinstance(module, torch.nn.Conv2d) and isinstance(output, torch.Tensor):
-            k = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-            macs[0] += output[0].numel() * k
-        elif isinstance(module, torch.nn.Linear):
-            macs[0] += module.in_features * module.out_features
+    def post(layer, inputs, output):
         if stack:
             stack.pop()
 
     handles = []
-    for name, module in model.named_modules():
-        handles.append(module.register_forward_pre_hook(pre(name or type(module).__name__)))
-        handles.append(module.register_forward_hook(post))
+    for name, layer in model.named_modules():
+        handles.append(layer.register_forward_pre_hook(pre(name or type(layer).__name__)))
+        handles.append(layer.register_forward_hook(post))
     model.eval()
     with torch.no_grad():
-        out = model(batch)
+        out, flops = count_flops(run)
     for h in handles:
         h.remove()
-    # Lazy layers have their shapes now; one multiply-add is two floating-point operations.
-    progress.note(params=_count(model), flops_per_image=2 * macs[0])
-    _refuse_if_too_big(progress.report.params, type(model).__name__, limit)
+    progress.note(flops_per_image=None if flops is None else flops // len(batch))
+    _refuse_if_too_big(_held(model, module, progress), type(model).__name__, limit)
     return out
 
 
@@ -262,7 +275,7 @@ def _train(np, torch, TrainingData, train, model, request: Request, in_dir: str,
                     on_epoch=lambda record: progress.epoch(record.epoch))
     for split, rows in logits.items():
         if rows:
-            np.save(f"out/{split}_logits.npy", np.stack(rows))
+            write_npy(f"out/{split}_logits.npy", np.stack(rows))
     ok = history.status == "ok"
     return progress.final(ok=True, kind="ok" if ok else history.status, message="" if ok else history.message,
                           params=history.params, flops_per_image=history.flops_per_image, history=history)
@@ -281,13 +294,6 @@ def _audit(event: str, args: tuple) -> None:
         ATTEMPTS.append(f"resolve {args[0]}:{args[1]}"[:200])
     elif event in ("subprocess.Popen", "os.system", "os.fork", "os.posix_spawn"):
         ATTEMPTS.append(f"spawn {event}")
-
-
-def _write_json(path: str, data: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, default=str)
-    os.replace(tmp, path)
 
 
 __all__ = ["main", "run"]

@@ -137,15 +137,19 @@ class History:
     notes: tuple[str, ...] = ()
     """What the trainer had to adapt to (tuple output, fallbacks, dropped batch of one)."""
     loss_start: float | None = None
-    """Mean training loss over the first quarter of all the steps run."""
+    """Mean training loss over the first quarter of all the steps run (the child's account: shown, never judged)."""
     loss_end: float | None = None
-    """Mean training loss over the last quarter of all the steps run: below loss_start, the model learns."""
+    """Mean training loss over the last quarter of all the steps run (the child's account)."""
     stopped_early: bool = False
-    """The budget's time limit (config.max_seconds) stopped the run before its last step."""
+    """The budget's time limit (config.max_seconds) stopped the run before its last step, or cut its
+    evaluation to the first images. In the child's account a claim; in the grader's record of a
+    student's run, decided by the grader's clock (grader.training.retrain.time_limit)."""
     config: TrainConfig | None = None
     """The configuration the run used."""
     torch_version: str = ""
     """torch version that trained the model."""
+    val_images: int = 0
+    """Validation images each epoch was scored on, by whoever holds the labels (0 in the child's account)."""
 
     @property
     def selected(self) -> EpochRecord | None:

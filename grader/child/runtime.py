@@ -2,19 +2,25 @@
 
 `run_context` sets threads, determinism and cudnn flags for one run and restores them after.
 `logits_of` is the one definition of "the logits of a forward", shared by the forward check and
-the trainer. `prepare_model` meets a model it has never seen: it initializes lazy layers with a
-dry forward, finds the logits, checks their shape, counts FLOPs, and probes whether the model
-survives channels_last and bf16 autocast, falling back (with a note) when it does not.
+the trainer. `registered_parameters`, `held` and `count_flops` are the one way the child counts a
+model and finds what to train: without calling any method the model's classes could override, and
+at the dispatch level for FLOPs, so that a model cannot hide parameters or computation from them.
+`prepare_model` meets a model it has never seen: it initializes lazy layers with a dry forward,
+finds the logits, checks their shape, counts FLOPs, and probes whether the model survives
+channels_last and bf16 autocast, falling back (with a note) when it does not.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
+import types
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -124,6 +130,150 @@ def autocast(device: torch.device, precision: str, *, cache: bool = True) -> con
     return contextlib.nullcontext()
 
 
+# ---- what a model holds and computes, whatever it says of itself -----------------------------------
+
+MAX_VISITED = 1_000_000
+"""Objects `held` looks at, at most (a second or two); a model that links more is refused, uncounted."""
+T = TypeVar("T")
+
+
+_MODULE_STATE = nn.Module.__dict__["__dict__"].__get__
+"""The interpreter's own attribute dict of a module, captured from nn.Module: a `__dict__` property, a
+`__getattr__` or a `__getattribute__` that a subclass defines does not stand in its way."""
+_CLASS_STATE = type.__dict__["__dict__"].__get__
+_ARRAY_SIZE, _NUMEL = np.ndarray.size.__get__, torch.Tensor.numel
+
+
+def _state(module: nn.Module) -> dict:
+    try:
+        state = _MODULE_STATE(module)
+    except TypeError:  # not a module after all
+        return {}
+    return state if type(state) is dict else {}
+
+
+def _values(container: object) -> list:
+    """The items of a dict, list, tuple or set, read with the builtin types' own methods (a subclass
+    that overrides values() or __iter__ cannot hide any)."""
+    if isinstance(container, dict):
+        return list(dict.values(container))
+    for kind in (list, tuple, set, frozenset):
+        if isinstance(container, kind):
+            return list(kind.__iter__(container))
+    return []
+
+
+def registered_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters torch registers in `model` and its submodules, each once, in the order
+    model.parameters() lists them, found without calling parameters(), named_parameters(),
+    named_modules() or children(): the trainer trains these and the counts count them, whatever a
+    class that overrides those methods says of itself."""
+    found: list[nn.Parameter] = []
+    seen: set[int] = set()
+    stack: list[object] = [model]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        state = _state(module)
+        for p in _values(state.get("_parameters")):
+            if issubclass(type(p), torch.Tensor) and id(p) not in seen:
+                seen.add(id(p))
+                found.append(p)  # type: ignore[arg-type]
+        stack += reversed([m for m in _values(state.get("_modules")) if issubclass(type(m), nn.Module)])
+    return found
+
+
+@dataclass(frozen=True)
+class Held:
+    """The numbers a model holds in tensors (lazy, uninitialized parameters aside)."""
+
+    registered: int
+    """In the parameters torch registers: what model.parameters() lists when nothing overrides it."""
+    outside: int
+    """In every other tensor or numpy array reachable from the model (its attributes, containers,
+    closures, objects) and from the module that defines it, registered buffers aside: parameters
+    kept in a plain list, weights held as bare tensors."""
+
+    complete: bool = True
+    """False when the model links more objects than `held` looks at (MAX_VISITED): what it holds is unknown."""
+
+    @property
+    def total(self) -> int:
+        return self.registered + self.outside
+
+
+def held(model: nn.Module, namespace: dict | None = None) -> Held:
+    """What `model` holds, counted from the objects themselves; `namespace`: the globals of the code
+    that defines it (tensors a forward could use without holding them)."""
+    registered = {id(p): p for p in registered_parameters(model)}
+    buffers: set[int] = set()
+    tensors: dict[int, torch.Tensor] = {}
+    seen: set[int] = set()
+    queue: list[object] = [model, *(_values(namespace) if namespace else ())]
+    while queue and len(seen) < MAX_VISITED:
+        obj = queue.pop()
+        kind = type(obj)  # never obj.__class__, which a class can make lie
+        if id(obj) in seen or issubclass(kind, (type(None), bool, int, float, complex, str, bytes, types.ModuleType)):
+            continue
+        seen.add(id(obj))
+        if issubclass(kind, (torch.Tensor, np.ndarray)):
+            tensors[id(obj)] = obj  # and on: a tensor can carry attributes of its own
+        elif issubclass(kind, nn.Module):
+            buffers.update(id(b) for b in _values(_state(obj).get("_buffers")))
+        queue += _references(obj)
+    outside = [t for i, t in tensors.items() if i not in registered and i not in buffers]
+    return Held(_size(registered.values()), _size(outside), complete=not queue)
+
+
+def _size(arrays) -> int:
+    """Numbers in tensors and arrays, asked of torch's and numpy's own types (a subclass's numel() may lie)."""
+    return sum(int(_ARRAY_SIZE(a)) if issubclass(type(a), np.ndarray) else _NUMEL(a) for a in arrays
+               if not issubclass(type(a), nn.parameter.UninitializedParameter))
+
+
+def _references(obj: object) -> list:
+    """What an object refers to that could hold a tensor: a container's items, a function's closure
+    and defaults, a bound method's object, a class's attributes, and whatever any other object holds
+    as the interpreter's garbage collector sees it (its attributes and slots, past any __dict__,
+    __getattr__ or __slots__ trick its class plays)."""
+    kind = type(obj)
+    if issubclass(kind, (dict, list, tuple, set, frozenset)):
+        return _values(obj)
+    if kind is types.FunctionType:
+        cells = [c.cell_contents for c in obj.__closure__ or () if _filled(c)]  # type: ignore[attr-defined]
+        return cells + list(obj.__defaults__ or ()) + _values(obj.__kwdefaults__ or {})  # type: ignore[attr-defined]
+    if kind is types.MethodType:
+        return [obj.__self__, obj.__func__]  # type: ignore[attr-defined]
+    if issubclass(kind, type):
+        return list(_CLASS_STATE(obj).values())  # type: ignore[arg-type]
+    return gc.get_referents(obj)
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+def count_flops(run: Callable[[], T]) -> tuple[T, int | None]:
+    """`run()`'s result and the floating-point operations it took, counted at the dispatch level
+    (torch.utils.flop_counter): a convolution or a matrix product counts however it is called (a
+    module, F.conv2d on a bare tensor, a matmul). None when the counter cannot follow the run: it
+    runs again uncounted, and a failure then is the run's own."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FlopCounterMode(display=False) as counter:
+            out = run()
+        return out, int(counter.get_total_flops())
+    except Exception:
+        return run(), None
+
+
 @dataclass
 class Setup:
     model: nn.Module
@@ -151,12 +301,14 @@ def prepare_model(model: nn.Module, probe: torch.Tensor, num_classes: int, devic
     if logits.shape != (len(probe), num_classes):
         raise ModelError(f"the model maps {tuple(probe.shape)} images to {tuple(logits.shape)}; "
                          f"it must return ({len(probe)}, {num_classes}) logits")
-    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+    parameters = registered_parameters(model)
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in parameters):
         raise ModelError("the model still has uninitialized lazy parameters after a forward pass")
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    params = sum(p.numel() for p in parameters if p.requires_grad)
     if params == 0:
         raise ModelError("the model has no trainable parameters")
-    flops = _count_flops(model, probe[:1])
+    with torch.no_grad():
+        flops = count_flops(lambda: model(probe[:1]))[1]
     channels_last = _try(model, probe, notes, channels_last=True, precision="fp32")
     precision: Literal["fp32", "bf16"] = "fp32"
     if device.type == "cuda" and _try(model, probe, notes, channels_last=channels_last, precision="bf16"):
@@ -187,15 +339,5 @@ def _try(model: nn.Module, probe: torch.Tensor, notes: list[str], *, channels_la
     return ok
 
 
-def _count_flops(model: nn.Module, image: torch.Tensor) -> int | None:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(image)
-        return int(counter.get_total_flops())
-    except Exception:  # an exotic op the counter cannot trace: report no figure, train anyway
-        return None
-
-
-__all__ = ["ModelError", "Normalize", "Setup", "autocast", "logits_of", "prepare_model", "rng_devices", "run_context"]
+__all__ = ["Held", "ModelError", "Normalize", "Setup", "autocast", "count_flops", "held", "logits_of", "prepare_model",
+           "registered_parameters", "rng_devices", "run_context"]

@@ -33,7 +33,8 @@ from torch import nn
 
 from grader.child.config import TrainConfig
 from grader.child.protocol import EpochRecord, History
-from grader.child.runtime import ModelError, Normalize, Setup, autocast, logits_of, prepare_model, rng_devices, run_context
+from grader.child.runtime import (ModelError, Normalize, Setup, autocast, logits_of, prepare_model, registered_parameters,
+                                  rng_devices, run_context)
 from grader.child.step import candidate_modes, choose_mode, make_step, sync, wall_timer
 
 EVAL_BATCH = 1_000  # images per inference batch: big batches, far fewer kernel launches
@@ -107,7 +108,7 @@ def predict_logits(
     channels_last: bool = False, precision: Literal["fp32", "bf16"] = "fp32",
 ) -> torch.Tensor:
     """Float32 logits (N, classes) for uint8 images (N,3,32,32), on `device`, in eval mode."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else registered_parameters(model)[0].device
     norm = Normalize(mean, std, device, channels_last)
     was_training = model.training
     model.eval()
@@ -187,7 +188,8 @@ def scheduled_lrs(config: TrainConfig, n: int) -> list[float]:
 
 
 def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    # What torch registers, not what the model's own parameters() says: the trainer trains what it counts.
+    params = [p for p in registered_parameters(model) if p.requires_grad]
     # Fused kernels update every parameter in one launch on CUDA; the CPU keeps the default loop.
     # Capturable: its step count lives on the device, so the step can be captured in a CUDA graph.
     fused = {"fused": True} if device.type == "cuda" else {}
@@ -336,6 +338,7 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
         params=s.params, flops_per_image=s.flops, peak_memory_bytes=_peak_memory(device),
         train_images_per_second=trained / train_time if train_time else 0.0, device=device.type,
         precision=s.precision, channels_last=s.channels_last, notes=tuple(notes),
+        val_images=len(val_images[:evaluated]) if score is not None else 0,
     )
 
 
@@ -347,10 +350,24 @@ def evaluable_images(train_rate: float, config: TrainConfig, n: int) -> int:
     return min(n, max(MIN_EVALUATED, int(3 * train_rate * config.max_seconds / 2 / passes)))
 
 
+def earliest_cut(config: TrainConfig, n_train: int, n_eval: int) -> float:
+    """The least training time after which the trainer can have cut a run by config.max_seconds
+    (inf when it has no limit): its steps stop once they took max_seconds, and evaluation is cut to
+    fewer than `n_eval` images per split only when epoch 1 trained too slowly for `evaluable_images`
+    to allow them all. The grader holds a claimed cut against its own clock with this."""
+    if not config.max_seconds:
+        return math.inf
+    passes = 2 * config.epochs
+    images = max(n_train - 1, 0)  # one epoch's images, less the batch of one the trainer drops
+    if n_eval <= MIN_EVALUATED:  # never cut: only the steps' limit can stop the run
+        return config.max_seconds
+    return config.max_seconds * min(1.0, 3 * images / (2 * passes * n_eval))
+
+
 def _peak_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-__all__ = ["OnLogits", "TrainingData", "predict_logits", "scheduled_lrs", "steps_per_epoch", "train"]
+__all__ = ["OnLogits", "TrainingData", "earliest_cut", "predict_logits", "scheduled_lrs", "steps_per_epoch", "train"]

@@ -3,18 +3,23 @@ the `models_run` check (grader/checks/run.py judges them).
 
 One child per model (a model that calls os._exit cannot take the other's result with it). The
 parent checks the logits itself: shape (N, 10), floating point, finite, and not already
-probabilities. torch is never imported here: the parent needs only numpy.
+probabilities. The architecture the child measured is held against the class's code, which the
+grader reads itself: what the code shows no trace of is not believed. torch is never imported
+here: the parent needs only numpy.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from grader.analysis.architecture import Architecture
+from grader.analysis.architecture import Architecture, Traces, architecture_from_code, code_traces, reconcile
+from grader.analysis.models import collect_definitions
+from grader.analysis.source import ParsedCell
 from grader.child.anatomy import KINDS
 from grader.child.protocol import CHECK_BATCH, Anatomy, Report, Request
-from grader.notebook import Notebook
+from grader.notebook import Cell, Notebook
 from grader.sandbox.extract import Extraction, extract_models
 from grader.sandbox.files import ArraySpec
 from grader.sandbox.detect import detect_isolation
@@ -46,11 +51,14 @@ class ModelCheck:
     flops_per_image: int | None = None
     """Floating-point operations of one forward pass per image (conv and linear layers)."""
     architecture: Architecture | None = None
-    """What the built model is made of, measured on its forward pass; None when unmeasured or implausible."""
+    """What the built model is made of, measured on its forward pass and held against its code
+    (analysis.architecture.reconcile); None when unmeasured or implausible."""
     note: str = ""
     """A remark that does not fail the check (a tuple output, a softmax at the end)."""
     child: ChildResult | None = None
     """The sandbox's account of the run."""
+    flag: str = ""
+    """Where the child's account disagrees with the code, for the instructor ('' when it does not)."""
 
 
 @dataclass(frozen=True)
@@ -99,15 +107,34 @@ def check_model(extraction: Extraction, name: str, max_params: int, iso: Isolati
     run = run_model_child(Request("check", spec, seed=seed, max_params=max_params), extraction, isolation=iso,
                           inputs={f"{CHECK_BATCH}.npy": _npy_bytes(batch)},
                           arrays={"logits": ArraySpec(kinds="f", max_bytes=64 * 2**20)}, timeouts=timeouts, limits=limits)
-    return judge(run, built_as, max_flops)
+    return judge(run, built_as, max_flops, code_reading(extraction, name))
 
 
-def judge(run: ChildRun, built_as: str, max_flops: int | None = None) -> ModelCheck:
-    """Turn the child's account into a pass or a failure a student can act on."""
+def code_reading(extraction: Extraction, name: str) -> tuple[Architecture | None, Traces | None]:
+    """The class as the grader reads it in the module the child ran (with the blocks the notebook's
+    call hands to it): what the child's measured architecture is held against."""
+    try:
+        tree = ast.parse(extraction.source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None, None
+    defs = collect_definitions([ParsedCell(Cell(0, "code", extraction.source), extraction.source, tree)])
+    inst = extraction.instantiations.get(name)
+    handed = tuple(n for n in (inst.needs if inst else ()) if n in defs.classes and n != name)
+    return architecture_from_code(defs, name, handed), code_traces(defs, name, handed)
+
+
+def judge(run: ChildRun, built_as: str, max_flops: int | None = None,
+          code: tuple[Architecture | None, Traces | None] = (None, None)) -> ModelCheck:
+    """Turn the child's account into a pass or a failure a student can act on; its measured
+    architecture held against the code's reading (`code`)."""
     report = run.report or Report(run.name)
+    measured = measured_architecture(report.anatomy, report.params, report.flops_per_image)
+    architecture, untraced = reconcile(measured, *code) if measured else (None, ())
+    flag = (f"{run.name}: its run reported {', '.join(untraced)}, which its code shows no trace of; What differs and "
+            "the discussion check use the code's reading instead (the model code may have forged its child's "
+            "report)") if untraced else ""
     common = dict(name=run.name, built_as=report.built_as or built_as, params=report.params,
-                  flops_per_image=report.flops_per_image, child=run.child,
-                  architecture=measured_architecture(report.anatomy, report.params, report.flops_per_image))
+                  flops_per_image=report.flops_per_image, child=run.child, architecture=architecture, flag=flag)
     if run.failure:
         kind = run.child.status if not run.child.ok else report.kind or "exception"
         return ModelCheck(passed=False, kind=kind, message=run.failure, **common)
@@ -182,4 +209,5 @@ def _npy_bytes(array) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["ModelCheck", "ModelsRun", "check_model", "judge", "measured_architecture", "run_models"]
+__all__ = ["NUM_CLASSES", "ModelCheck", "ModelsRun", "check_model", "code_reading", "judge", "measured_architecture",
+           "run_models"]

@@ -126,6 +126,10 @@ class ChildResult:
     """Validated numpy arrays by name (from out/NAME.npy)."""
     notes: tuple[str, ...] = ()
     """What the watchdog could not do (GPU memory it could not read), for the instructor."""
+    phase_seconds: Mapping[str, float] = field(default_factory=dict)
+    """Wall-clock seconds of each phase the child reached, on the grader's clock: from when the grader
+    saw it announced to the next announcement or the end (a fact the child cannot forge: whatever it
+    claims of its own timing, a phase cannot last longer than this)."""
 
     @property
     def ok(self) -> bool:
@@ -270,6 +274,7 @@ class _Run:
         self.notes: list[str] = []
         self.killed_for = ""
         self.ignored_sigterm = False
+        self.phase_seconds: dict[str, float] = {}
         self.start = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)
@@ -292,6 +297,7 @@ class _Run:
         to restart its clock. Returns when the current phase started."""
         announced, step = _read_progress(self.layout.work_dir)
         if announced in self.phases and self.order.index(announced) > self.order.index(self.phase):
+            self.phase_seconds[self.phase] = now - phase_start
             self.phase, self.step, phase_start = announced, 0, now
             self._tell(announced, 0)
         if announced == self.phase and step > self.step:
@@ -322,12 +328,14 @@ class _Run:
             elif self.output_bytes > self.limits.output_bytes:
                 self._kill("output")
             time.sleep(POLL_S)
-        self.seconds = time.monotonic() - self.start
+        end = time.monotonic()
+        self.seconds = end - self.start
         if self.tmpfs and self.disk_checks > 1 and not self.tmpfs_read:
             self.notes.append("the working folder's use could not be read (/proc/PID/root); out/ was held to "
                               "the disk cap alone, the working folder to its own size")
         if not self.killed_for:  # a last announcement may have come after the last poll
-            self._advance(time.monotonic(), self.start)
+            phase_start = self._advance(end, phase_start)
+        self.phase_seconds[self.phase] = end - phase_start
         self._reap()
         self.out.thread.join(timeout=10)
         self.err.thread.join(timeout=10)
@@ -394,6 +402,7 @@ def _result(run: _Run, work_dir: Path, isolation: Isolation, report, arrays, rli
         phase=run.phase, isolation=isolation, seconds=run.seconds, exit_code=None if sig else code, signal=sig,
         stdout=run.out.text(), stderr=run.err.text(),
         output_bytes=run.output_bytes, ignored_sigterm=run.ignored_sigterm, notes=tuple(run.notes),
+        phase_seconds=dict(run.phase_seconds),
     )
     killed = _killed_detail(run, label)
     if killed:

@@ -54,7 +54,7 @@ def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx
     checked = run_models(notebook, names, max_params=rubric.assignment.max_params,
                          max_flops=rubric.assignment.max_flops_per_image, isolation=ctx.isolation,
                          on_check=(lambda name: on_progress(ProgressEvent(name, "check"))) if on_progress else None)
-    runs, flags = {}, []
+    runs, flags = {}, [check.flag for check in checked.models.values() if check.flag]
     for name, check in checked.models.items():
         if check.passed:
             run, disagreements = train_in_sandbox(checked.extraction, name, rubric, ctx, check.params, on_progress)
@@ -113,9 +113,14 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
         return ModelRun(name, error=failure, params=report and report.params,
                         flops_per_image=report and report.flops_per_image, seconds=seconds, uid=uid), []
     flags = audit(name, report, checked_params, ctx.config, ctx.train_size)
-    test_logits = run.child.arrays.get("test_logits")
-    history = score_epochs(report.history, run.child.arrays.get("val_logits"), test_logits,
-                           shown["val"].labels, shown["test"].labels, ctx.config)
+    val_logits, test_logits = run.child.arrays.get("val_logits"), run.child.arrays.get("test_logits")
+    val_y, test_y = shown["val"].labels, shown["test"].labels
+    history = score_epochs(report.history, val_logits, test_logits, val_y, test_y, ctx.config)
+    scored = min(len(val_y), val_logits.shape[1]) if val_logits is not None and history.epochs else 0
+    cut, contradicted = time_limit(name, report.history, history, run.child.phase_seconds.get("train", 0.0),
+                                   ctx.config, ctx.train_size, max(len(val_y), len(test_y)))
+    history = replace(history, stopped_early=cut, val_images=scored)
+    flags += contradicted
     if history.selected_epoch is None:
         return ModelRun(name, error=f"training produced no usable epoch ({history.message})", params=history.params,
                         flops_per_image=history.flops_per_image, seconds=seconds, uid=uid), flags
@@ -165,6 +170,38 @@ def audit(name: str, report: Report, checked_params: int | None, config: TrainCo
             "have changed the grader's trainer"] if found else []
 
 
+CLOCK_SLACK_S = 1.0
+"""How much shorter than the child's own training the grader's clock may see its train phase (the
+grader sees an announcement at its next poll)."""
+
+
+def time_limit(name: str, claimed: History, scored: History, train_seconds: float, config: TrainConfig,
+               n_train: int, n_eval: int) -> tuple[bool, list[str]]:
+    """Whether the budget's time limit cut the run, decided by the grader's clock: the child's claim
+    (`claimed.stopped_early`), logits for fewer images than it was given or fewer epochs than the
+    config are evidence of a cut, believed only when the train phase lasted, by the grader's clock,
+    at least as long as the trainer needs before it can cut a run (grader.child.train.earliest_cut).
+    Evidence the clock contradicts is a flag, and the run counts as complete (its comparisons scored)."""
+    from grader.child.train import earliest_cut
+
+    evidence = []
+    if claimed.stopped_early:
+        evidence.append("its child says the time limit stopped it")
+    if scored.stopped_early and not claimed.stopped_early:
+        evidence.append("it returned logits for fewer images than it was given")
+    if scored.status == "ok" and 0 < len(scored.epochs) < config.epochs:
+        evidence.append(f"it returned {len(scored.epochs)} of the config's {config.epochs} epochs")
+    if not evidence:
+        return False, []
+    needed = earliest_cut(config, n_train, n_eval)
+    if train_seconds + CLOCK_SLACK_S >= needed:
+        return True, []
+    limit = f"the budget's {config.max_seconds:g} s limit" if config.max_seconds else "no time limit (the budget has none)"
+    return False, [f"{name}: {'; '.join(evidence)}, yet it trained for {train_seconds:.1f} s by the grader's clock, "
+                   f"under {limit}: the run is taken as complete and its comparisons are scored; the model code may "
+                   "have forged its child's account"]
+
+
 def score_epochs(history: History, val_logits, test_logits, val_y, test_y, config: TrainConfig) -> History:
     """The child's history with every epoch's validation metrics, the selected epoch and its test
     metrics; the labels are in the order the child was shown the images."""
@@ -208,4 +245,5 @@ def _loss_accuracy(logits, labels) -> tuple[float, float]:
     return loss, float(np.mean(logits.argmax(axis=1) == labels))
 
 
-__all__ = ["Retrained", "memorization_of", "retrain_submission", "score_epochs", "shown_to_child", "train_in_sandbox"]
+__all__ = ["Retrained", "memorization_of", "retrain_submission", "score_epochs", "shown_to_child", "time_limit",
+           "train_in_sandbox"]
