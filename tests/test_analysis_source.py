@@ -189,6 +189,15 @@ def test_a_long_cell_of_escapes_is_read_line_by_line_without_ipythons_token_tran
     assert [s.name for s in cells[0].tree.body if isinstance(s, ast.ClassDef)] == ["LeNet"]
 
 
+def test_ipythons_token_transforms_have_a_budget_for_the_whole_notebook(monkeypatch):
+    from grader.analysis import source
+
+    monkeypatch.setattr(source, "MAX_IPYTHON_NOTEBOOK_WORK", 30)  # one cell's work: 10 characters, 1 escape: 20
+    cells, problems = parse_cells(notebook(code("!ls\nx = 1"), code("!ls\nx = 1")))
+    assert [c.python.splitlines()[0] for c in cells] == ["get_ipython().system('ls')", "get_ipython()"]
+    assert problems == () and all(c.has_magics for c in cells)
+
+
 def test_code_past_the_notebooks_budget_or_its_deadline_is_named_not_read(monkeypatch):
     from grader.analysis import source
     from grader.analysis.limits import Deadline

@@ -9,8 +9,9 @@ not parse, and a statement in syntax newer than the grader's Python is read as 3
 IPython's token transforms (its `%`, `!` and `?` syntax) re-tokenize the whole cell after each
 rewrite, so their time grows with the cell's length times its escapes (and they give up after 500
 rewrites): they run only on a cell with a line that could hold such syntax, and only while that
-product stays under MAX_IPYTHON_WORK; past it, each such line is made a `get_ipython()` call in
-place (the cell keeps its lines). Cells are read until the reading's deadline passes.
+product stays under MAX_IPYTHON_WORK for the cell and MAX_IPYTHON_NOTEBOOK_WORK for the notebook;
+past it, each such line is made a `get_ipython()` call in place (the cell keeps its lines). Cells
+are read until the reading's deadline passes.
 `Imports` tracks what each local name stands for (`nn` -> `torch.nn`), in notebook order.
 """
 
@@ -28,8 +29,9 @@ from grader.notebook import Cell, Notebook
 
 MAX_WARNINGS_PER_CELL = 20
 # IPython's token transforms take about 1 microsecond per character per rewrite: 0.1 s at most a cell
-# (a 10,000-character cell with 9 escaped lines; the examples' cells are far below).
+# (a 10,000-character cell with 9 escaped lines; the examples' cells are far below), 1 s a notebook.
 MAX_IPYTHON_WORK = 100_000
+MAX_IPYTHON_NOTEBOOK_WORK = 1_000_000
 # A line that may hold IPython syntax: one that starts with an escape (`!ls`, `%time`, `?x`, `,f a`,
 # `/f a`), assigns one (`x = !ls`), or holds a `?` (`x?`, outside strings Python has none).
 _MAYBE_IPYTHON = re.compile(r"^[ \t]*+[!%?,;/]|=[ \t]*+[!%]|\?", re.M)
@@ -83,9 +85,12 @@ def parse_cells(notebook: Notebook, deadline: Deadline | None = None) -> tuple[t
     pythons: list[str] = []
 
     def transformed():  # drawn one cell at a time by read_cells, while the deadline lasts
+        work = MAX_IPYTHON_NOTEBOOK_WORK
         for cell in kept:
-            pythons.append(_as_python(manager, cell.source))
-            yield pythons[-1]
+            python, spent = _as_python(manager, cell.source, min(work, MAX_IPYTHON_WORK))
+            work -= spent
+            pythons.append(python)
+            yield python
 
     readings, notes = read_cells(transformed(), deadline)
     parsed: list[ParsedCell] = []
@@ -103,9 +108,10 @@ def parse_cells(notebook: Notebook, deadline: Deadline | None = None) -> tuple[t
     return tuple(parsed), tuple(problems)
 
 
-def _as_python(manager, source: str) -> str:
-    """The cell as IPython would run it: its cleanup (prompts, a leading indent, `%%` cell magics;
-    linear) always, its token transforms where a line may need them and the work stays bounded."""
+def _as_python(manager, source: str, work: int) -> tuple[str, int]:
+    """The cell as IPython would run it, and the work its token transforms took: its cleanup
+    (prompts, a leading indent, `%%` cell magics; linear) always, its token transforms where a line
+    may need them and their work (characters times rewrites) is at most `work`."""
     cell = source if source.endswith("\n") else source + "\n"
     try:
         lines = cell.splitlines(keepends=True)
@@ -113,13 +119,14 @@ def _as_python(manager, source: str) -> str:
             lines = transform(lines)
         python = "".join(lines)
         escapes = len(_MAYBE_IPYTHON.findall(python))
+        needed = len(python) * (1 + escapes)
         if not escapes:
-            return python
-        if len(python) * (1 + escapes) <= MAX_IPYTHON_WORK:
-            return "".join(manager.do_token_transforms(lines))
-        return _ESCAPED_LINE.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}get_ipython()", python)
+            return python, 0
+        if needed <= work:
+            return "".join(manager.do_token_transforms(lines)), needed
+        return _ESCAPED_LINE.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}get_ipython()", python), 0
     except Exception:  # IPython's transformer can raise on odd tokens; keep the raw text
-        return source
+        return source, 0
 
 
 def _warnings(index: int, reading: Reading) -> list[str]:
