@@ -9,7 +9,8 @@ Three things keep it to a fraction of a second for an honest notebook and a few 
   Python's own `re` with these constructs, not google-re2: a dozen patterns need lookbehind or
   lookahead, which RE2 lacks, and RE2's ASCII `\\b` and `\\w` would read other words than today;
 - each text is cut to a size no hand-written notebook comes near before any pattern runs (the
-  caps below), and what a cap cuts is named in a warning;
+  caps below); a warning names what the code and output caps cut (a markdown cell, a sentence or
+  a line that long is no one's prose or log);
 - the reading as a whole has a `Deadline`: the stages check it between cells and outputs, and
   once it has passed they skip what is left, each with a warning that names what it skipped.
   The parsers (IPython's transformer, ast, parso, LibCST) get bounded input (source.py, recovery.py).
@@ -21,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 STATIC_DEADLINE_S = 5.0
-"""Wall seconds for the whole static reading of one notebook (about 0.05 s for the examples)."""
+"""Wall seconds for the whole static reading of one notebook (under 0.1 s for the examples)."""
 
 MAX_CODE_CHARS = 250_000
 """The code cells are read up to this many characters in all: the analysis's tree walks take 1-5 s
