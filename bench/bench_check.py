@@ -1,7 +1,9 @@
 """Wall time of `grader check` on every example submission, as a user runs it (a new process).
 
 Prints the median of several runs per notebook, and, for scale, the time a new Python process
-takes just to `import torch` (the cost the static path avoids). Run from the repository root:
+takes just to `import torch` (the cost the static path avoids). Also complete.ipynb with one more
+cell in 3.12 syntax (an f-string reusing its quotes): what a cell only the newer-syntax reader (a
+sandboxed LibCST child) reads costs. Run from the repository root:
 
     python bench/bench_check.py [--runs 5]
 """
@@ -9,10 +11,12 @@ takes just to `import torch` (the cost the static path avoids). Run from the rep
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,8 +43,21 @@ def main() -> None:
         seconds = wall([sys.executable, "-m", "grader.cli", "check", str(notebook), "--json"], args.runs)
         worst = max(worst, seconds)
         print(f"  grader check {notebook.name:<28} {seconds:6.3f} s")
+    with tempfile.TemporaryDirectory() as folder:
+        newer = with_newer_syntax(Path(folder) / "complete_312.ipynb")
+        seconds = wall([sys.executable, "-m", "grader.cli", "check", str(newer), "--json"], args.runs)
+        print(f"  grader check {'complete.ipynb + a 3.12 cell':<28} {seconds:6.3f} s")
     print(f"  python -c 'import torch'             {torch_import:6.3f} s")
     print(f"slowest check {worst:.3f} s; import torch alone takes {torch_import / worst:.1f}x as long")
+
+
+def with_newer_syntax(path: Path) -> Path:
+    """complete.ipynb with a last code cell that only Python 3.12 parses."""
+    notebook = json.loads((REPO / "submissions" / "complete.ipynb").read_text(encoding="utf-8"))
+    notebook["cells"].append({"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                              "source": 'names = {"model": "ResDropNet"}\nprint(f"trained {names["model"]}")\n'})
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ def check(notebook: Path, as_json: bool, rubric: Path | None, budget: Budget, da
                                   data_dir=data_dir, require_isolation=require_isolation, on_progress=show)
     if as_json:
         click.echo(result.to_json())
-    elif result.status == "error":
+    if result.status == "error":  # with --json too: stdout holds the JSON alone, stderr says why in one line
         click.echo(f"error: {clean(result.error)}", err=True)
-    else:
+    elif not as_json:
         print_result(result)
     sys.exit(_exit_code(result))
 

@@ -2,11 +2,18 @@
 
 Stage 1 of the pipeline: a path in, a `Notebook` out. Every way a file can fail to be a usable
 notebook becomes a `NotebookError` whose one-line message says what is wrong.
+
+The JSON is a student's, parsed in the grader's own process: before `json.loads` builds anything,
+one linear pass counts its values and its nesting (`_check_shape`), so that a file of a million
+tiny values (each a Python object of 50-100 bytes: memory 20-80 times the file's size) or one
+nested thousands deep is refused in a fraction of a second. A saved notebook is mostly long
+strings: its count is small, and the pass costs a few milliseconds a megabyte.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +25,14 @@ from grader.untrusted import UnsafeFile, read_untrusted
 # nbformat.validate is slow on notebooks with many outputs and adds nothing we rely on: we read
 # cells defensively. The size cap keeps a hostile 2 GB "notebook" from exhausting memory.
 MAX_NOTEBOOK_BYTES = 512 * 1024 * 1024
+# JSON values (strings, numbers, lists, objects, keys): about 100 MB of Python objects at most. A
+# notebook of 200 cells holds a few thousand; a 200,000-line log saved as a list of lines, 200,000.
+MAX_JSON_VALUES = 1_000_000
+# A notebook nests 6-10 levels (cells, outputs, data, widget state); json.loads recurses per level.
+MAX_JSON_DEPTH = 100
+# A JSON string, matched in one pass (possessive: no backtracking), and what is not a bracket.
+_JSON_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
 
 
 @dataclass(frozen=True)
@@ -94,15 +109,42 @@ _FIX = {"folder": "give the path of an .ipynb file inside it", "link": "hand in 
 
 
 def notebook_from_bytes(raw: bytes, path: str) -> Notebook:
-    """The notebook in `raw`, the bytes of the file `path` (named in messages)."""
+    """The notebook in a file's bytes; NotebookError when it is not JSON, is JSON too many values
+    or too deep to be a notebook, or is not a notebook."""
     try:
-        data = json.loads(raw)
+        text = raw.decode(json.detect_encoding(raw))
+        _check_shape(text, path)
+        data = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         where = f" (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
         raise NotebookError(
             f"{path} is not valid JSON{where}; it is not a saved notebook: re-save it from Jupyter"
         ) from None
+    except RecursionError:  # brackets that never close, which _check_shape leaves to json.loads
+        raise NotebookError(f"{path} is not valid JSON (it opens more brackets than it can nest); it is not a saved "
+                            "notebook: re-save it from Jupyter") from None
     return notebook_from_dict(data, path)
+
+
+def _check_shape(text: str, path: str) -> None:
+    """Refuse JSON with more than MAX_JSON_VALUES values or nested deeper than MAX_JSON_DEPTH, in
+    C-speed passes: strings blanked, separators counted, then the innermost bracket pairs removed,
+    one or two levels a pass, in at most MAX_JSON_DEPTH passes over the brackets alone."""
+    bare = _JSON_STRING.sub('""', text)
+    values = 1 + bare.count(",") + bare.count(":") + bare.count("[") + bare.count("{")
+    if values > MAX_JSON_VALUES:
+        raise NotebookError(
+            f"{path} holds {values:,} JSON values, more than a notebook's {MAX_JSON_VALUES:,}; it is not a saved "
+            "notebook, or its outputs are huge: clear them (Cell > All Output > Clear), save and hand it in again"
+        )
+    brackets = _NOT_BRACKET.sub("", bare)
+    for _ in range(MAX_JSON_DEPTH):
+        inner = brackets.replace("[]", "").replace("{}", "")
+        if not inner or inner == brackets:
+            return  # all matched, or unbalanced (json.loads names where)
+        brackets = inner
+    raise NotebookError(f"{path} nests its JSON more than {MAX_JSON_DEPTH} levels deep; it is not a saved "
+                        "notebook: hand in the .ipynb file saved by Jupyter")
 
 
 def notebook_from_dict(data: Any, path: str = "<notebook>") -> Notebook:

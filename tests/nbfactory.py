@@ -27,8 +27,6 @@ def md(source: str) -> nbformat.NotebookNode:
     return new_markdown_cell(textwrap.dedent(source).strip() + "\n")
 
 
-markdown = md
-
 
 def notebook(*cells) -> Notebook:
     """A Notebook from cells; a plain string is a code cell (dedented)."""

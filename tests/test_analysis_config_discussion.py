@@ -44,3 +44,22 @@ def test_discussion_needs_prose_about_results_after_the_models():
     assert headings_only.discussion.present is False
     commented_out = analyze(notebook(code(LENET), md("<!-- " + words + " -->")))
     assert commented_out.discussion.present is False
+
+
+def test_comments_code_images_and_tags_are_cut_and_an_unclosed_one_keeps_the_rest():
+    from grader.analysis.discussion import prose
+
+    text = prose("a <!-- b --> c ```d``` e ![f](g.png) h <i>j</i> k\n# l\n(add your text here) m <!-- n ``` o")
+    assert text.split() == ["a", "c", "e", "h", "j", "k", "m", "<!--", "n", "```", "o"]
+    assert prose("<" * 100_000 + "x").split() == ["<" * 100_000 + "x"]
+
+
+def test_a_sentence_is_read_from_its_first_2000_characters():
+    from grader.analysis.discussion import read_claims
+
+    opening = "The proposed model outperforms the baseline"
+    late = "In our runs " + "the training went on " * 120 + "and " + opening.lower() + " in the end."
+    for text, winner in ((opening + " " + "by far " * 400 + ".", "proposed"), (late, None)):
+        nb = notebook(code(LENET), md(text))
+        claims = read_claims(analyze(nb).discussion, nb, "LeNet", None)
+        assert claims.winner == winner, text[:60]

@@ -333,3 +333,14 @@ def test_a_megabyte_of_unclosed_histories_is_read_in_linear_time():
     result = reported(code("m = LeNet()\ntrain(m)", "val loss: [" * 150_000 + "\nEpoch 1 val loss [0.9, 0.8]\n"))
     assert time.perf_counter() - start < 10  # quadratic took minutes
     assert result["LeNet"]["val_loss"] == 0.8
+
+
+def test_a_history_longer_than_the_line_cap_keeps_its_name_and_last_value():
+    history = "val acc: [" + ", ".join(["0.5012"] * 5_000) + ", 0.7301]\n"  # 40,000 characters on one line
+    assert reported(code("m = LeNet()\ntrain(m)", history))["LeNet"]["val_acc"] == 0.7301
+
+
+def test_runs_of_spaces_and_of_report_headers_read_as_before():
+    out = "Epoch 1 val_acc:" + " " * 15_000 + "[0.4, 0.55]\nTest accuracy: 61%\n" + "precision " * 50_000 + "\n"
+    result = reported(code("m = LeNet()\ntrain(m)", out))["LeNet"]
+    assert (result["val_acc"], result["test_acc"]) == (0.55, 0.61)

@@ -94,3 +94,13 @@ def test_models_that_are_not_classes_are_named():
     assert a.models == ()
     assert {(o.name, o.kind) for o in a.other_models} == {
         ("seq", "nn.Sequential variable"), ("km", "Keras model"), ("rn", "torchvision model")}
+
+
+def test_a_chain_of_fifteen_hundred_classes_is_read_without_recursion():
+    chain = "import torch.nn as nn\nclass M0(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+            "        self.c = nn.Conv2d(3, 6, 5)\n"
+    chain += "".join(f"class M{i}(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                     f"        self.inner = M{i - 1}()\n" for i in range(1, 1500))
+    a = analyze(notebook(code(chain)))
+    assert [(m.name, m.model.is_cnn) for m in a.models] == [("M1499", True)]  # a CNN through 1,499 blocks
+    assert len(a.helpers) == 1499 and a.helpers[0].helper_reason == "used inside M1"

@@ -8,7 +8,7 @@ from grader.analysis import analyze, recovery
 from grader.analysis.source import MAX_DEPTH, Imports, parse_cells, walk_top_level
 from grader.checks.static import JUDGES
 from grader.rubric import load_rubric
-from nbfactory import LENET, WIDENET, code, notebook
+from nbfactory import LENET, WIDENET, code, md, notebook
 from support import REPO, SUBMISSIONS
 
 # On 3.12 and later the grader's own `ast` reads the newer-syntax cases: nothing is newer there.
@@ -177,3 +177,81 @@ def test_a_normal_notebook_never_loads_the_recovery_parsers():
     done = subprocess.run([sys.executable, "-c", script, str(SUBMISSIONS / "complete.ipynb")], capture_output=True,
                           text=True, cwd=REPO)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+# What bounds the reading (grader/analysis/limits.py): budgets and a deadline, each named in a warning.
+
+def test_a_long_cell_of_escapes_is_read_line_by_line_without_ipythons_token_transforms():
+    cell = LENET + ("!ls\nx = %time 1\n" + "y = 1\n" * 10) * 300  # 300 escapes in 40,000 characters: over budget
+    cells, problems = parse_cells(notebook(code(cell)))
+    assert problems == () and cells[0].has_magics
+    assert cells[0].python.splitlines()[14:16] == ["get_ipython()", "x = get_ipython()"]  # in place: lines kept
+    assert [s.name for s in cells[0].tree.body if isinstance(s, ast.ClassDef)] == ["LeNet"]
+
+
+def test_ipythons_token_transforms_have_a_budget_for_the_whole_notebook(monkeypatch):
+    from grader.analysis import source
+
+    monkeypatch.setattr(source, "MAX_IPYTHON_NOTEBOOK_WORK", 30)  # one cell's work: 10 characters, 1 escape: 20
+    cells, problems = parse_cells(notebook(code("!ls\nx = 1"), code("!ls\nx = 1")))
+    assert [c.python.splitlines()[0] for c in cells] == ["get_ipython().system('ls')", "get_ipython()"]
+    assert problems == () and all(c.has_magics for c in cells)
+
+
+def test_code_past_the_notebooks_budget_or_its_deadline_is_named_not_read(monkeypatch):
+    from grader.analysis import source
+    from grader.analysis.limits import Deadline
+
+    nb = notebook(code(LENET), code(WIDENET), code("x = 1"))
+    monkeypatch.setattr(source, "MAX_CODE_CHARS", len(LENET) + 10)
+    cells, problems = parse_cells(nb)
+    assert [c.cell.index for c in cells] == [0]
+    assert problems == ("the notebook's code cells hold more than " f"{len(LENET) + 10:,} characters; code cells 1 and 2 not read",)
+    monkeypatch.undo()
+    cells, problems = parse_cells(nb, Deadline.after(0))
+    assert cells == () and problems == ("the notebook took longer than 0 s to read; code cells 0, 1 and 2 not read",)
+
+
+def test_a_spent_deadline_leaves_outputs_and_markdown_unread_and_says_so():
+    from grader.analysis.limits import Deadline
+
+    nb = notebook(code(LENET, "Test accuracy: 61%\n"), md("The proposed model is better than the baseline " * 5))
+    a = analyze(nb, Deadline.after(0))
+    assert a.models == () and a.warnings[0] == "the notebook took longer than 0 s to read; code cell 0 not read"
+
+
+def test_broken_cells_are_read_statement_by_statement_within_one_budget(monkeypatch):
+    broken = "x = 1\nmodel.eval()_\n"
+    monkeypatch.setattr(recovery, "MAX_RECOVERED_TOTAL", len(broken) + 5)
+    cells, problems = parse_cells(notebook(code(broken), code(broken)))
+    assert [ast.unparse(c.tree) if c.tree else None for c in cells] == ["x = 1", None]
+    assert problems[-1] == ("cell 1 line 2 is not valid Python (invalid syntax; the notebook's cells that do not parse "
+                            f"hold more than {len(broken) + 5:,} characters; this one was not read statement by "
+                            "statement); it was skipped")
+
+
+def test_a_syntax_error_names_the_cells_line_not_the_statements():
+    cells, problems = parse_cells(notebook(code("x = 1\ny = 2\nz = (1,\n2]\nw = 3\n")))
+    assert problems == ("cell 0 lines 3-4 is not valid Python (closing parenthesis ']' does not match opening "
+                        "parenthesis '(' on line 3); that statement was skipped",)
+
+
+@grader_is_311
+def test_where_no_sandbox_works_newer_syntax_is_skipped_and_the_warning_says_why(monkeypatch):
+    monkeypatch.setattr(recovery, "_reader_isolation", lambda: "bwrap is not installed (apt-get install bubblewrap)")
+    a = analyze(notebook(code(LENET + 'print(f"{d["key"]}")\n')))
+    assert [m.name for m in a.models] == ["LeNet"]
+    assert a.warnings == (
+        "cell 0 line 15 is not valid Python (f-string: unmatched '['); that statement was skipped",
+        "syntax newer than Python 3.11 was not read: its reader runs only in a sandbox, and none works here "
+        "(bwrap is not installed (apt-get install bubblewrap))")
+
+
+@grader_is_311
+def test_newer_syntax_past_the_readers_budget_is_read_as_311_only(monkeypatch):
+    monkeypatch.setattr(recovery, "MAX_DOWNLEVEL_TEXTS", 1)
+    f_string = 'x = 1\nprint(f"{d["key"]}")\n'
+    cells, problems = parse_cells(notebook(code(f_string), code(f_string)))
+    assert [len(c.newer) for c in cells] == [1, 0] and [len(c.skipped) for c in cells] == [0, 1]
+    assert problems[-1] == ("syntax newer than Python 3.11 is read in at most 60,000 characters and 1 statements of "
+                            "a notebook; cell 1 was read as Python 3.11 only")

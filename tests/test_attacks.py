@@ -15,6 +15,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,8 @@ from grader.training.context import matches
 from grader.training.memorization import memorizing_flag
 from grader.training.progress import ProgressEvent, child_epochs
 from grader.training.retrain import audit, retrain_submission, shown_to_child, train_in_sandbox
-from nbfactory import markdown, model_cells, model_notebook
+from nbfactory import LENET, md, model_cells, model_notebook
+from nbfactory import code as nbcode
 from nbfactory import write as write_notebook
 from support import REPO, autograder_env, build, run_autograder, unpack, workflow_commands
 
@@ -832,7 +834,7 @@ def test_a_forged_anatomy_is_held_against_the_code(each_isolation, training_cont
     patched = check_model(extract_models(model_notebook(attacks.ANATOMY, "Attack", "HOW = 'json'", *forged), ["Attack"]),
                           "Attack", MAX_PARAMS, each_isolation, timeouts=FAST, limits=Limits(memory_bytes=2**30))
     assert patched.kind == "tamper" and "the model code replaced json.dump" in patched.message
-    cells = model_cells(attacks.ANATOMY, "ProposedForger", "HOW = 'report'", *forged) + [markdown(DISCUSSION)]
+    cells = model_cells(attacks.ANATOMY, "ProposedForger", "HOW = 'report'", *forged) + [md(DISCUSSION)]
     result = _graded(tmp_path, training_context, each_isolation, _with_discussion_check(small_rubric, tmp_path), *cells)
     attributes = {c.id: c for c in result.checks}["discussion_attributes"]
     assert not attributes.passed and attributes.points == 0 and attributes.max_points == 5
@@ -878,6 +880,139 @@ def test_a_model_that_hides_its_size_is_counted_whole(each_isolation, training_c
     whole = 8 * 3 * 9 + 2 * 8 * 8 * 9 + 8 * 10 + 10 + 1_000  # what parameters() hides included
     assert check.params == whole and run.params == whole and run.history is not None and found.flags == ()
     assert check.flops_per_image == 2 * 32 * 32 * (8 * 27 + 2 * 8 * 72) + 2 * 8 * 10
+
+
+# ---- 12. the parent's reading -------------------------------------------------------------------
+# The grader reads a notebook in its own process, unsandboxed, before anything runs: each attack of
+# the review, rebuilt at its size, must end as a score or as that notebook's one-line error (exit 2).
+# The subprocess's timeout is a hang detector (these took 145 s to over 300 s before), not a timing.
+
+def _metric_spaces(tmp_path):  # the metrics reader's history pattern backtracked in N^3 on spaces
+    out = "Epoch 1: val_acc:" + " " * 30_000 + "x\nTest accuracy: 61%\n"
+    return write_notebook(tmp_path / "nb.ipynb", nbcode(LENET), nbcode("train(LeNet())", out))
+
+
+def _long_output(tmp_path):  # the classification report's header pattern was quadratic in a line
+    out = "Test accuracy: 61%\n" + "precision " * 99_000 + "\n"  # read whole: under 1,000,000 characters
+    return write_notebook(tmp_path / "nb.ipynb", nbcode(LENET), nbcode("train(LeNet())", out))
+
+
+def _angle_brackets(tmp_path):  # the discussion's tag pattern was quadratic on runs of `<`
+    return write_notebook(tmp_path / "nb.ipynb", nbcode(LENET), nbcode("train(LeNet())", "Test accuracy: 61%\n"),
+                          md(DISCUSSION + "<" * 1_000_000))
+
+
+def _long_sentence(tmp_path):  # the claims reader was quadratic in a sentence's length
+    return write_notebook(tmp_path / "nb.ipynb", nbcode(LENET), nbcode("train(LeNet())", "Test accuracy: 61%\n"),
+                          md(DISCUSSION + " The proposed model is " + "better " * 340_000))
+
+
+def _escaped_cell(tmp_path, repeats: int = 5_300):  # IPython re-tokenizes a cell after each of its escapes
+    return write_notebook(tmp_path / "nb.ipynb", nbcode(LENET), nbcode(("!ls\n" + "x = 1\n" * 10) * repeats))  # 339 KB
+
+
+def _escaped_cell_read(tmp_path):  # the same within the code the grader reads: 3,700 escapes in 237 KB
+    return _escaped_cell(tmp_path, 3_700)
+
+
+def _newer_f_strings(tmp_path):  # parso, ast and the LibCST child on cells of 3.12 f-strings
+    cell = 'print(f"{x["a"]}")\n' * 9_500
+    return write_notebook(tmp_path / "nb.ipynb", nbcode(LENET), *[nbcode(cell) for _ in range(40)])
+
+
+def _wide_json(tmp_path):  # json.loads built 4.1 GB of objects from 50 MB
+    path = tmp_path / "nb.ipynb"
+    path.write_text('{"nbformat": 4, "nbformat_minor": 5, "metadata": {"x": [' + "0," * 25_000_000 + '0]}, "cells": []}')
+    return path
+
+
+def _deep_json(tmp_path):  # json.loads raised RecursionError: a traceback and exit 1
+    path = tmp_path / "nb.ipynb"
+    path.write_text('{"nbformat": 4, "cells": [], "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    return path
+
+
+DISCUSSION = ("The proposed model outperforms the LeNet baseline on the test set: it reaches a higher test accuracy "
+              "because batch normalization and more filters let it learn faster and generalize better.")
+
+
+def _check_cli(path: Path) -> tuple[int, dict, str]:
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "check", str(path), "--json"], capture_output=True,
+                          text=True, timeout=10, cwd=REPO)
+    return done.returncode, json.loads(done.stdout), done.stderr
+
+
+@pytest.mark.parametrize("build, read", [
+    (_metric_spaces, lambda r: r["reported"]["LeNet"]["test_acc"] == 0.61),
+    (_long_output, lambda r: r["reported"]["LeNet"]["test_acc"] == 0.61),
+    (_angle_brackets, lambda r: r["discussion"]["present"] and r["discussion"]["winner"] == "proposed"),
+    (_long_sentence, lambda r: r["discussion"]["present"] and r["discussion"]["winner"] == "proposed"),
+    (_escaped_cell, lambda r: "code cell 1 not read" in " ".join(r["warnings"])),
+    (_escaped_cell_read, lambda r: r["warnings"] == []),
+    (_newer_f_strings, lambda r: "the cell is too long to read statement by statement" in r["warnings"][0]
+     and "code cells 2, 3, 4" in r["warnings"][-1]),
+], ids=["spaces in a metric line", "a 1 MB output", "1 MB of < in markdown", "a 2.4 MB sentence", "a 339 KB cell",
+        "a 237 KB cell", "40 cells of 180 KB of f-strings"])
+def test_a_notebook_built_to_stall_the_reading_is_read_and_scored(tmp_path, build, read):
+    code, result, stderr = _check_cli(build(tmp_path))
+    assert code == 1 and result["status"] == "graded", stderr
+    assert [m["name"] for m in result["models"]] == ["LeNet"] and result["score"] > 0
+    assert read(result), result["warnings"]
+
+
+@pytest.mark.parametrize("build, words", [
+    (_wide_json, "JSON values, more than a notebook's 1,000,000"),
+    (_deep_json, "nests its JSON more than 100 levels deep"),
+], ids=["50 MB of one wide value", "deep nesting"])
+def test_json_too_wide_or_too_deep_is_that_notebooks_one_line_error(tmp_path, build, words):
+    path = build(tmp_path)
+    code, result, stderr = _check_cli(path)
+    assert code == 2 and result["status"] == "error" and words in result["error"]
+    assert stderr.count("\n") == 1 and stderr.startswith("error: ") and words in stderr
+    shutil.copy(REPO / "submissions" / "complete.ipynb", tmp_path / "complete.ipynb")  # grading a class
+    report = grade_batch(tmp_path, tmp_path / "out", rubric=load_rubric(), budget="none")
+    assert report.results["nb"].status == "error" and words in report.results["nb"].error
+    assert report.results["complete"].score == 70 and (tmp_path / "out" / "gradebook.csv").exists()
+
+
+_WALL_PROBE = """
+import json, os, socket
+seen = {"uid": os.getuid()}
+try:
+    socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+    seen["network"] = "connected"
+except OSError as e:
+    seen["network"] = type(e).__name__
+try:
+    seen["secret"] = open(SECRET).read()
+except OSError as e:
+    seen["secret"] = type(e).__name__
+with open("out/result.json", "w") as out:  # what the newer-syntax reader answers, its observations as the error
+    json.dump([{"python": None, "statements": [], "error": json.dumps(seen)}], out)
+"""
+
+
+def test_the_newer_syntax_reader_runs_walled_off(each_isolation, tmp_path, monkeypatch):
+    """LibCST reads a student's text in native code; if a crafted cell ever took it over, it would hold
+    what the reader's process holds: not the network, the grader's files or its uid."""
+    from grader.analysis import recovery
+    from grader.analysis.limits import Deadline
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the instructor's answers")
+    secret.chmod(0o600)
+    probe = tmp_path / "reader.py"
+    probe.write_text(_WALL_PROBE.replace("PORT", str(listener.getsockname()[1])).replace("SECRET", repr(str(secret))))
+    monkeypatch.setattr(recovery, "_DOWNLEVEL", probe)
+    monkeypatch.setattr(recovery, "_reader_isolation", lambda: each_isolation)
+    (answer,), notes = recovery._downlevel(['print(f"{d["k"]}")'], Deadline.after())
+    seen = json.loads(answer["error"])
+    assert seen["network"] != "connected" and seen["secret"] != "the instructor's answers" and notes == ()
+    assert seen["uid"] != os.geteuid() or os.geteuid() != 0
+    with pytest.raises(TimeoutError):
+        listener.accept()  # nothing reached the grader's loopback
 
 
 # ---- the batch goes on ------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Static analysis of a student notebook: what it defines, trains, reports and discusses.
 
-`analyze(notebook, rubric)` is the whole stage: no student code runs and torch is never
-imported. The result, `Analysis`, is a frozen record the checks and reports read.
+`analyze(notebook)` is the whole stage: no student code runs and torch is never imported. The
+result, `Analysis`, is a frozen record the checks and reports read. It runs in the grader's own
+process, so whatever the notebook holds its reading is bounded (grader/analysis/limits.py): linear
+patterns, capped texts, and one deadline for the whole stage, past which what is left unread is
+named in a warning.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 
 from grader.analysis.architecture import Architecture, architecture_from_code
 from grader.analysis.discussion import Discussion, find_discussion, read_claims
+from grader.analysis.limits import Deadline
 from grader.analysis.metrics import METRICS, Reported, extract_reported, first_metric_cell
 from grader.analysis.models import Definitions, ModelClass, collect_definitions, find_model_classes, handed_reason
 from grader.analysis.roles import Role, assign_roles, pick_pair
@@ -114,8 +118,10 @@ class Analysis:
         return tuple(models + helpers + others)
 
 
-def analyze(notebook: Notebook) -> Analysis:
-    cells, parse_warnings = parse_cells(notebook)
+def analyze(notebook: Notebook, deadline: Deadline | None = None) -> Analysis:
+    """The static reading of `notebook`, within `deadline` (default: limits.STATIC_DEADLINE_S from now)."""
+    deadline = deadline or Deadline.after()
+    cells, parse_warnings = parse_cells(notebook, deadline)
     defs = collect_definitions(cells)
     found = find_model_classes(cells, defs)
     models = [m for m in found if not m.helper]
@@ -124,11 +130,13 @@ def analyze(notebook: Notebook) -> Analysis:
     baseline, proposed = pick_pair(models, roles, usage)
     unknown = Role("unknown", "the notebook does not say", False)
     analyzed = tuple(AnalyzedModel(m, roles.get(m.name, unknown)) for m in models)
-    reported, output_warnings = extract_reported(notebook, usage, [m.name for m in models], {n: r.role for n, r in roles.items()})
+    reported, output_warnings = extract_reported(notebook, usage, [m.name for m in models],
+                                                 {n: r.role for n, r in roles.items()}, deadline)
     # Results can only be discussed after a model or a result appears: the assignment's own
     # instructions, above them, are not a discussion.
-    starts = [m.cell for m in found] + [c for c in [first_metric_cell(notebook)] if c is not None]
-    warnings = list(parse_warnings) + list(output_warnings)
+    starts = [m.cell for m in found] + [c for c in [first_metric_cell(notebook, deadline)] if c is not None]
+    discussion, discussion_warnings = find_discussion(notebook, min(starts), deadline) if starts else (Discussion(False, None), ())
+    warnings = list(parse_warnings) + list(output_warnings) + list(discussion_warnings)
     warnings += [f"'{name}' is defined more than once; the last definition counts" for name in defs.redefined if name in {m.name for m in found}]
     return Analysis(
         models=analyzed,
@@ -138,8 +146,7 @@ def analyze(notebook: Notebook) -> Analysis:
         proposed=proposed,
         reported=reported,
         config=compare_config(usage, baseline, proposed),
-        discussion=read_claims(find_discussion(notebook, min(starts)), notebook, baseline, proposed) if starts
-        else Discussion(False, None),
+        discussion=read_claims(discussion, notebook, baseline, proposed),
         warnings=tuple(warnings),
         uses_magics=any(c.has_magics for c in cells),
         definitions=defs,

@@ -5,32 +5,43 @@ The reading is deliberately literal: a sentence that compares the two models ("X
 "Y performs worse than X", "the proposed model is better", "did not outperform") names a winner;
 a word of a factor's vocabulary (FACTOR_WORDS) names that factor. Each claim keeps the sentence it
 was read from, so a student sees what the grader read.
+
+What is read is bounded (grader/analysis/limits.py): a markdown cell's first MAX_MARKDOWN_CHARS
+characters, its first MAX_SENTENCES sentences, each sentence's first MAX_SENTENCE_CHARS, and the
+cells looked at until the reading's deadline; every pattern here is linear in what it reads.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Literal
 
 from grader.analysis.architecture import Factor
+from grader.analysis.limits import MAX_MARKDOWN_CHARS, MAX_SENTENCE_CHARS, MAX_SENTENCES, Deadline, cells_named
 from grader.notebook import Notebook
 
 MIN_WORDS = 20
-_PLACEHOLDER = re.compile(r"\(?\s*add (your )?(text|answer|discussion) here\s*\)?", re.I)
+# The optional "(" and its spaces go together: a leading `\s*` that may match nothing is tried from
+# every space of a run, which is quadratic in the run.
+_PLACEHOLDER = re.compile(r"(?:\(\s*+)?add (your )?(text|answer|discussion) here(?:\s*+\))?", re.I)
 _COMPARISON = re.compile(
     r"\b(better|worse|best|outperform\w*|higher|lower|improv\w*|compar\w*|superior|overfit\w*|underfit\w*|"
     r"beats?|gain\w*|increase\w*|decrease\w*|reduc\w*|generaliz\w*|because|due to)\b",
     re.I,
 )
+# Spans cut by a scan (`_cut_spans`), not a lazy `.*?`: a regex tries every opener that never closes
+# all the way to the end (quadratic); the scan stops at the first one.
+_SPANS = (("<!--", "-->"), ("```", "```"))  # commented-out drafts and code do not count
+# Each class stops at the next opener, so that a run of openers that never close is read once.
 _STRIP = [
-    re.compile(r"<!--.*?-->", re.S),  # commented-out drafts do not count
-    re.compile(r"```.*?```", re.S),
-    re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+"),
-    re.compile(r"!\[[^\]]*\]\([^)]*\)"),
-    re.compile(r"<[^>]+>"),
-    re.compile(r"^\s*#.*$", re.M),  # headings alone are not a discussion
+    re.compile(r"data:[\w/+.-]++;base64,[A-Za-z0-9+/=\s]++"),
+    re.compile(r"!\[[^\[\]]*+\]\((?:[^()]++|\([^()]*+\))*+\)"),  # an image, its link with one level of ( )
+    re.compile(r"<[^<>]++>"),
+    re.compile(r"^[ \t]*+#[^\n]*+", re.M),  # headings alone are not a discussion
 ]
 
 
@@ -81,11 +92,18 @@ FACTOR_WORDS: dict[ClaimedFactor, re.Pattern[str]] = {
 """Each factor's vocabulary (README "The discussion checks")."""
 
 
-def find_discussion(notebook: Notebook, after_cell: int) -> Discussion:
-    """The longest markdown cell after `after_cell` that compares results in prose."""
+def find_discussion(notebook: Notebook, after_cell: int,
+                    deadline: Deadline | None = None) -> tuple[Discussion, tuple[str, ...]]:
+    """The longest markdown cell after `after_cell` that compares results in prose, among those read
+    before `deadline` (default: the static reading's own); and a warning naming those left unread."""
+    deadline = deadline or Deadline.after()
     best: Discussion = Discussion(False, None)
+    unread: list[int] = []
     for cell in notebook.markdown_cells:
         if cell.index <= after_cell:
+            continue
+        if unread or deadline.passed:
+            unread.append(cell.index)
             continue
         text = prose(cell.source)
         words = len(re.findall(r"[A-Za-z]{2,}", text))
@@ -93,14 +111,46 @@ def find_discussion(notebook: Notebook, after_cell: int) -> Discussion:
             continue
         if words > best.words:
             best = Discussion(True, cell.index, words)
-    return best
+    return best, (deadline.skipped(f"markdown {cells_named(unread)}"),) if unread else ()
 
 
 def prose(markdown: str) -> str:
-    text = markdown
+    """The words of a markdown cell (its first MAX_MARKDOWN_CHARS characters): no comments, code,
+    images, HTML tags, headings or placeholder."""
+    text = markdown[:MAX_MARKDOWN_CHARS]
+    for opener, closer in _SPANS:
+        text = _cut_spans(text, opener, closer)
     for pattern in _STRIP:
         text = pattern.sub(" ", text)
     return _PLACEHOLDER.sub(" ", text)
+
+
+def _sentences(text: str) -> list[str]:
+    """The first MAX_SENTENCES sentences of `text` that hold anything, each cut to MAX_SENTENCE_CHARS."""
+    found: list[str] = []
+    at = 0
+    for end in chain(_SENTENCE.finditer(text), [None]):
+        if len(found) == MAX_SENTENCES:
+            break
+        stop = end.start() if end else len(text)
+        piece = text[at:min(stop, at + MAX_SENTENCE_CHARS)]
+        if piece.strip():
+            found.append(piece)
+        at = end.end() if end else stop
+    return found
+
+
+def _cut_spans(text: str, opener: str, closer: str) -> str:
+    """`text` with each span from `opener` to the next `closer` made a space, as `opener.*?closer`
+    would; an opener that is never closed, and all that follows it, is kept."""
+    kept, at = [], 0
+    while (start := text.find(opener, at)) >= 0:
+        end = text.find(closer, start + len(opener))
+        if end < 0:
+            break  # no closer after this opener: none after any later one either
+        kept += [text[at:start], " "]
+        at = end + len(closer)
+    return "".join(kept) + text[at:]
 
 
 Side = Literal["baseline", "proposed"]
@@ -112,10 +162,11 @@ _BETTER = re.compile(r"\b(outperform\w*|beats?|beaten|better|superior|surpass\w*
                      r"(higher|greater)( \w+){0,3} (accuracy|acc)|(lower|smaller|less)( \w+){0,3} (loss|error))\b", re.I)
 _WORSE = re.compile(r"\b(worse|worst|underperform\w*|inferior|less accurate|"
                     r"(lower|smaller|less)( \w+){0,3} (accuracy|acc)|(higher|greater)( \w+){0,3} (loss|error))\b", re.I)
-_PASSIVE = re.compile(r"^\s*by\b", re.I)
+_PASSIVE = re.compile(r"(?<!\s)\s*+by\b", re.I)  # matched where a comparison ends (a word, not a space)
+_THAN = re.compile(r"\bthan\b", re.I)
 _NEGATION = re.compile(r"\b(not|never|failed|fails|unable|cannot)\b|n't\b|\bno$", re.I)
 # Sentences end at . ! ? or a paragraph; a list item starts one. A single line break is a wrapped line.
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)])\s)")
+_SENTENCE = re.compile(r"(?<=[.!?])\s++|\n\s*\n|\n(?=\s*+(?:[-*+]|\d++[.)])\s)")
 
 
 def read_claims(discussion: Discussion, notebook: Notebook, baseline: str | None, proposed: str | None) -> Discussion:
@@ -123,7 +174,7 @@ def read_claims(discussion: Discussion, notebook: Notebook, baseline: str | None
     if discussion.cell is None:
         return discussion
     text = prose(next(c.source for c in notebook.cells if c.index == discussion.cell))
-    sentences = [" ".join(s.split()) for s in _SENTENCE.split(text) if s.strip()]
+    sentences = [" ".join(s.split()) for s in _sentences(text)]
     claims = [(side, s) for s in sentences if (side := claimed_winner(s, baseline, proposed))]
     votes = Counter(side for side, _ in claims).most_common()
     winner: Side | None = votes[0][0] if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]) else None
@@ -172,25 +223,38 @@ def claimed_direction(f: NamedFactor) -> int:
 
 
 def claimed_winner(sentence: str, baseline: str | None, proposed: str | None) -> Side | None:
-    """The model a sentence says performs better, from its first comparison; None when it makes none."""
+    """The model a sentence says performs better, from its first comparison; None when it makes none.
+
+    Each comparison costs a bisection, not a pass over the sentence: a sentence of many comparisons
+    and few models is read in linear time."""
     mentions = _mentions(sentence, baseline, proposed)
+    if not mentions:
+        return None  # a comparison names its model before or after it
+    starts = [start for start, _, _ in mentions]
+    first_end = min(end for _, end, _ in mentions)
+    thans = [m.start() for m in _THAN.finditer(sentence)]
     for match in sorted([*_BETTER.finditer(sentence), *_WORSE.finditer(sentence)], key=lambda m: m.start()):
         better = _BETTER.fullmatch(match.group(0)) is not None
-        if _PASSIVE.match(sentence[match.end():]):
+        if _PASSIVE.match(sentence, match.end()):
             better = not better  # "the baseline was outperformed by ..."
-        before = [m for m in mentions if m[1] <= match.start()]
-        after = [m for m in mentions if m[0] >= match.end()]
-        if before:
-            _, end, side = before[-1]
+        following = bisect_left(starts, match.end())
+        if match.start() >= first_end:  # a model is named before the comparison: its subject
+            _, end, side = [m for m in mentions if m[1] <= match.start()][-1]
             if _NEGATION.search(" ".join(sentence[end:match.start()].split()[-3:])):
                 better = not better  # "X did not outperform Y" (the verb's own negation, not a clause's)
-        elif after and not re.search(r"\bthan\b", sentence[match.end():after[0][0]], re.I):
-            side = after[0][2]  # "the best model is X": the model after the comparison is its subject
+        elif following < len(mentions) and not _than_between(thans, match.end(), starts[following]):
+            side = mentions[following][2]  # "the best model is X": the model after the comparison is its subject
             # ("... were worse than the baseline" compares something else with X: no claim about X)
         else:
             continue
         return side if better else _other(side)
     return None
+
+
+def _than_between(thans: list[int], start: int, end: int) -> bool:
+    """Whether a 'than' (of those starting at `thans`, in order) lies wholly within [start, end)."""
+    i = bisect_left(thans, start)
+    return i < len(thans) and thans[i] + len("than") <= end
 
 
 def _mentions(sentence: str, baseline: str | None, proposed: str | None) -> list[tuple[int, int, Side]]:

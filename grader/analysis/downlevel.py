@@ -17,12 +17,14 @@ each newer construct:
 
 LibCST's parser is native code that recurses on the machine stack: deeply nested input crashes
 the process instead of raising (LibCST issues #619, #1000), and nesting makes it slow. So this
-file runs as a script in a child process, with only the standard library and libcst, under the
-grader's timeout (grader/analysis/recovery.py); the grader reads its JSON answer and nothing else.
+file runs as a script in a sandboxed child process (grader.sandbox.process.run_in_sandbox: no
+network, not the grader's files or uid, capped memory, the grader's deadline), with only the
+standard library and libcst; the grader reads its JSON answer and nothing else
+(grader/analysis/recovery.py).
 
-stdin: a JSON list of texts (a cell, or one statement). stdout: a JSON list, one object per text:
-{"python": the 3.11 text or null, "error": why not, "statements": [{"line": where a top-level
-statement starts, "syntax": [[what is newer, whether rewritten exactly], ...]}, ...]}.
+IN_DIR/request.json: a JSON list of texts (a cell, or one statement). out/result.json: a JSON list,
+one object per text: {"python": the 3.11 text or null, "error": why not, "statements": [{"line":
+where a top-level statement starts, "syntax": [[what is newer, whether rewritten exactly], ...]}, ...]}.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import json
 import resource
 import sys
 import warnings
+from pathlib import Path
 
 import libcst as cst
 
@@ -222,13 +225,14 @@ def _first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def main() -> None:
-    # Whatever the input, this child cannot take the machine's memory with it.
+def main(in_dir: Path) -> None:
+    # Whatever the input, this child cannot take the machine's memory with it (the sandbox caps it too).
     resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
-    texts = json.load(sys.stdin)
-    json.dump([downlevel(t) if isinstance(t, str) else {"python": None, "statements": [], "error": "not text"}
-               for t in texts], sys.stdout)
+    texts = json.loads((in_dir / "request.json").read_text(encoding="utf-8"))
+    answers = [downlevel(t) if isinstance(t, str) else {"python": None, "statements": [], "error": "not text"}
+               for t in texts]
+    Path("out/result.json").write_text(json.dumps(answers), encoding="utf-8")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]))

@@ -15,6 +15,10 @@ is a comparison and is skipped), the cell's own models in turn (a restart of the
 or a second test accuracy, moves to the next one), then the last model used. Tables (pandas
 DataFrames as text/html or text/plain) are read by column names, each row belonging to the
 model its first naming cell names.
+
+What is read is bounded (grader/analysis/limits.py): an output's last MAX_OUTPUT_CHARS characters,
+an HTML table of at most MAX_HTML_CHARS, each logical line's first and last MAX_LINE_CHARS / 2, and
+outputs only until the reading's deadline; every pattern here is linear in what it reads.
 """
 
 from __future__ import annotations
@@ -22,22 +26,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from grader.analysis.limits import MAX_HTML_CHARS, MAX_LINE_CHARS, MAX_OUTPUT_CHARS, Deadline, cells_named, head_and_tail
 from grader.analysis.tables import html_table, text_table
 from grader.analysis.usage import Usage
 from grader.notebook import Cell, Notebook, Output
 
 METRICS = ("train_loss", "val_loss", "val_acc", "test_acc")
-# An output is read from its last MAX_OUTPUT_CHARS characters: the last values are at the end,
-# and a 50 MB log would otherwise take many seconds to read line by line.
-MAX_OUTPUT_CHARS = 1_000_000
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ANSI = re.compile(r"\x1b\[[0-9;]*+[A-Za-z]")
 _KEYWORD = re.compile(r"\b(loss|acc|accuracy|correct)\b")
 _QUALIFIER = re.compile(r"\b(train|training|trn|val|valid|validation|validate|dev|test|testing)\b")
 _SKIP_MODIFIER = re.compile(r"\b(best|average|avg|mean|highest|max|peak|top|min|lowest)\b")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+)(?:\s*/\s*(\d+))?(\s*%)?")
-# What may stand between a metric's name and a list of its values: "'val_acc': array([".
-_HISTORY = re.compile(r"""['"\])\s]*[:=]?\s*(?:(?:np\.|numpy\.)?array\(|tensor\()?\s*\[""")
+# What may stand between a metric's name and a list of its values: "'val_acc': array([". Possessive:
+# each run of spaces is matched one way only (three overlapping `\s*` backtracked in N^3); the
+# lookbehind starts it only where a run starts, so that even a search is linear.
+_HISTORY = re.compile(r"""(?<!['"\])\s])['"\])\s]*+[:=]?+\s*+(?:(?:np\.|numpy\.)?array\(|tensor\()?+\s*+\[""")
 _EPOCH = (
     re.compile(r"\bepoch\b[\s:#\[]*(\d+)"),
     re.compile(r"^\s*\[\s*(\d+)\s*,\s*\d+\s*\]"),  # the PyTorch tutorial's "[2,  2000] loss: ..."
@@ -49,7 +53,10 @@ _CIFAR_CLASS = re.compile(r"\b(plane|airplane|car|automobile|bird|cat|deer|dog|f
 _SPLIT = {"train": "train", "training": "train", "trn": "train", "val": "val", "valid": "val",
           "validation": "val", "validate": "val", "dev": "val", "test": "test", "testing": "test"}
 # A cell's last line that is an expression (what an execute_result shows), not a statement.
-_EXPRESSION = re.compile(r"^(?!(?:print|return|import|from|def|class|for|if|while|with|del)\b)[\w.\[\]'\"(), ]+$")
+_EXPRESSION = re.compile(r"^(?!(?:print|return|import|from|def|class|for|if|while|with|del)\b)[\w.\[\]'\"(), ]++$")
+# sklearn's classification_report header; atomic: the first "precision" of a line decides, so a line
+# of many is read once (a backtracking `.*precision.*recall` was quadratic in the line).
+_REPORT_HEADER = re.compile(r"^(?>[^\n]*?\bprecision\b)[^\n]*?\brecall\b", re.M)
 
 
 @dataclass(frozen=True)
@@ -142,21 +149,30 @@ def _alternation(words: list[str], template: re.Pattern) -> re.Pattern | None:
 
 
 def extract_reported(
-    notebook: Notebook, usage: Usage, models: list[str], roles: dict[str, str]
+    notebook: Notebook, usage: Usage, models: list[str], roles: dict[str, str], deadline: Deadline | None = None
 ) -> tuple[dict[str, Reported], tuple[str, ...]]:
-    """Model class -> what its outputs report (models that report anything), and warnings."""
-    warnings = tuple(
+    """Model class -> what its outputs report (models that report anything), and warnings; the
+    outputs are read until `deadline` (default: the static reading's own) passes."""
+    deadline = deadline or Deadline.after()
+    warnings = [
         f"cell {cell.index} prints {len(o.text) / 1e6:.0f} MB of output; only its last {MAX_OUTPUT_CHARS // 1_000_000} MB were read"
         for cell in notebook.code_cells
         for o in cell.outputs
         if len(o.text) > MAX_OUTPUT_CHARS
-    )
+    ]
+    warnings += [f"cell {cell.index} shows an HTML table of {len(o.html):,} characters; only its text was read"
+                 for cell in notebook.code_cells for o in cell.outputs
+                 if len(o.html) > MAX_HTML_CHARS and "<table" in o.html]
     if not models:
-        return {}, warnings
+        return {}, tuple(warnings)
     names = _Names(models, usage.run_keys)
     tracks: dict[str, _Track] = {}
     current: str | None = None
+    unread: list[int] = []
     for cell in notebook.code_cells:
+        if cell.outputs and (unread or deadline.passed):
+            unread.append(cell.index)
+            continue
         cell_usage = usage.cells.get(cell.index)
         candidates = [m for m in (cell_usage.models if cell_usage else ()) if m in models]
         if not candidates and cell_usage and cell_usage.other_model:
@@ -167,8 +183,10 @@ def extract_reported(
         if cell.outputs:
             _read_cell(cell, candidates, names, roles, tracks)
         current = candidates[-1] if candidates else current
+    if unread:
+        warnings.append(deadline.skipped(f"the outputs of {cells_named(unread)}"))
     found = {m: t.freeze() for m, t in tracks.items()}
-    return {m: r for m, r in found.items() if any(getattr(r, k) is not None for k in METRICS)}, warnings
+    return {m: r for m, r in found.items() if any(getattr(r, k) is not None for k in METRICS)}, tuple(warnings)
 
 
 def _read_cell(cell: Cell, candidates: list[str], names: _Names, roles: dict[str, str], tracks: dict[str, _Track]) -> None:
@@ -176,8 +194,8 @@ def _read_cell(cell: Cell, candidates: list[str], names: _Names, roles: dict[str
     for output in cell.outputs:
         if output.kind == "error":
             continue
-        if "<table" in output.html:
-            reader.table(html_table(output.html[:MAX_OUTPUT_CHARS]))
+        if "<table" in output.html and len(output.html) <= MAX_HTML_CHARS:
+            reader.table(html_table(output.html))
             continue
         rows = text_table(output.text[:MAX_OUTPUT_CHARS])
         if _names_a_metric(rows):
@@ -398,12 +416,13 @@ def _names_another_role(line: str, role: str | None) -> bool:
 
 def _without_classification_report(text: str) -> str:
     """sklearn's classification_report repeats the accuracy rounded to 2 digits: cut it off."""
-    header = re.search(r"^.*\bprecision\b.*\brecall\b.*$", text, re.M)
+    header = _REPORT_HEADER.search(text)
     return text[: header.start()] if header else text
 
 
 def _logical_lines(text: str) -> list[str]:
-    """Lines, with a list that numpy or pprint broke over indented lines joined back into one."""
+    """Lines, with a list that numpy or pprint broke over indented lines joined back into one; each
+    at most MAX_LINE_CHARS long (its head and its tail)."""
     lines = text.splitlines()
     joined: list[str] = []
     i = 0
@@ -413,7 +432,7 @@ def _logical_lines(text: str) -> list[str]:
             j += 1
             parts.append(lines[j].strip())
             depth += lines[j].count("[") - lines[j].count("]")
-        joined.append(" ".join(parts))
+        joined.append(head_and_tail(" ".join(parts), MAX_LINE_CHARS))
         i = j + 1
     return joined
 
@@ -421,8 +440,10 @@ def _logical_lines(text: str) -> list[str]:
 def _named_by_expression(cell: Cell, output: Output) -> str:
     """An execute_result that is a bare list, array or number is named by the expression that
     made it, the cell's last line: `val_accs` showing `[0.3, 0.4]` reads as `val_accs: [0.3, 0.4]`."""
+    if output.kind != "execute_result" or len(output.text) > MAX_OUTPUT_CHARS:
+        return ""
     text = output.text.strip()
-    if output.kind != "execute_result" or _KEYWORD.search(_normalize(text)) or not re.match(r"^(\[|array\(|tensor\(|\d|\.\d)", text):
+    if _KEYWORD.search(_normalize(text)) or not re.match(r"^(\[|array\(|tensor\(|\d|\.\d)", text):
         return ""
     lines = [l.split("#", 1)[0].strip() for l in cell.source.splitlines()]
     last = next((l for l in reversed(lines) if l), "")
@@ -431,12 +452,15 @@ def _named_by_expression(cell: Cell, output: Output) -> str:
     return f"{last}: {text}"
 
 
-def first_metric_cell(notebook: Notebook) -> int | None:
-    """The first code cell whose outputs print a loss or an accuracy."""
+def first_metric_cell(notebook: Notebook, deadline: Deadline | None = None) -> int | None:
+    """The first code cell whose outputs print a loss or an accuracy (among those read before `deadline`)."""
+    deadline = deadline or Deadline.after()
     for cell in notebook.code_cells:
         for output in cell.outputs:
+            if deadline.passed:
+                return None
             lines = _without_classification_report(output.text[:MAX_OUTPUT_CHARS]).splitlines()
-            if any(_metrics_in_line(_normalize(l), False) for l in lines):
+            if any(_metrics_in_line(_normalize(head_and_tail(l, MAX_LINE_CHARS)), False) for l in lines):
                 return cell.index
     return None
 

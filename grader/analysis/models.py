@@ -93,20 +93,21 @@ def is_torch_module_base(resolved: str) -> bool:
 
 
 def module_class_names(defs: Definitions) -> set[str]:
-    """Classes whose bases lead to nn.Module, through other notebook classes too."""
+    """Classes whose bases lead to nn.Module, through other notebook classes too (each class is
+    looked at once per base: a chain of thousands of subclasses is read in linear time)."""
+    subclasses: dict[str, list[str]] = {}
     found: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, d in defs.classes.items():
-            if name in found:
-                continue
-            for base in d.node.bases:  # type: ignore[union-attr]
-                resolved = defs.imports.resolve(base)
-                if is_torch_module_base(resolved) or dotted_name(base) in found:
-                    found.add(name)
-                    changed = True
-                    break
+    for name, d in defs.classes.items():
+        for base in d.node.bases:  # type: ignore[union-attr]
+            if is_torch_module_base(defs.imports.resolve(base)):
+                found.add(name)
+            subclasses.setdefault(dotted_name(base), []).append(name)
+    todo = list(found)
+    while todo:
+        for sub in subclasses.get(todo.pop(), ()):
+            if sub not in found:
+                found.add(sub)
+                todo.append(sub)
     return found
 
 
@@ -129,26 +130,22 @@ def referenced_names(node: ast.AST) -> set[str]:
 
 
 def cnn_classes(defs: Definitions, module_classes: set[str]) -> set[str]:
-    """Module classes that use a convolution themselves, via bases, or via notebook helpers."""
-    memo: dict[str, bool] = {}
-
-    def uses_conv(name: str, visiting: frozenset[str]) -> bool:
-        if name in memo:
-            return memo[name]
-        if name in visiting:
-            return False
-        d = defs.classes.get(name) or defs.functions.get(name)
-        if d is None:
-            return False
-        result = uses_convolution_directly(d.node, defs.imports)
-        if not result:
-            deps = referenced_names(d.node) | {dotted_name(b) for b in getattr(d.node, "bases", [])}
-            deps.discard(name)
-            result = any(uses_conv(dep, visiting | {name}) for dep in deps if dep in defs.classes or dep in defs.functions)
-        memo[name] = result
-        return result
-
-    return {name for name in module_classes if uses_conv(name, frozenset())}
+    """Module classes that use a convolution themselves, via bases, or via notebook helpers: those
+    from which a definition that uses one directly can be reached through the names they use."""
+    definitions = {**defs.functions, **defs.classes}
+    users: dict[str, list[str]] = {}  # a definition -> the definitions that use its name
+    for name, d in definitions.items():
+        for dep in (referenced_names(d.node) | {dotted_name(b) for b in getattr(d.node, "bases", [])}) - {name}:
+            if dep in definitions:
+                users.setdefault(dep, []).append(name)
+    found = {name for name, d in definitions.items() if uses_convolution_directly(d.node, defs.imports)}
+    todo = list(found)
+    while todo:  # iteratively, not recursively: a chain of thousands of classes is no deeper a stack
+        for user in users.get(todo.pop(), ()):
+            if user not in found:
+                found.add(user)
+                todo.append(user)
+    return found & module_classes
 
 
 def find_model_classes(cells: tuple[ParsedCell, ...], defs: Definitions) -> tuple[ModelClass, ...]:
@@ -178,11 +175,13 @@ def find_model_classes(cells: tuple[ParsedCell, ...], defs: Definitions) -> tupl
 def helper_classes(cells: tuple[ParsedCell, ...], defs: Definitions, module_classes: set[str]) -> dict[str, str]:
     """Module classes that are only parts of other models: name -> why."""
     part_of: dict[str, str] = {}
-    for name in sorted(module_classes):
-        for other in sorted(module_classes - {name}):
-            body = defs.classes[other].node.body  # bases are not parts: class C(A) does not contain A
-            if any(name in referenced_names(stmt) for stmt in body):
-                part_of.setdefault(name, f"used inside {other}")
+    users: dict[str, list[str]] = {}  # each model class's body read once: linear in the classes, not quadratic
+    for other in sorted(module_classes):
+        body = defs.classes[other].node.body  # bases are not parts: class C(A) does not contain A
+        for name in set().union(*map(referenced_names, body)) & (module_classes - {other}):
+            users.setdefault(name, []).append(other)
+    for name in sorted(users):
+        part_of[name] = f"used inside {users[name][0]}"
     standalone: set[str] = set()
     for node in _code_outside_model_classes(cells):
         model_calls = [n for n in ast.walk(node) if isinstance(n, ast.Call) and dotted_name(n.func) in module_classes]

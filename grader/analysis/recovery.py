@@ -16,31 +16,52 @@
 
 Limits stay limits: a statement nested deeper than MAX_DEPTH, or one that hits a limit of
 CPython's parser (nesting, recursion, memory), is skipped; newer Pythons share those limits, so
-it is not handed to the child. parso and the child are paid for only by a cell `ast` rejects.
+it is not handed to the child. parso and the child are paid for only by a cell `ast` rejects,
+and within budgets for the whole notebook (their time grows with the text they are given): parso
+reads at most MAX_RECOVERED_TOTAL characters of broken cells, the child at most
+MAX_DOWNLEVEL_CHARS in MAX_DOWNLEVEL_TEXTS texts, both only while the reading's deadline lasts.
+The child is a sandboxed process (grader.sandbox, the isolation detected once per process): no
+network, no files of the grader's, capped memory and time; where no sandbox works it is not run.
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import subprocess
+import re
 import sys
 import warnings
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Iterable, Iterator
+
+from grader.analysis.limits import Deadline, cells_named
+from grader.errors import GraderError, SandboxError
 
 GRADER_PYTHON = f"Python {sys.version_info.major}.{sys.version_info.minor}"
 # Deeper trees would make the recursive parts of `ast` (unparse, the compiler) overflow the stack.
 MAX_DEPTH = 200
-# A failing cell larger than this is skipped whole: parso's time grows with the text, and no
-# notebook cell a student writes by hand comes near it.
-MAX_RECOVERED_CHARS = 200_000
-# The child reads and rewrites a few statements in milliseconds; pathological input can make
-# LibCST take minutes or crash, and then the statements are read as if it had said no.
+# A failing cell larger than this is skipped whole: parso's time grows with the text (about 6 s a
+# million characters), and no notebook cell a student writes by hand comes near it (the largest
+# seen holds 8,000). The total is for all of a notebook's failing cells together.
+MAX_RECOVERED_CHARS = 100_000
+MAX_RECOVERED_TOTAL = 200_000
+# The child reads and rewrites a few statements in milliseconds; LibCST takes 20-40 s a million
+# characters, and pathological input can make it take minutes or crash: then the statements are
+# read as if it had said no. A notebook's texts (whole cells, then their failing statements) go to
+# it up to these budgets; the rest is read as 3.11 only.
 DOWNLEVEL_TIMEOUT_S = 10
+MAX_DOWNLEVEL_CHARS = 60_000
+MAX_DOWNLEVEL_TEXTS = 200
+_DOWNLEVEL_MIN_S = 1.0  # less time left than this: the child is not started
+_DOWNLEVEL_MEMORY = 2**30
 _DOWNLEVEL = Path(__file__).with_name("downlevel.py")
 # SyntaxError messages of CPython's own parser limits (the same in 3.12+).
 _LIMITS = ("too many nested parentheses", "too many levels of indentation", "too deeply", "too complex")
+# "unterminated string literal (detected at line 3)", "... does not match opening parenthesis '(' on line 2"
+_LINE_IN_MESSAGE = re.compile(r"(?<=\bline )\d++")
 _PARSO_GRAMMAR = "3.14"  # parso's newest: it knows type parameters, so a generic class stays one statement
 
 
@@ -87,20 +108,32 @@ class Reading:
     newer: tuple[Newer, ...] = ()
 
 
-def read_cells(sources: list[str]) -> list[Reading]:
-    """Each source (a cell's Python) as a tree; the cells `ast` rejects are recovered together."""
+def read_cells(sources: Iterable[str], deadline: Deadline) -> tuple[list[Reading], tuple[str, ...]]:
+    """Each source (a cell's Python) as a tree, and notes on what recovery could not do. `sources` is
+    drawn one at a time while `deadline` lasts (its producer may transform each cell as it goes):
+    a reading for each source drawn; the cells `ast` rejects are recovered together."""
     readings: list[Reading | None] = []
     failed: dict[int, _Failure] = {}
-    for i, source in enumerate(sources):
+    drawn: list[str] = []
+    for source in _until(deadline, sources):
+        drawn.append(source)
         tree, failure = _parse(source)
         if tree is not None:
             readings.append(_within_depth(tree))
         else:
             readings.append(None)
-            failed[i] = failure
-    for i, reading in _recover({i: sources[i] for i in failed}, failed).items():
+            failed[len(drawn) - 1] = failure
+    recovered, notes = _recover({i: drawn[i] for i in failed}, failed, deadline)
+    for i, reading in recovered.items():
         readings[i] = reading
-    return readings  # type: ignore[return-value]
+    return readings, notes  # type: ignore[return-value]
+
+
+def _until(deadline: Deadline, items: Iterable[str]) -> Iterator[str]:
+    """`items`, each drawn only while the deadline has not passed."""
+    it = iter(items)
+    while not deadline.passed and (item := next(it, None)) is not None:
+        yield item
 
 
 @dataclass(frozen=True)
@@ -113,13 +146,16 @@ class _Failure:
 
 def _parse(source: str, first_line: int = 1) -> tuple[ast.Module | None, _Failure]:
     """ast's tree of `source`, which starts at `first_line` of its cell, or why not."""
+    shift = first_line - 1  # line numbers stay the cell's (a shift, not blank lines: linear in the statements)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning for "\d" in student strings
-            return ast.parse("\n" * (first_line - 1) + source), _Failure("", None, False)
+            tree = ast.parse(source)
+        return (ast.increment_lineno(tree, shift) if shift else tree), _Failure("", None, False)
     except SyntaxError as e:
-        message = e.msg or "invalid syntax"
-        return None, _Failure(message, e.lineno, any(limit in message for limit in _LIMITS))
+        message = _LINE_IN_MESSAGE.sub(lambda m: str(int(m.group(0)) + shift), e.msg or "invalid syntax")
+        line = e.lineno + shift if e.lineno else None
+        return None, _Failure(message, line, any(limit in message for limit in _LIMITS))
     except (ValueError, MemoryError, RecursionError) as e:  # null bytes; nesting the parser cannot hold
         return None, _Failure(str(e) or "too deeply nested", None, not isinstance(e, ValueError))
 
@@ -156,31 +192,66 @@ class _Statement:
     failure: _Failure
 
 
-def _recover(sources: dict[int, str], failures: dict[int, _Failure]) -> dict[int, Reading]:
-    """Readings of the cells `ast` rejected, with one child for all their newer-syntax candidates."""
+def _recover(sources: dict[int, str], failures: dict[int, _Failure],
+             deadline: Deadline) -> tuple[dict[int, Reading], tuple[str, ...]]:
+    """Readings of the cells `ast` rejected, with one child for all their newer-syntax candidates,
+    and notes on what the budgets and the deadline left out."""
     statements: dict[int, list[_Statement]] = {}
+    too_long: dict[int, str] = {}
+    split_chars = 0
     for i, source in sources.items():
-        if len(source) <= MAX_RECOVERED_CHARS:
-            statements[i] = [_statement(lines, source) for lines in _split(source)]
+        if len(source) > MAX_RECOVERED_CHARS:
+            too_long[i] = "the cell is too long to read statement by statement"
+        elif split_chars + len(source) > MAX_RECOVERED_TOTAL:
+            too_long[i] = (f"the notebook's cells that do not parse hold more than {MAX_RECOVERED_TOTAL:,} characters; "
+                           "this one was not read statement by statement")
+        elif deadline.passed:
+            too_long[i] = "the notebook took too long to read for this cell to be read statement by statement"
+        else:
+            split_chars += len(source)
+            lines = source.splitlines(keepends=True)
+            statements[i] = [_statement(where, lines) for where in _split(source)]
     # The whole cell first: a newer construct can span lines parso (pre-3.12 f-strings) splits.
     # Nothing that hits a limit of CPython's parser goes to the child: newer Pythons share those
     # limits, and such input is what makes LibCST slow or crash.
-    wholes = [i for i, ss in statements.items() if not failures[i].limit and not any(s.failure.limit for s in ss)]
-    parts = [(i, s) for i, ss in statements.items() for s in ss if s.tree is None and not s.failure.limit]
-    answers = _downlevel([sources[i] for i in wholes] + [s.source for _, s in parts])
-    whole_answers = dict(zip(wholes, answers))
-    part_answers = {id(s): a for (_, s), a in zip(parts, answers[len(wholes):])}
-    readings = {}
+    candidates: list[tuple[int, object, str]] = []  # (cell, key of its answer, text)
+    for i, ss in statements.items():
+        if not failures[i].limit and not any(s.failure.limit for s in ss):
+            candidates.append((i, ("cell", i), sources[i]))
+        candidates += [(i, id(s), s.source) for s in ss if s.tree is None and not s.failure.limit]
+    sent, unsent = _within_budget(candidates)
+    answers, notes = _downlevel([text for _, _, text in sent], deadline)
+    answered = {key: answer for (_, key, _), answer in zip(sent, answers)}
+    readings, read_whole = {}, set()
     for i, failure in failures.items():
-        whole = _from_newer(whole_answers.get(i), 1)
+        whole = _from_newer(answered.get(("cell", i)), 1)
         if whole is not None:
             readings[i] = whole
+            read_whole.add(i)
         elif i in statements:
-            readings[i] = _combine(statements[i], part_answers, failure)
+            readings[i] = _combine(statements[i], answered, failure)
         else:
-            readings[i] = Reading(None, f"{failure.message}; the cell is too long to read statement by statement",
-                                  failure.line)
-    return readings
+            readings[i] = Reading(None, f"{failure.message}; {too_long[i]}", failure.line)
+    left_out = sorted({i for i, _, _ in unsent} - read_whole)  # a cell read whole lost nothing
+    if left_out:
+        were = "was" if len(left_out) == 1 else "were"
+        notes += (f"syntax newer than {GRADER_PYTHON} is read in at most {MAX_DOWNLEVEL_CHARS:,} characters and "
+                  f"{MAX_DOWNLEVEL_TEXTS} statements of a notebook; {cells_named(left_out)} {were} read as "
+                  f"{GRADER_PYTHON} only",)
+    return readings, notes
+
+
+def _within_budget(candidates: list[tuple[int, object, str]]) -> tuple[list, list]:
+    """The candidates the child reads (in order, each that still fits its budgets) and those left out."""
+    sent, unsent, chars = [], [], 0
+    for candidate in candidates:
+        text = candidate[2]
+        if len(sent) < MAX_DOWNLEVEL_TEXTS and chars + len(text) <= MAX_DOWNLEVEL_CHARS:
+            sent.append(candidate)
+            chars += len(text)
+        else:
+            unsent.append(candidate)
+    return sent, unsent
 
 
 def _split(source: str) -> list[Lines]:
@@ -204,10 +275,11 @@ def _split(source: str) -> list[Lines]:
         return [Lines(1, source.count("\n") + 1)]
 
 
-def _statement(lines: Lines, cell: str) -> _Statement:
-    text = "".join(cell.splitlines(keepends=True)[lines.line - 1:lines.end_line])
-    tree, failure = _parse(text, lines.line)
-    return _Statement(lines, text, tree, failure)
+def _statement(where: Lines, lines: list[str]) -> _Statement:
+    """The statement at `where` among the cell's `lines` (split once per cell, with their line breaks)."""
+    text = "".join(lines[where.line - 1:where.end_line])
+    tree, failure = _parse(text, where.line)
+    return _Statement(where, text, tree, failure)
 
 
 def _combine(statements: list[_Statement], answers: dict[int, dict | None], failure: _Failure) -> Reading:
@@ -244,29 +316,52 @@ def _from_newer(answer: dict | None, first_line: int) -> Reading | None:
     except (KeyError, TypeError, ValueError):
         return None
     newer = []
+    lines = sorted(found)
     for stmt in reading.tree.body:
         line = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
-        here = [f for at, fs in found.items() if line <= at <= (stmt.end_lineno or stmt.lineno) for f in fs]
+        inside = lines[bisect_left(lines, line):bisect_right(lines, stmt.end_lineno or stmt.lineno)]
+        here = [f for at in inside for f in found[at]]
         if here:
             syntax = tuple(dict.fromkeys(what for what, _ in here))
             newer.append(Newer(stmt.lineno, stmt.end_lineno or stmt.lineno, syntax, all(exact for _, exact in here)))
     return Reading(reading.tree, skipped=reading.skipped, newer=tuple(newer))
 
 
-def _downlevel(texts: list[str]) -> list[dict | None]:
-    """The child's answer for each text (see downlevel.py), None where it gave none."""
-    if not texts:
-        return []
+def _downlevel(texts: list[str], deadline: Deadline) -> tuple[list[dict | None], tuple[str, ...]]:
+    """The child's answer for each text (see downlevel.py), None where it gave none; a note when it
+    could not run."""
+    from grader.sandbox.process import Limits, Phase, run_in_sandbox
+
+    none: list[dict | None] = [None] * len(texts)
+    seconds = min(DOWNLEVEL_TIMEOUT_S, deadline.left())
+    if not texts or seconds < _DOWNLEVEL_MIN_S:
+        return none, ()
+    isolation = _reader_isolation()
+    if isinstance(isolation, str):
+        return none, (f"syntax newer than {GRADER_PYTHON} was not read: its reader runs only in a sandbox, "
+                      f"and none works here ({isolation})",)
+    limits = Limits(memory_bytes=_DOWNLEVEL_MEMORY, disk_bytes=16 * 2**20, processes=16, output_bytes=2**20, threads=1)
     try:
-        done = subprocess.run([sys.executable, "-I", str(_DOWNLEVEL)], input=json.dumps(texts), text=True,
-                              capture_output=True, timeout=DOWNLEVEL_TIMEOUT_S, check=False)
-        answers = json.loads(done.stdout) if done.returncode == 0 else None
-    except (subprocess.TimeoutExpired, OSError, ValueError):
-        answers = None
+        done = run_in_sandbox(_DOWNLEVEL, phases=(Phase("read", seconds, "the newer-syntax reader"),),
+                              isolation=isolation, request=json.dumps(texts), limits=limits)
+    except (OSError, GraderError) as e:  # the sandbox could not be set up: read as if the reader said no
+        return none, (f"syntax newer than {GRADER_PYTHON} was not read: its sandbox could not start ({e})",)
     # The child's answer is checked like any input: the parent parses its code again itself.
+    answers = done.payload if done.ok else None
     if not isinstance(answers, list) or len(answers) != len(texts):
-        return [None] * len(texts)
-    return [a if isinstance(a, dict) else None for a in answers]
+        return none, ()
+    return [a if isinstance(a, dict) else None for a in answers], ()
+
+
+@cache
+def _reader_isolation():
+    """The sandbox the newer-syntax reader runs in (probed once per process), or why there is none."""
+    from grader.sandbox.detect import detect_isolation
+
+    try:
+        return detect_isolation()
+    except SandboxError as e:
+        return str(e)
 
 
 __all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Lines", "Newer", "Reading", "Skipped", "read_cells"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from grader.analysis.limits import MAX_MARKDOWN_CHARS
 from grader.analysis.models import ModelClass
 from grader.analysis.usage import Usage
 from grader.notebook import Notebook
@@ -18,12 +19,12 @@ from grader.notebook import Notebook
 BASELINE, PROPOSED, UNKNOWN = "baseline", "proposed", "unknown"
 
 _WORDS = {
-    BASELINE: r"baseline|base model|reference model|original|vanilla|regular|standard model|plain|model\s*[#-]?\s*[01]\b|first model",
-    PROPOSED: r"proposed|improved|improvement|modified|modification|enhanced|model\s*[#-]?\s*2\b|second model|new model|our model|variant|with dropout|with batch",
+    BASELINE: r"baseline|base model|reference model|original|vanilla|regular|standard model|plain|model\s*+(?:[#-]\s*+)?[01]\b|first model",
+    PROPOSED: r"proposed|improved|improvement|modified|modification|enhanced|model\s*+(?:[#-]\s*+)?2\b|second model|new model|our model|variant|with dropout|with batch",
 }
 _ROLE_PATTERN = {role: re.compile(rf"\b(?:{words})", re.I) for role, words in _WORDS.items()}
 _NAME_ROLE = {BASELINE: re.compile(r"baseline|^base", re.I), PROPOSED: re.compile(r"proposed|improved|better", re.I)}
-_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
+_DATA_URI = re.compile(r"data:[\w/+.-]++;base64,[A-Za-z0-9+/=\s]++")
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _nearby_text(notebook: Notebook, cell_index: int, include_docstring: str = "
     above: list[str] = []
     i = cell_index - 1
     while i >= 0 and cells[i].kind == "markdown" and len(above) < 3:
-        above.insert(0, _DATA_URI.sub("", cells[i].source))
+        above.insert(0, _DATA_URI.sub("", cells[i].source[:MAX_MARKDOWN_CHARS]))
         i -= 1
     comments = [line.split("#", 1)[1] for line in cells[cell_index].source.splitlines() if "#" in line]
     return "\n".join([*above, *comments, include_docstring])

@@ -12,7 +12,8 @@ What is compared says which split selects: its name (`val_acc`, `test_acc`), els
 assigned from in the same function (`acc = evaluate(model, valid_loader)`). Selecting on the test
 set is test-set leakage, which the instructor should see. The models a selection applies to are
 those trained where it happens: the cell's own models for top-level code, the models of the cells
-that call the function (or construct the class) it sits in. Nothing is executed.
+that call the function (or construct the class) it sits in. Nothing is executed. A notebook's
+first _MAX_FINDINGS checkpoints and early stops are read (each is weighed against all its code).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _COPY_CALL = re.compile(r"^(deepcopy|state_dict|clone|copy)$")
 _RESTORE_CALL = ("load_state_dict", "load_weights", "load_from_checkpoint")
 _CALLBACKS = ("EarlyStopping", "ModelCheckpoint")
 _MAX_CODE = 100
+_MAX_FINDINGS = 20  # of each kind: an honest notebook has one or two, a hostile one could hold thousands
 
 
 @dataclass(frozen=True)
@@ -117,13 +119,14 @@ class _Reader:
         self.sites = sites
         self.defs = defs
         self.usage = usage
+        self.stops = [site for site in sites if _stops(site.node)]
 
     # --- checkpoints -------------------------------------------------------------------------
 
     def checkpoints(self) -> list[Selection]:
         found = []
         for site in self.sites:
-            if not isinstance(site.node, ast.If):
+            if not isinstance(site.node, ast.If) or len(found) == _MAX_FINDINGS:
                 continue
             compared = _best_comparison(site.node.test)
             saved = self._saved(site.node)
@@ -166,18 +169,15 @@ class _Reader:
 
     def stoppings(self) -> list[Selection]:
         found = []
-        for site in self.sites:
-            if isinstance(site.node, ast.If) and _PATIENCE.search(ast.unparse(site.node.test)) and any(
-                    isinstance(s, ast.Break) for s in site.node.body):
-                split, metric = self._stopping_split(site.scope)
-                found.append(Selection(kind="early_stopping", split=split, metric=metric, early_stopping=True,
-                                       saved_for=self._models(site), cell=site.cell, line=site.node.lineno,
-                                       code=self._code(site)))
+        for site in self.stops[:_MAX_FINDINGS]:
+            split, metric = self._stopping_split(site.scope)
+            found.append(Selection(kind="early_stopping", split=split, metric=metric, early_stopping=True,
+                                   saved_for=self._models(site), cell=site.cell, line=site.node.lineno,  # type: ignore[attr-defined]
+                                   code=self._code(site)))
         return found + self._callbacks("EarlyStopping")
 
     def _stops_in(self, scope: str) -> bool:
-        return any(s.scope == scope and isinstance(s.node, ast.If) and _PATIENCE.search(ast.unparse(s.node.test))
-                   and any(isinstance(b, ast.Break) for b in s.node.body) for s in self.sites)
+        return any(s.scope == scope for s in self.stops)
 
     def _stopping_split(self, scope: str) -> tuple[Split, str]:
         """The split a patience counter watches: a best-so-far comparison in the same function, else
@@ -264,6 +264,12 @@ class _Reader:
         line = getattr(site.node, "lineno", 0)
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ast.unparse(site.node).splitlines()[0]
         return text if len(text) <= _MAX_CODE else text[: _MAX_CODE - 3] + "..."
+
+
+def _stops(node: ast.AST) -> bool:
+    """`if patience_counter >= patience: break`: a break under a patience counter."""
+    return (isinstance(node, ast.If) and any(isinstance(s, ast.Break) for s in node.body)
+            and bool(_PATIENCE.search(ast.unparse(node.test))))
 
 
 def _best_comparison(test: ast.AST) -> tuple[ast.AST, ast.AST] | None:

@@ -5,16 +5,38 @@ way IPython would see it (so `!pip install`, `%matplotlib inline` and a cell tha
 an indented line all parse). A cell that still fails to parse loses only the statements that do
 not parse, and a statement in syntax newer than the grader's Python is read as 3.11 code
 (grader/analysis/recovery.py); each loss and each rewrite becomes a warning.
+
+IPython's token transforms (its `%`, `!` and `?` syntax) re-tokenize the whole cell after each
+rewrite, so their time grows with the cell's length times its escapes (and they give up after 500
+rewrites): they run only on a cell with a line that could hold such syntax, and only while that
+product stays under MAX_IPYTHON_WORK for the cell and MAX_IPYTHON_NOTEBOOK_WORK for the notebook;
+past it, each such line is made a `get_ipython()` call in place (the cell keeps its lines). Cells
+are read until the reading's deadline passes.
 `Imports` tracks what each local name stands for (`nn` -> `torch.nn`), in notebook order.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 
+from grader.analysis.limits import MAX_CODE_CHARS, Deadline, cells_named
 from grader.analysis.recovery import GRADER_PYTHON, MAX_DEPTH, Newer, Reading, Skipped, read_cells
 from grader.notebook import Cell, Notebook
+
+MAX_WARNINGS_PER_CELL = 20
+# IPython's token transforms take about 1 microsecond per character per rewrite: 0.1 s at most a cell
+# (a 10,000-character cell with 9 escaped lines; the examples' cells are far below), 1 s a notebook.
+MAX_IPYTHON_WORK = 100_000
+MAX_IPYTHON_NOTEBOOK_WORK = 1_000_000
+# A line that may hold IPython syntax: one that starts with an escape (`!ls`, `%time`, `?x`, `,f a`,
+# `/f a`), assigns one (`x = !ls`), or holds a `?` (`x?`, outside strings Python has none).
+_MAYBE_IPYTHON = re.compile(r"^[ \t]*+[!%?,;/]|=[ \t]*+[!%]|\?", re.M)
+# The line of an escape that the cheap reading turns into a call: `!cmd`, `%magic`, `x = !cmd`, `x = %magic`.
+_ESCAPED_LINE = re.compile(r"^([ \t]*+)(?:([\w.,\[\] \t]*?=[ \t]*+))?[!%][^\n]*+", re.M)
 
 __all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Imports", "Newer", "ParsedCell", "Skipped", "dotted_name", "parse_cells",
            "walk_top_level"]
@@ -51,28 +73,64 @@ def _transformer():
     return TransformerManager()
 
 
-def parse_cells(notebook: Notebook) -> tuple[tuple[ParsedCell, ...], tuple[str, ...]]:
-    """Parse every code cell; return the cells and warnings for what was skipped or rewritten."""
+def parse_cells(notebook: Notebook, deadline: Deadline | None = None) -> tuple[tuple[ParsedCell, ...], tuple[str, ...]]:
+    """Parse the code cells, the first MAX_CODE_CHARS characters of them, until `deadline` (default:
+    the static reading's own) passes; return the cells read and warnings for what was skipped,
+    rewritten or left unread."""
+    deadline = deadline or Deadline.after()
     manager = _transformer()
     cells = [cell for cell in notebook.code_cells if cell.source.strip()]
-    sources = [_as_python(manager, cell.source) for cell in cells]
+    budget = list(accumulate(len(cell.source) for cell in cells))
+    kept = cells[:bisect_right(budget, MAX_CODE_CHARS)]
+    pythons: list[str] = []
+
+    def transformed():  # drawn one cell at a time by read_cells, while the deadline lasts
+        work = MAX_IPYTHON_NOTEBOOK_WORK
+        for cell in kept:
+            python, spent = _as_python(manager, cell.source, min(work, MAX_IPYTHON_WORK))
+            work -= spent
+            pythons.append(python)
+            yield python
+
+    readings, notes = read_cells(transformed(), deadline)
     parsed: list[ParsedCell] = []
     problems: list[str] = []
-    for cell, python, reading in zip(cells, sources, read_cells(sources)):
+    for cell, python, reading in zip(kept, pythons, readings):
         has_magics = "get_ipython()" in python and "get_ipython()" not in cell.source
         parsed.append(ParsedCell(cell, python, reading.tree, reading.error, has_magics, reading.skipped, reading.newer))
         problems += _warnings(cell.index, reading)
+    problems += notes
+    if len(kept) < len(cells):
+        problems.append(f"the notebook's code cells hold more than {MAX_CODE_CHARS:,} characters; "
+                        f"code {cells_named([c.index for c in cells[len(kept):]])} not read")
+    if len(readings) < len(kept):
+        problems.append(deadline.skipped(f"code {cells_named([c.index for c in kept[len(readings):]])}"))
     return tuple(parsed), tuple(problems)
 
 
-def _as_python(manager, source: str) -> str:
+def _as_python(manager, source: str, work: int) -> tuple[str, int]:
+    """The cell as IPython would run it, and the work its token transforms took: its cleanup
+    (prompts, a leading indent, `%%` cell magics; linear) always, its token transforms where a line
+    may need them and their work (characters times rewrites) is at most `work`."""
+    cell = source if source.endswith("\n") else source + "\n"
     try:
-        return manager.transform_cell(source)
+        lines = cell.splitlines(keepends=True)
+        for transform in manager.cleanup_transforms + manager.line_transforms:
+            lines = transform(lines)
+        python = "".join(lines)
+        escapes = len(_MAYBE_IPYTHON.findall(python))
+        needed = len(python) * (1 + escapes)
+        if not escapes:
+            return python, 0
+        if needed <= work:
+            return "".join(manager.do_token_transforms(lines)), needed
+        return _ESCAPED_LINE.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}get_ipython()", python), 0
     except Exception:  # IPython's transformer can raise on odd tokens; keep the raw text
-        return source
+        return source, 0
 
 
 def _warnings(index: int, reading: Reading) -> list[str]:
+    """A warning for each statement skipped or rewritten, the first MAX_WARNINGS_PER_CELL of them."""
     if reading.tree is None:
         where = f" line {reading.error_line}" if reading.error_line else ""
         return [f"cell {index}{where} is not valid Python ({reading.error}); it was skipped"]
@@ -83,7 +141,11 @@ def _warnings(index: int, reading: Reading) -> list[str]:
                else "the grader reads its structure but cannot run it")
         found.append((n.line, f"cell {index} {n.where} uses syntax newer than the grader's {GRADER_PYTHON} "
                               f"({'; '.join(n.syntax)}); {how}"))
-    return [message for _, message in sorted(found)]
+    shown = [message for _, message in sorted(found)]
+    if len(shown) > MAX_WARNINGS_PER_CELL:
+        more = len(shown) - MAX_WARNINGS_PER_CELL
+        shown = shown[:MAX_WARNINGS_PER_CELL] + [f"cell {index}: {more:,} more statements were skipped or rewritten"]
+    return shown
 
 
 @dataclass
