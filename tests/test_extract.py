@@ -9,7 +9,7 @@ import pytest
 
 from grader.sandbox.extract import extract_models
 from grader.sandbox.models_run import check_model
-from nbfactory import IMPORTS, LENET5, markdown, notebook
+from nbfactory import IMPORTS, LENET5, md, notebook
 
 NOTEBOOK = notebook(
     "%matplotlib inline\n!pip install torchsummary\nfrom __future__ import annotations",
@@ -17,7 +17,7 @@ NOTEBOOK = notebook(
     "transform = transforms.Compose([transforms.ToTensor()])\n"
     "trainset = torchvision.datasets.CIFAR10(root='./data', train=True, download=True, transform=transform)\n"
     "trainloader = torch.utils.data.DataLoader(trainset, batch_size=4)",
-    markdown("# Models"),
+    md("# Models"),
     "DROPOUT = 0.25\nWIDTHS = [32, 64]\ndevice = torch.device('cuda' if torch.cuda.is_available() else 'cpu')",
     "def conv_block(c_in, c_out):\n    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))",
     "class Block(nn.Module):\n    pass",
