@@ -899,12 +899,12 @@ def _long_output(tmp_path):  # the classification report's header pattern was qu
 
 def _angle_brackets(tmp_path):  # the discussion's tag pattern was quadratic on runs of `<`
     return write_notebook(tmp_path / "nb.ipynb", nbcode(LENET), nbcode("train(LeNet())", "Test accuracy: 61%\n"),
-                          md(DISCUSSION + "<" * 1_000_000))
+                          md(READ_DISCUSSION + "<" * 1_000_000))
 
 
 def _long_sentence(tmp_path):  # the claims reader was quadratic in a sentence's length
     return write_notebook(tmp_path / "nb.ipynb", nbcode(LENET), nbcode("train(LeNet())", "Test accuracy: 61%\n"),
-                          md(DISCUSSION + " The proposed model is " + "better " * 340_000))
+                          md(READ_DISCUSSION + " The proposed model is " + "better " * 340_000))
 
 
 def _escaped_cell(tmp_path, repeats: int = 5_300):  # IPython re-tokenizes a cell after each of its escapes
@@ -932,7 +932,7 @@ def _deep_json(tmp_path):  # json.loads raised RecursionError: a traceback and e
     return path
 
 
-DISCUSSION = ("The proposed model outperforms the LeNet baseline on the test set: it reaches a higher test accuracy "
+READ_DISCUSSION = ("The proposed model outperforms the LeNet baseline on the test set: it reaches a higher test accuracy "
               "because batch normalization and more filters let it learn faster and generalize better.")
 
 
