@@ -9,6 +9,7 @@ gradebook is written.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -1026,27 +1027,91 @@ def honest_alone(synthetic_data, small_rubric, training_context, tmp_path_factor
                        data_dir=synthetic_data).results["honest"]
 
 
-def test_a_class_with_attackers_grades_the_honest_student_as_if_alone(each_isolation, synthetic_data, small_rubric,
-                                                                     honest_alone, tmp_path, monkeypatch):
-    monkeypatch.setenv("GRADER_ISOLATION", each_isolation.kind)
-    root = tmp_path / "class"
-    root.mkdir()
-    shutil.copy(REPO / "submissions" / "complete.ipynb", root / "honest.ipynb")
-    attackers = {"thief": (attacks.THIEF, "SIZES = (400, 500)"), "bomb": (attacks.OUTPUT_BOMB, "BOMB = 'result'"),
-                 "tamper": (attacks.TAMPER, "PATCH = 'trainer'")}
-    for student, (body, *constants) in attackers.items():  # the attack alone: no baseline to train beside it
-        cells = model_cells(body, "ProposedAttack", *constants)  # its name gives it the proposed role
+READING = {"read-spaces": _metric_spaces, "read-output": _long_output, "read-angles": _angle_brackets,
+           "read-sentence": _long_sentence, "read-cell": _escaped_cell, "read-fstrings": _newer_f_strings,
+           "read-wide": _wide_json, "read-deep": _deep_json}
+"""The parent's-reading attacks of a class (section 12), by student."""
+
+
+def _hostile_class(root: Path, private: Path, data_dir: Path, lr: float) -> None:
+    """Every attack of the reviews as a student of one class, beside the honest student `honest`:
+    the class folder's (section 8), the parent's reading (12), channels between children (9), forged
+    facts (11), a memorized test set (10), text for other programs (8) and the first review's."""
+    hostile_class(root, private)  # honest.ipynb, links out and in, /dev/zero, a FIFO, a sparse 2 TB file
+    for student, build in READING.items():
+        (root / student).mkdir()
+        build(root / student)
+    (root / "memo").mkdir()
+    _memorizer(root / "memo", data_dir)
+    (root / "ci-name").mkdir()
+    shutil.copy(REPO / "submissions" / "missing_discussion.ipynb", root / "ci-name" / FORGED)
+    linked = json.loads((REPO / "submissions" / "complete.ipynb").read_text())
+    linked["cells"][15]["source"] = f"## 3) Discussion\n\n{LINK}\n"
+    (root / "link.ipynb").write_text(json.dumps(linked))
+    alone = {  # the attack alone, its name giving it the proposed role: no baseline to train beside it
+        "key-1-plant": (attacks.KEYRING, f"NR = {NR!r}", "MODE = 'plant'"),
+        "key-2-find": (attacks.KEYRING, f"NR = {NR!r}", "MODE = 'find'"),
+        "shm-1-make": (attacks.SYSV_SHM, "KEY = 0x67726473", "MODE = 'make'"),
+        "shm-2-find": (attacks.SYSV_SHM, "KEY = 0x67726473", "MODE = 'find'"),
+        "nest": (attacks.NESTER, "LEVELS = 30_000", "NAME = 'd'", "FILL = 0"),
+        "thief": (attacks.THIEF, "SIZES = (400, 500)"), "bomb": (attacks.OUTPUT_BOMB, "BOMB = 'result'"),
+        "tamper": (attacks.TAMPER, "PATCH = 'trainer'"),
+    }
+    for student, (body, *constants) in alone.items():
+        cells = model_cells(body, "ProposedAttack", *constants)
         write_notebook(root / f"{student}.ipynb", cells[0], *cells[2:])
-    report = grade_batch(root, tmp_path / "out", rubric=load_rubric(small_rubric), budget="quick", data_dir=synthetic_data)
-    honest = report.results["honest"]
-    assert honest.provenance.run.isolation == each_isolation.kind
+    beside_lenet = {  # the attack beside a LeNet5 baseline, as the reviews handed them in
+        "forger": model_cells(attacks.FORGER, "ProposedForger", "HOW = 'report'", f"LR = {lr}"),
+        "forger-json": model_cells(attacks.FORGER, "ProposedForger", "HOW = 'json'", f"LR = {lr}"),
+        "anatomy": model_cells(attacks.ANATOMY, "ProposedForger", "HOW = 'report'", "LIE = 'invented'",
+                               attacks.ANATOMY_LIES) + [md(DISCUSSION)],
+        "hider": model_cells(attacks.HIDER, "ProposedHider", "WIDTH = 256", "LAYERS = 12", "VAULT = 215_000_000"),
+    }
+    for student, cells in beside_lenet.items():
+        write_notebook(root / f"{student}.ipynb", *cells)
+
+
+def test_a_class_of_every_attack_grades_the_honest_student_as_if_alone(each_isolation, synthetic_data, small_rubric,
+                                                                      training_context, honest_alone, tmp_path,
+                                                                      monkeypatch):
+    """The whole class at once, two workers: the gradebook is written with a row for everyone, the honest
+    student's grade is exactly the one it gets alone, and no attacker gets the reward it was built for."""
+    monkeypatch.setenv("GRADER_ISOLATION", each_isolation.kind)
+    root, out = tmp_path / "class", tmp_path / "out"
+    _hostile_class(root, _private_notebook(tmp_path / "instructor"), synthetic_data, training_context.config.lr)
+    students = sorted(p.name.removesuffix(".ipynb") for p in root.iterdir())
+    report = grade_batch(root, out, rubric=load_rubric(small_rubric), budget="quick", data_dir=synthetic_data, workers=2)
+    with open(out / "gradebook.csv", newline="") as f:
+        assert sorted(row["student"] for row in csv.DictReader(f)) == sorted(report.results) == students
+    results = report.results
+
+    honest = results["honest"]
+    assert honest.provenance.run.isolation == each_isolation.kind and honest.error is None
     assert [(c.id, c.points) for c in honest.checks] == [(c.id, c.points) for c in honest_alone.checks]
-    assert ({n: r.test_accuracy for n, r in honest.runs.items()}
-            == {n: r.test_accuracy for n, r in honest_alone.runs.items()})
-    thief = report.results["thief"].runs["ProposedAttack"]
-    assert thief.test_accuracy is not None and thief.test_accuracy < 0.35
-    for student in ("bomb", "tamper"):
-        models_run = next(c for c in report.results[student].checks if c.id == "models_run")
-        assert not models_run.passed and "Attack" in models_run.message, models_run.message
-    rows = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
-    assert [row.split(",")[0] for row in rows[1:]] == ["bomb", "honest", "tamper", "thief"]
+    assert {n: r.test_accuracy for n, r in honest.runs.items()} == {n: r.test_accuracy for n, r in honest_alone.runs.items()}
+
+    def check(student: str, check_id: str):
+        return next(c for c in results[student].checks if c.id == check_id)
+
+    for student in ("mallory", "zero", "fifo", "sparse", "away", "copycat", "read-wide", "read-deep"):
+        assert results[student].status == "error" and results[student].score == 0, student
+    assert not any(PRIVATE.encode() in p.read_bytes() for p in out.rglob("*") if p.is_file())
+    for student in ("read-spaces", "read-output", "read-angles", "read-sentence", "read-cell", "read-fstrings"):
+        assert results[student].status == "graded" and results[student].models[0].name == "LeNet", student
+    for student in ("key-1-plant", "key-2-find", "nest", "bomb", "tamper"):
+        assert not check(student, "models_run").passed, (student, check(student, "models_run").message)
+    assert "Operation not permitted" in check("key-2-find", "models_run").message
+    assert check("shm-2-find", "models_run").passed  # it raises with the secret only if it finds the segment
+    assert results["thief"].runs["ProposedAttack"].test_accuracy < 0.35
+    for student in ("forger", "forger-json", "memo"):
+        beats = check(student, "proposed_beats_baseline")
+        assert beats.scored and beats.points == 0, (student, beats.message)
+    assert not check("forger", "models_learn").passed and "the model code replaced json.dump" in results[
+        "forger-json"].runs["ProposedForger"].error
+    assert any("shows no trace of" in flag for flag in results["anatomy"].flags), results["anatomy"].flags
+    assert check("hider", "models_run").points < check("hider", "models_run").max_points
+    assert "222,087,370 parameters, over the limit" in check("hider", "models_run").message
+    assert results["memo"].runs["MemoNet"].memorization.flagged
+    feedback = (out / "link" / "feedback.md").read_text()
+    assert "appeal your grade here" in feedback and "href" not in _renderings(feedback)["commonmark"]
+    assert results["ci-name"].status == "graded" and check("ci-name", "discussion").points == 0
