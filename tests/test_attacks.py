@@ -1112,6 +1112,7 @@ def test_a_class_of_every_attack_grades_the_honest_student_as_if_alone(each_isol
     assert check("hider", "models_run").points < check("hider", "models_run").max_points
     assert "222,087,370 parameters, over the limit" in check("hider", "models_run").message
     assert results["memo"].runs["MemoNet"].memorization.flagged
-    feedback = (out / "link" / "feedback.md").read_text()
-    assert "appeal your grade here" in feedback and "href" not in _renderings(feedback)["commonmark"]
+    assert "appeal your grade here" in results["link"].discussion.winner_evidence  # read, and rendered as text:
+    for page in (out / "link").glob("*.md"):
+        assert not re.search(r'href="[^"]*evil', _renderings(page.read_text())["commonmark"]), page.name
     assert results["ci-name"].status == "graded" and check("ci-name", "discussion").points == 0
