@@ -111,10 +111,16 @@ _FIX = {"folder": "give the path of an .ipynb file inside it", "link": "hand in 
 def notebook_from_bytes(raw: bytes, path: str) -> Notebook:
     """The notebook in a file's bytes; NotebookError when it is not JSON, is JSON too many values
     or too deep to be a notebook, or is not a notebook."""
+    return notebook_from_dict(notebook_json(raw, path), path)
+
+
+def notebook_json(raw: bytes, path: str) -> Any:
+    """A notebook file's JSON, parsed only once it is known to be of a notebook's width and depth
+    (whoever parses a student's file parses it here: the analysis, and the feedback page's rendering)."""
     try:
         text = raw.decode(json.detect_encoding(raw))
         _check_shape(text, path)
-        data = json.loads(text)
+        return json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         where = f" (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
         raise NotebookError(
@@ -123,7 +129,6 @@ def notebook_from_bytes(raw: bytes, path: str) -> Notebook:
     except RecursionError:  # brackets that never close, which _check_shape leaves to json.loads
         raise NotebookError(f"{path} is not valid JSON (it opens more brackets than it can nest); it is not a saved "
                             "notebook: re-save it from Jupyter") from None
-    return notebook_from_dict(data, path)
 
 
 def _check_shape(text: str, path: str) -> None:

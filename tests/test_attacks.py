@@ -976,6 +976,21 @@ def test_json_too_wide_or_too_deep_is_that_notebooks_one_line_error(tmp_path, bu
     assert report.results["complete"].score == 70 and (tmp_path / "out" / "gradebook.csv").exists()
 
 
+def test_the_feedback_pages_of_notebooks_built_to_stall_the_reading_are_cut_not_stalled(tmp_path):
+    """The page shows the student's notebook, rendered in the grader's process: these four once took
+    560 s to grade as a class, nearly all of it highlighting code and cleaning markdown on the page.
+    The subprocess's timeout is the hang detector; what the page shows is asserted."""
+    builders = {"angles": _angle_brackets, "fstrings": _newer_f_strings, "output": _long_output, "sentence": _long_sentence}
+    for student, build in builders.items():
+        (tmp_path / "class" / student).mkdir(parents=True)
+        build(tmp_path / "class" / student)
+    done = grade_cli(tmp_path / "class", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    for student in builders:
+        page = (tmp_path / "out" / student / "feedback.html").read_text()
+        assert "more characters not shown here" in page and "nb-cell" in page, student
+
+
 _WALL_PROBE = """
 import json, os, socket
 seen = {"uid": os.getuid()}

@@ -149,6 +149,21 @@ def test_the_notebook_is_shown_with_each_failed_check_at_its_cell(failing):
     assert '<a href="#cell-{}">see cell {}</a>'.format(discussion.cell, discussion.cell) in page
 
 
+def test_the_page_shows_a_long_cell_and_output_cut_with_a_note_and_an_honest_notebook_whole(result, rubric, tmp_path):
+    from grader.report.notebook_html import MAX_SHOWN_CHARS
+
+    assert "more characters not shown here" not in student_page(result)
+    long_code, long_output = "x = 1\n" * MAX_SHOWN_CHARS, "loss 0.5\n" * MAX_SHOWN_CHARS
+    path = nbfactory.write(tmp_path / "long.ipynb", nbfactory.code(long_code, long_output),
+                           nbfactory.md("word " * MAX_SHOWN_CHARS))
+    page = student_page(grade_submission(path, student="eve", rubric=rubric))
+    shown = MAX_SHOWN_CHARS // len("x = 1\n")
+    assert f"[{len(long_code) - MAX_SHOWN_CHARS:,} more characters not shown here]" in page  # the code, as a comment
+    assert f"[{len(long_output) - MAX_SHOWN_CHARS:,} more characters not shown here]" in page
+    assert f"[{len('word ' * MAX_SHOWN_CHARS) - MAX_SHOWN_CHARS:,} more characters not shown here]" in page
+    assert page.count('<span class="n">x</span>') == shown + 1  # the cut part, and not a character more
+
+
 def test_the_students_html_and_scripts_do_not_run_in_the_page(rubric, tmp_path):
     hostile = {"text/html": '<script>alert(1)</script><img src=x onerror="alert(2)"><b>bold</b>',
                "application/javascript": "alert(3)", "text/plain": "x"}

@@ -25,6 +25,13 @@ from grader.report.status import CheckView
 
 MAX_RENDERED_BYTES = 32 * 1024 * 1024
 """A notebook larger than this is not shown (its outputs would make the page unreadable anyway)."""
+MAX_SHOWN_CHARS = 20_000
+"""A cell's source, or an output's text, is shown up to this many characters (a note says how many
+more there are): highlighting code takes about 30 microseconds a character, and the student's HTML
+and Markdown renderers are not linear in what a hostile notebook can hold."""
+MAX_PAGE_CHARS = {"code": 150_000, "text": 250_000}
+"""The code cells' sources together (highlighted: at most about 5 s), and all the other texts together
+(markdown, outputs): the page is rendered in the grader's process, in seconds whatever the notebook."""
 
 SAFE_TAGS = frozenset({
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "details", "div", "dl", "dt", "em",
@@ -56,44 +63,77 @@ def safe_html(html: str) -> str:
 
 def notebook_html(raw: bytes, failed: Mapping[int, Sequence[CheckView]]) -> str:
     """The notebook file's bytes `raw` (the caller read them, at most MAX_RENDERED_BYTES) as an HTML
-    fragment, `failed[i]` rendered after cell i.
+    fragment, `failed[i]` rendered after cell i; its texts cut to MAX_SHOWN_CHARS each and
+    MAX_PAGE_CHARS in all.
 
-    Raises ValueError when they are not a notebook."""
+    Raises ValueError (or NotebookError) when they are not a notebook."""
     import nbformat
+
+    from grader.notebook import notebook_json
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nbformat warns about missing ids and old minor versions
-        nb = nbformat.convert(nbformat.reader.reads(raw.decode("utf-8")), 4)
+        nb = nbformat.convert(nbformat.from_dict(notebook_json(raw, "the notebook")), 4)
     nb = _prepared(nb, failed)
     body, _ = _exporter().from_notebook_node(nb)
     return body
 
 
+class _Budget:
+    """What is left of MAX_PAGE_CHARS as the cells are prepared, in order."""
+
+    def __init__(self) -> None:
+        self.left = dict(MAX_PAGE_CHARS)
+
+    def cut(self, text: object, pool: str = "text") -> str:
+        """`text` within MAX_SHOWN_CHARS and what is left of its pool, with a note of what was cut
+        (a comment in code, so that the cut code still reads as code)."""
+        text = text if isinstance(text, str) else "".join(s for s in text or [] if isinstance(s, str))
+        keep = min(len(text), MAX_SHOWN_CHARS, self.left[pool])
+        self.left[pool] -= keep
+        if keep == len(text):
+            return text
+        note = f"[{len(text) - keep:,} more characters not shown here]"
+        return f"{text[:keep]}\n{'# ' if pool == 'code' else ''}{note}\n"
+
+
 def _prepared(nb, failed: Mapping[int, Sequence[CheckView]]):
-    """A copy holding only what the template shows: the grader's own metadata replaces the student's."""
+    """A copy holding only what the template shows: the grader's own metadata replaces the student's,
+    and every text is cut to what the page shows."""
     nb = copy.deepcopy(nb)
     nb.metadata = {"language_info": {"name": "python"}}
+    budget = _Budget()
     cells = []
     for index, cell in enumerate(nb.get("cells") or []):  # the index the checks count by (grader.notebook)
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
             continue
         cell["metadata"] = {"grader_index": index, "grader_checks": [asdict(view) for view in failed.get(index, ())]}
         cell["id"] = f"c{index}"  # the student's id replaced too (nbconvert makes an anchor of it)
-        if not isinstance(cell.get("source"), str):
-            cell["source"] = "".join(s for s in cell.get("source") or [] if isinstance(s, str))
+        cell["source"] = budget.cut(cell.get("source"), "code" if cell["cell_type"] == "code" else "text")
         if cell["cell_type"] == "code":
-            cell["outputs"] = [_output(o) for o in cell.get("outputs") or [] if isinstance(o, dict)]
+            cell["outputs"] = [_output(o, budget) for o in cell.get("outputs") or [] if isinstance(o, dict)]
         cells.append(cell)
     nb.cells = cells
     return nb
 
 
-def _output(output: dict):
+_TEXTS = ("text/plain", "text/html", "text/markdown", "text/latex")
+"""The outputs' texts the page renders (images are bounded by MAX_RENDERED_BYTES)."""
+
+
+def _output(output: dict, budget: _Budget):
     from nbformat import from_dict
 
-    data = output.get("data")
-    fields = {} if output.get("output_type") in ("stream", "error") else {"data": data if isinstance(data, dict) else {}}
-    return from_dict({**output, **fields, "metadata": {}})
+    kind = output.get("output_type")
+    if kind == "stream":
+        return from_dict({**output, "text": budget.cut(output.get("text")), "metadata": {}})
+    if kind == "error":
+        lines = output.get("traceback") if isinstance(output.get("traceback"), list) else []
+        return from_dict({**output, "traceback": [budget.cut("\n".join(s for s in lines if isinstance(s, str)))],
+                          "metadata": {}})
+    data = output.get("data") if isinstance(output.get("data"), dict) else {}
+    data = {mime: budget.cut(value) if mime in _TEXTS else value for mime, value in data.items()}
+    return from_dict({**output, "data": data, "metadata": {}})
 
 
 def _sanitizer():
