@@ -714,14 +714,15 @@ def test_a_nest_of_folders_costs_the_next_students_nothing(each_isolation, synth
 
 # ---- 10. a memorized test set ------------------------------------------------------------------
 
-def _memorizer(folder: Path, data_dir: Path) -> Path:
-    """The security review's notebook: LeNet5 beside MemoNet, which carries a table of every public
-    image of `data_dir` (its hash -> its label) and answers from it."""
+def _memorizer(folder: Path, data_dir: Path, splits: tuple[str, ...] = ("train", "test")) -> Path:
+    """The security review's notebook: LeNet5 beside MemoNet, which carries a table of the public
+    images of `data_dir` (its hash -> its label) and answers from it."""
     from grader.data import load_cifar10
 
     data = load_cifar10(data_dir)
-    table = attacks.memorized_table(np.concatenate([data.train_images.numpy(), data.test_images.numpy()]),
-                                    np.concatenate([data.train_labels.numpy(), data.test_labels.numpy()]))
+    images = {"train": (data.train_images, data.train_labels), "test": (data.test_images, data.test_labels)}
+    table = attacks.memorized_table(np.concatenate([images[s][0].numpy() for s in splits]),
+                                    np.concatenate([images[s][1].numpy() for s in splits]))
     return write_notebook(folder / "memorizer.ipynb", *model_cells(attacks.MEMORIZER, "MemoNet", table))
 
 
@@ -754,17 +755,24 @@ def test_a_memorized_test_set_is_flagged_and_scored_on_the_perturbed_images(each
 
 
 @pytest.mark.realdata
-def test_the_real_60000_image_table_earns_nothing_on_the_real_images(real_cifar10, isolation, tmp_path):
-    """The review's attack as it was: all 60,000 public images, the real test images, the quick budget
-    (its time limit raised, as for the complete example's real-image check: a run cut short on a busy
-    machine is not compared, and the comparison is what this test is about)."""
+def test_a_table_of_the_real_images_earns_nothing_on_the_real_images(real_cifar10, isolation, tmp_path):
+    """The review's attack on the real images, under the quick budget (its time limit raised, as for
+    the complete example's real-image check: a run cut short on a busy machine is not compared, and
+    the comparison is what this test is about). Its table of all 60,000 images (660,000 characters)
+    lies past what the grader reads of a notebook's code: MemoNet cannot even be built. The 10,000
+    test images' table (110,000 characters) is read, and answers every published test image."""
     from grader.training.context import prepare_training
 
     rubric_file = tmp_path / "cifar10.toml"
     rubric_file.write_text((REPO / "rubrics" / "cifar10.toml").read_text().replace("max_seconds = 20\n", "max_seconds = 600\n"))
     rubric = load_rubric(rubric_file)
     ctx = prepare_training(rubric, "quick", data_dir=real_cifar10, isolation=isolation)
-    _assert_memorizer_earns_nothing(grade_submission(_memorizer(tmp_path, real_cifar10), student="mallory",
+    (tmp_path / "all").mkdir()
+    whole = grade_submission(_memorizer(tmp_path / "all", real_cifar10), student="mallory", rubric=rubric,
+                             budget="quick", context=ctx)
+    assert "name 'TABLE' is not defined" in whole.runs["MemoNet"].error
+    assert any("characters; code cell 3 not read" in w for w in whole.warnings), whole.warnings
+    _assert_memorizer_earns_nothing(grade_submission(_memorizer(tmp_path, real_cifar10, ("test",)), student="mallory",
                                                      rubric=rubric, budget="quick", context=ctx))
 
 
@@ -1130,4 +1138,4 @@ def test_a_class_of_every_attack_grades_the_honest_student_as_if_alone(each_isol
     assert "appeal your grade here" in results["link"].discussion.winner_evidence  # read, and rendered as text:
     for page in (out / "link").glob("*.md"):
         assert not re.search(r'href="[^"]*evil', _renderings(page.read_text())["commonmark"]), page.name
-    assert results["ci-name"].status == "graded" and check("ci-name", "discussion").points == 0
+    assert results["ci-name"].status == "graded" and Path(results["ci-name"].notebook).name == FORGED

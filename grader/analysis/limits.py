@@ -25,8 +25,13 @@ STATIC_DEADLINE_S = 5.0
 """Wall seconds for the whole static reading of one notebook (under 0.1 s for the examples)."""
 
 MAX_CODE_CHARS = 250_000
-"""The code cells are read up to this many characters in all: the analysis's tree walks take 1-5 s
-a million characters of code; the largest hand-written notebook seen holds 100,000."""
+"""The code cells are read up to this many characters in all: ast's trees of dense code hold up to a
+node a character (150 MB a million, at its peak), and the analysis's tree walks take 1-5 s a million
+characters; the largest hand-written notebook seen holds 100,000. Code past it is not read (a
+warning names the cells): a model that needs it fails to build."""
+MAX_CODE_NODES = 100_000
+"""...and up to this many syntax-tree nodes in all (the largest hand-written notebook seen holds
+18,000): what the analysis walks, whatever the characters."""
 MAX_OUTPUT_CHARS = 1_000_000
 """An output's text is read from its last 1,000,000 characters: the last values are at the end."""
 MAX_HTML_CHARS = 200_000
@@ -84,5 +89,5 @@ def cells_named(indices: list[int]) -> str:
     return f"cells {', '.join(shown[:-1])} and {shown[-1]}"
 
 
-__all__ = ["Deadline", "MAX_CODE_CHARS", "MAX_HTML_CHARS", "MAX_LINE_CHARS", "MAX_MARKDOWN_CHARS", "MAX_OUTPUT_CHARS",
+__all__ = ["Deadline", "MAX_CODE_CHARS", "MAX_CODE_NODES", "MAX_HTML_CHARS", "MAX_LINE_CHARS", "MAX_MARKDOWN_CHARS", "MAX_OUTPUT_CHARS",
            "MAX_SENTENCES", "MAX_SENTENCE_CHARS", "STATIC_DEADLINE_S", "cells_named", "head_and_tail"]

@@ -23,7 +23,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from grader.analysis.limits import MAX_CODE_CHARS, Deadline, cells_named
+from grader.analysis.limits import MAX_CODE_CHARS, MAX_CODE_NODES, Deadline, cells_named
 from grader.analysis.recovery import GRADER_PYTHON, MAX_DEPTH, Newer, Reading, Skipped, read_cells
 from grader.notebook import Cell, Notebook
 
@@ -93,9 +93,10 @@ def parse_cells(notebook: Notebook, deadline: Deadline | None = None) -> tuple[t
             yield python
 
     readings, notes = read_cells(transformed(), deadline)
+    within = _within_nodes(readings)
     parsed: list[ParsedCell] = []
     problems: list[str] = []
-    for cell, python, reading in zip(kept, pythons, readings):
+    for cell, python, reading in zip(kept[:within], pythons, readings[:within]):
         has_magics = "get_ipython()" in python and "get_ipython()" not in cell.source
         parsed.append(ParsedCell(cell, python, reading.tree, reading.error, has_magics, reading.skipped, reading.newer))
         problems += _warnings(cell.index, reading)
@@ -103,9 +104,25 @@ def parse_cells(notebook: Notebook, deadline: Deadline | None = None) -> tuple[t
     if len(kept) < len(cells):
         problems.append(f"the notebook's code cells hold more than {MAX_CODE_CHARS:,} characters; "
                         f"code {cells_named([c.index for c in cells[len(kept):]])} not read")
+    if within < len(readings):
+        problems.append(f"the notebook's code holds more than {MAX_CODE_NODES:,} syntax-tree nodes; "
+                        f"code {cells_named([c.index for c in kept[within:len(readings)]])} not read")
     if len(readings) < len(kept):
         problems.append(deadline.skipped(f"code {cells_named([c.index for c in kept[len(readings):]])}"))
-    return tuple(parsed), tuple(problems)
+    return tuple(parsed[:within]), tuple(problems)
+
+
+def _within_nodes(readings: list[Reading]) -> int:
+    """How many of the first readings fit in MAX_CODE_NODES together (each tree counted no further
+    than what is left, so counting costs at most MAX_CODE_NODES steps)."""
+    left = MAX_CODE_NODES
+    for i, reading in enumerate(readings):
+        if reading.tree is not None:
+            for _ in ast.walk(reading.tree):
+                left -= 1
+                if left < 0:
+                    return i
+    return len(readings)
 
 
 def _as_python(manager, source: str, work: int) -> tuple[str, int]:
