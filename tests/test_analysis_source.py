@@ -215,8 +215,8 @@ def test_code_past_the_notebooks_budget_or_its_deadline_is_named_not_read(monkey
 def test_code_past_the_notebooks_node_budget_is_named_not_read_and_a_long_string_is_one_node():
     from grader.analysis.limits import MAX_CODE_NODES
 
-    table = "TABLE = (\n" + "".join(f"    {'0123456789a' * 10!r}\n" for _ in range(700)) + ")\n"  # 82,000 characters
-    dense = "x = 1\n" * (MAX_CODE_NODES // 4 + 1)  # Module, Assign, Name, Store, Constant: 4 nodes a line
+    table = "TABLE = (\n" + "".join(f"    {'0123456789a' * 10!r}\n" for _ in range(300)) + ")\n"  # 35,000 characters
+    dense = "x=1\n" * (MAX_CODE_NODES // 4 + 1)  # Assign, Name, Store, Constant: 4 nodes a line, 1 a character
     cells, problems = parse_cells(notebook(code(LENET), code(table), code(dense), code("y = 2")))
     assert [c.cell.index for c in cells] == [0, 1]  # the table is one string constant: read
     assert problems == (f"the notebook's code holds more than {MAX_CODE_NODES:,} syntax-tree nodes; code cells 2 and 3 "

@@ -29,7 +29,7 @@ MAX_CODE_CHARS = 250_000
 node a character (150 MB a million, at its peak), and the analysis's tree walks take 1-5 s a million
 characters; the largest hand-written notebook seen holds 100,000. Code past it is not read (a
 warning names the cells): a model that needs it fails to build."""
-MAX_CODE_NODES = 100_000
+MAX_CODE_NODES = 200_000
 """...and up to this many syntax-tree nodes in all (the largest hand-written notebook seen holds
 18,000): what the analysis walks, whatever the characters."""
 MAX_OUTPUT_CHARS = 1_000_000
