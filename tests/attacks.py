@@ -357,7 +357,10 @@ def answer(number, *args):
     return errno.errorcode.get(ctypes.get_errno(), "?") if result == -1 else "ok"
 
 seen = {name: answer(*call) for name, call in CALLS.items()}
-seen["seccomp"] = [line.split()[1] for line in open("/proc/self/status") if line.startswith("Seccomp:")]
+try:
+    seen["seccomp"] = [line.split()[1] for line in open("/proc/self/status") if line.startswith("Seccomp:")]
+except OSError as e:  # the landlock kind's child cannot read /proc
+    seen["seccomp"] = errno.errorcode[e.errno]
 json.dump(seen, open("out/result.json", "w"))
 '''
 
@@ -392,3 +395,33 @@ def memorized_table(images, labels) -> str:
                for image, label in zip(images, labels)]
     lines = ("".join(entries[i:i + 10]) for i in range(0, len(entries), 10))
     return "TABLE = (\n" + "\n".join(f"    {line!r}" for line in lines) + "\n)"
+
+
+# What a child of the landlock kind tries against the grader that started it, when it runs as the
+# grader's own uid (a grader that is not root): GRADER is a process of the grader's, SECRET a file of
+# its. Each attempt's answer: "ok" or the errno's name (kill(-1) answers "ok" even when it reached no one).
+REACH_THE_GRADER = '''
+import errno, json, os, socket, signal
+
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e))
+
+seen = {
+    "secret": attempt(lambda: open(SECRET).read()),
+    "grader_environ": attempt(lambda: open(f"/proc/{GRADER}/environ", "rb").read()),
+    "grader_mem": attempt(lambda: open(f"/proc/{GRADER}/mem", "rb").read(1)),
+    "list_tmp": attempt(lambda: os.listdir("/tmp")),
+    "signal_grader": attempt(lambda: os.kill(GRADER, signal.SIGURG)),
+    "signal_everyone": attempt(lambda: os.kill(-1, signal.SIGURG)),  # SIGURG: ignored by any process it should not reach
+    "signal_itself": attempt(lambda: os.kill(os.getpid(), 0)),
+    "unix_socket": attempt(lambda: socket.socket(socket.AF_UNIX)),
+    "socket_pair": attempt(lambda: socket.socketpair()),
+    "tcp_socket": attempt(lambda: socket.socket()),
+    "write_own_folder": attempt(lambda: open("out/mine.txt", "w").write("mine")),
+}
+json.dump(seen, open("out/result.json", "w"))
+'''

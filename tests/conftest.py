@@ -84,9 +84,9 @@ def isolation():
         pytest.skip(f"no sandbox here: {e}")
 
 
-@pytest.fixture(scope="session", params=["bubblewrap", "namespace"])
+@pytest.fixture(scope="session", params=["bubblewrap", "namespace", "landlock"])
 def each_isolation(request):
-    """Each kind of network isolation in turn; skipped where it does not work (failing under CI=1 as root)."""
+    """Each walled-off kind in turn; skipped where it does not work (failing under CI=1 as root)."""
     from grader.sandbox.detect import detect_isolation
 
     try:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -242,12 +243,12 @@ def test_the_filter_refuses_channels_where_nothing_else_walls_them_off(tmp_path)
 
 
 def test_a_filter_that_cannot_be_installed_runs_nothing(monkeypatch):
-    def refused(ipc_namespace: bool) -> None:
+    def refused(ipc_namespace: bool, landlock=None, max_abi=None) -> None:
         raise OSError(errno.EINVAL, "prctl(PR_SET_SECCOMP)")
 
     monkeypatch.setattr(confine, "confine", refused)
     monkeypatch.setattr(confine.os, "execvp", lambda *args: pytest.fail("the command ran unfiltered"))
-    with pytest.raises(SystemExit, match="seccomp filter could not be installed .* student code is not run without it"):
+    with pytest.raises(SystemExit, match="walls could not be raised .* student code is not run without them"):
         confine.main(["--", "python"])
 
 
@@ -300,3 +301,73 @@ def test_thousands_of_nested_folders_are_removed_with_few_descriptors(tmp_path):
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert not (tmp_path / "tree").exists()
+
+
+# ---- the landlock kind's walls (confine.py --landlock) --------------------------------------------
+
+def _landlock_abi() -> int:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return confine.landlock_abi(libc)
+
+
+@pytest.mark.skipif(_landlock_abi() == 0, reason="this kernel has no Landlock")
+@pytest.mark.parametrize("abi", [None, 4], ids=["this kernel's ABI", "ABI 4, no signal scoping (Linux 6.7-6.11)"])
+def test_landlock_walls_hold_against_the_graders_own_uid(tmp_path, abi):
+    """A grader that is not root runs the landlock kind's child as its own uid: the walls alone must keep
+    the grader's files, its /proc (environment, memory) and its processes out of reach. Run here as
+    the test's own uid (root, which no file mode stops), with this kernel's Landlock and as an older
+    kernel's, whose signals the filter keeps to the child's own pid."""
+    from grader.sandbox.detect import _python_paths
+    from grader.sandbox.isolation import Layout, _landlock_rules
+
+    secret, in_dir, work, hit = tmp_path / "labels.npy", tmp_path / "in", tmp_path / "work", tmp_path / "hit"
+    secret.write_text("the test labels")
+    in_dir.mkdir()
+    (work / "out").mkdir(parents=True)
+    grader = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\n"
+                               "signal.signal(signal.SIGURG, lambda *a: open(sys.argv[1], 'w').write('hit'))\n"
+                               "print('ready', flush=True); time.sleep(60)", str(hit)], stdout=subprocess.PIPE)
+    try:
+        assert grader.stdout.readline() == b"ready\n"
+        script = in_dir / "reach.py"
+        script.write_text(f"GRADER = {grader.pid}\nSECRET = {str(secret)!r}\n" + attacks.REACH_THE_GRADER)
+        me = Isolation("landlock", os.getuid(), sys.executable, _python_paths(sys.executable))
+        rules = _landlock_rules(me, Layout(in_dir, work)) + (["--abi", str(abi)] if abi else [])
+        subprocess.run([sys.executable, "-I", "-S", "-B", confine.__file__, *rules, "--", sys.executable, "-I", str(script)],
+                       cwd=work, check=True, timeout=60)
+        time.sleep(0.5)  # a signal that got through has been handled by now
+        assert grader.poll() is None and not hit.exists()
+    finally:
+        grader.kill()
+    seen = json.loads((work / "out" / "result.json").read_text())
+    assert seen == {"secret": "EACCES", "grader_environ": "EACCES", "grader_mem": "EACCES", "list_tmp": "EACCES",
+                    "signal_grader": "EPERM", "signal_everyone": "ok" if abi is None else "EPERM", "signal_itself": "ok",
+                    "unix_socket": "EAFNOSUPPORT", "socket_pair": "EAFNOSUPPORT", "tcp_socket": "EAFNOSUPPORT",
+                    "write_own_folder": "ok"}
+    assert (work / "out" / "mine.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(_landlock_abi() == 0, reason="this kernel has no Landlock")
+def test_where_namespaces_are_denied_the_landlock_kind_is_chosen_and_says_why(monkeypatch, tmp_path):
+    """A container's default seccomp profile denies every namespace: bwrap and unshare fail there.
+    The probe then settles on landlock, and the run is walled: the child cannot list /etc."""
+    import grader.sandbox.detect as detect
+
+    real_which = shutil.which
+    monkeypatch.setattr(detect.shutil, "which", lambda name: None if name in ("bwrap", "unshare") else real_which(name))
+    monkeypatch.delenv("GRADER_ISOLATION", raising=False)
+    iso = detect_isolation()
+    assert iso.kind == "landlock" and "bwrap is not installed" in iso.note
+    if ROOT:
+        assert "unshare is not installed" in iso.note and iso.uid == 65534
+    r = run(tmp_path, iso, """
+        try:
+            listed = os.listdir("/etc")
+        except PermissionError:
+            listed = None
+        json.dump({"n": -1 if listed is None else len(listed)}, open("out/result.json", "w"))
+    """, report=Count)
+    assert r.status == "ok" and r.payload.n == -1 and r.isolation.kind == "landlock"

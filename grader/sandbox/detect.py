@@ -2,10 +2,11 @@
 wrapper, because a wrapper can exist and still fail (no user namespaces, an interpreter the
 sandbox user cannot read: a pyenv Python under /root, mode 700, a kernel without seccomp filters).
 
-`GRADER_ISOLATION=bubblewrap|namespace|none` forces one kind (a forced kind that does not work is
-an error). As root the namespace kind is tried after bubblewrap and `none` never (student code
-never runs as root or with the grader's view of the files); as another user the namespace kind
-is never used (it could only run the child as the grader's own uid), and `none` is the last resort.
+`GRADER_ISOLATION=bubblewrap|namespace|landlock|none` forces one kind (a forced kind that does not
+work is an error). As root the namespace kind is tried after bubblewrap, then landlock (where
+namespaces are denied: a container), and `none` never (student code never runs as root or with the
+grader's view of the files); as another user the namespace kind is never used (it could only run
+the child as the grader's own uid), landlock comes after bubblewrap, and `none` is the last resort.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import sys
 from pathlib import Path
 
 from grader.errors import SandboxError
-from grader.sandbox.isolation import KINDS, NOBODY, Isolation, Layout, command, furnish
-from grader.sandbox.state import fresh_dir, remove_tree
+from grader.sandbox.isolation import KINDS, NOBODY, Isolation, Layout, command, furnish, run_root
+from grader.sandbox.state import remove_tree
 
 PROBE_TIMEOUT_S = 60.0
 
@@ -80,8 +81,14 @@ _PROBE = (
     "import sys, os, json, socket, importlib.util; import numpy\n"
     "try:\n    socket.socket().connect(('127.0.0.1', 9)); net = 'connected'\n"
     "except OSError as e:\n    net = type(e).__name__\n"
-    "seccomp = [line.split()[1] for line in open('/proc/self/status') if line.startswith('Seccomp:')]\n"
-    "print(json.dumps({'version': sys.version, 'uid': os.getuid(), 'seccomp': seccomp,"
+    "try:\n    seccomp = [line.split()[1] for line in open('/proc/self/status') if line.startswith('Seccomp:')]\n"
+    "except OSError:\n    seccomp = None\n"
+    "try:\n    socket.socket(socket.AF_UNIX).close(); unix = 'ok'\n"
+    "except OSError as e:\n    unix = type(e).__name__\n"
+    "try:\n    hidden = not os.listdir('/etc')\n"
+    "except OSError:\n    hidden = True\n"
+    "print(json.dumps({'version': sys.version, 'uid': os.getuid(), 'seccomp': seccomp, 'hidden': hidden,"
+    " 'unix': unix,"
     " 'torch': importlib.util.find_spec('torch') is not None, 'net': net}))"
 )
 
@@ -92,7 +99,7 @@ def _probe(iso: Isolation) -> str:
         return "bwrap is not installed (apt-get install bubblewrap)"
     if iso.kind == "namespace" and not shutil.which("unshare"):
         return "unshare is not installed (util-linux)"
-    root = fresh_dir("probe-", "runs")
+    root = run_root("probe-", iso)
     try:
         layout = Layout(root / "in", root / "work", work_bytes=16 * 2**20)
         for folder in (layout.in_dir, layout.out_dir, root / "stage"):
@@ -124,7 +131,12 @@ def _probe(iso: Isolation) -> str:
         return f"{iso.python} has no torch; set GRADER_SANDBOX_PYTHON to a Python with torch and numpy"
     if iso.kind != "none" and seen["net"] == "connected":
         return "the network is still reachable inside"
-    if seen["seccomp"] != ["2"]:  # confine.py exits when it cannot filter; this catches a filter that did not hold
+    if iso.kind == "landlock":  # /proc is out of its reach: the filter shows itself by refusing every socket
+        if not seen["hidden"]:
+            return "Landlock did not hold: the probe could list /etc"
+        if seen["unix"] == "ok":
+            return "the seccomp filter is not in force inside (a UNIX socket was made)"
+    elif seen["seccomp"] != ["2"]:  # confine.py exits when it cannot filter; this catches a filter that did not hold
         return (f"the seccomp filter is not in force inside (Seccomp: {seen['seccomp']}); "
                 "the kernel needs CONFIG_SECCOMP_FILTER")
     return ""

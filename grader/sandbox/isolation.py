@@ -1,6 +1,6 @@
 """How a child is walled off: the kinds of isolation, what the child sees, and whose uid it runs as.
 
-Three kinds, strongest first (grader/sandbox/detect.py probes which work here):
+Four kinds, strongest first (grader/sandbox/detect.py probes which work here):
 
 - ``bubblewrap``: ``bwrap`` with new network, PID, IPC and UTS namespaces and a root filesystem
   that shows only /usr, a few files of /etc, the Python installation and the child's own folders;
@@ -8,12 +8,20 @@ Three kinds, strongest first (grader/sandbox/detect.py probes which work here):
   as root inside them makes a fresh /dev, hides every top-level folder but /usr and /proc under empty tmpfs
   (/tmp, /run, /home, /root, /var, /opt, the data, the results...), brings back only the Python
   installation and a few files of /etc, and mounts the child's folders as under bubblewrap;
+- ``landlock``: no namespaces, for hosts that deny them (a Docker container with the default
+  seccomp profile, as Gradescope and Kubernetes run one; AppArmor's restriction of unprivileged user
+  namespaces): the child runs as a uid of its own when the grader is root (setpriv), and confine.py
+  walls it in with Landlock (read only the Python installation, /usr, a few files of /etc and its
+  inputs; write only its working folder; no TCP; signals and abstract sockets kept to itself) and a
+  seccomp filter without sockets. Its folders are on the host's disk at their host paths, under a
+  folder its uid can walk (grader/sandbox/state.reachable_dir); the disk cap is the file-size rlimit
+  and the watchdog on the working folder;
 - ``none`` (not as root): no namespaces; the child runs as the grader's own user and sees what
   it sees. The report says so and ``--require-isolation`` refuses it.
 
-What a child sees in every walled-off kind: its inputs read-only (`Layout.in_dir` and the large
-arrays bound file by file, never linked to the grader's copies), a working folder that is a
-fresh tmpfs of `Layout.work_bytes` (its disk cap), and in it `out/`, the one folder shared with
+What a child sees under bubblewrap and the namespace kind: its inputs read-only (`Layout.in_dir` and
+the large arrays bound file by file, never linked to the grader's copies), a working folder that is
+a fresh tmpfs of `Layout.work_bytes` (its disk cap), and in it `out/`, the one folder shared with
 the grader. As root the child runs as a uid of its own (`exclusive_uid`), never as root. A child
 that trains on CUDA is also shown its GPU's device nodes and the driver's libraries
 (grader/sandbox/gpu.py says which); any other child, none of them. In every kind, the child's
@@ -34,16 +42,22 @@ from typing import Iterator, Mapping
 
 from grader.errors import SandboxError
 from grader.sandbox.gpu import DRIVER_VIEWS, GpuAccess
-from grader.sandbox.state import state_dir
+from grader.sandbox.state import fresh_dir, reachable_dir, state_dir
 
 NOBODY = 65534
-KINDS = ("bubblewrap", "namespace", "none")
+KINDS = ("bubblewrap", "namespace", "landlock", "none")
 OWN_IPC = {"bubblewrap", "namespace"}  # kinds whose child has an IPC namespace of its own
+HOST_VIEW = {"landlock", "none"}  # kinds whose child sees the host's paths (no mount namespace)
 CONFINE = Path(__file__).with_name("confine.py")
 # Where the child's folders appear: under bubblewrap's own root, or in the namespace's fresh /tmp.
 INSIDE = {"bubblewrap": "/sandbox", "namespace": "/tmp/sandbox"}
 # Host files a Python process reads at start-up (dynamic loader cache, user names for getpass).
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime")
+# What the landlock kind lets a child read besides the Python installation, /etc's few files and its
+# inputs (CPU features for torch's kernels: without them it falls back to the slowest), and the
+# device nodes it may read and write.
+LANDLOCK_READ = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/proc/cpuinfo", "/sys/devices/system/cpu")
+LANDLOCK_DEVICES = tuple(f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom"))
 # Top-level folders the namespace kind leaves visible (read as they are on the host); its /dev is
 # made afresh, as bubblewrap's --dev makes it: these nodes, and a GPU's where the child uses one.
 SYSTEM = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc"}
@@ -55,7 +69,7 @@ class Isolation:
     """The isolation a child runs under, recorded in every result."""
 
     kind: str
-    """'bubblewrap', 'namespace' or 'none'."""
+    """'bubblewrap', 'namespace', 'landlock' or 'none'."""
     uid: int
     """The uid the child runs as (one of 65534 and 65001-65063 whenever the grader runs as root)."""
     python: str
@@ -81,7 +95,8 @@ class Layout:
     binds: Mapping[str, Path] = field(default_factory=dict)
     """Large inputs, shown read-only in in/ under these names (an empty file of that name must exist there)."""
     work_bytes: int = 2 * 2**30
-    """Size of the child's working folder, a tmpfs: what it may write in all."""
+    """What the child may write in all: the size of its working folder's tmpfs, or (kinds with the
+    host's view) the cap the watchdog holds its working folder to."""
     gpu: GpuAccess = GpuAccess()
     """The GPU device nodes and driver libraries it is shown (none unless it trains on CUDA)."""
 
@@ -106,7 +121,8 @@ def command(iso: Isolation, argv: list[str], layout: Layout, limits: Mapping[str
     """
     inside_in = inside_paths(iso, layout)[0]
     confined = [iso.python, "-I", "-S", "-B", f"{inside_in}/{CONFINE.name}",
-                *(["--ipc-namespace"] if iso.kind in OWN_IPC else []), "--", *argv]
+                *(["--ipc-namespace"] if iso.kind in OWN_IPC else []),
+                *(_landlock_rules(iso, layout) if iso.kind == "landlock" else []), "--", *argv]
     inner = ["prlimit", *(f"--{k}={v}" for k, v in limits.items()), "--", *confined]
     if iso.drops_uid:
         inner = ["setpriv", f"--reuid={iso.uid}", f"--regid={iso.uid}", "--clear-groups",
@@ -117,6 +133,27 @@ def command(iso: Isolation, argv: list[str], layout: Layout, limits: Mapping[str
         return ["unshare", "--mount", "--propagation", "private", "--net", "--pid", "--ipc", "--uts", "--fork",
                 "--kill-child", "--mount-proc", "--", "sh", "-ec", _namespace_script(iso, layout), "sh", *inner]
     return inner
+
+
+def _landlock_rules(iso: Isolation, layout: Layout) -> list[str]:
+    """confine.py's options for the landlock kind: what the child may read, write, and use as a device."""
+    gpu = layout.gpu
+    read = [*LANDLOCK_READ, *iso.python_paths, *(f"/etc/{name}" for name in ETC_FILES), str(layout.in_dir),
+            *(str(p) for p in layout.binds.values()), *gpu.libraries, *(DRIVER_VIEWS if gpu.devices else ())]
+    rules = ["--landlock", "--write", str(layout.work_dir)]
+    for path in read:
+        rules += ["--read", path]
+    for path in [*LANDLOCK_DEVICES, *gpu.devices]:
+        rules += ["--device", path]
+    return rules
+
+
+def run_root(prefix: str, isolation: Isolation) -> Path:
+    """A fresh folder for one child's in/ and work/: in the grader's private state, or, for a child
+    that sees host paths as a uid of its own, where that uid can walk to it."""
+    if isolation.kind in HOST_VIEW and isolation.drops_uid:
+        return reachable_dir(prefix)
+    return fresh_dir(prefix, "runs")
 
 
 def furnish(in_dir: Path) -> None:
@@ -269,5 +306,5 @@ def exclusive_uid(isolation: Isolation) -> Iterator[Isolation]:
         time.sleep(SLOT_WAIT_S)
 
 
-__all__ = ["ETC_FILES", "Isolation", "KINDS", "Layout", "NOBODY", "OWN_IPC", "command", "exclusive_uid", "furnish",
-           "inside_paths", "require"]
+__all__ = ["ETC_FILES", "HOST_VIEW", "Isolation", "KINDS", "Layout", "NOBODY", "OWN_IPC", "command", "exclusive_uid",
+           "furnish", "inside_paths", "require", "run_root"]

@@ -38,8 +38,8 @@ from grader.sandbox.capture import Capture
 from grader.sandbox.cgroup import MemoryCgroup, memory_cgroup
 from grader.sandbox.files import ArraySpec, ChildOutputError, load_array, read_json, read_record
 from grader.sandbox.gpu import GpuAccess, GpuReader, child_gpu_use, default_gpu_reader, host_gpu_access
-from grader.sandbox.isolation import Isolation, Layout, command, exclusive_uid, furnish, inside_paths
-from grader.sandbox.state import fresh_dir, remove_tree
+from grader.sandbox.isolation import HOST_VIEW, Isolation, Layout, command, exclusive_uid, furnish, inside_paths, run_root
+from grader.sandbox.state import remove_tree
 
 STATUSES = ("ok", "timeout", "killed_memory", "killed_gpu_memory", "killed_disk", "killed_output", "exited",
             "crashed", "invalid")
@@ -49,7 +49,8 @@ MAX_OUT_ENTRIES = 10_000
 POLL_S = 0.05
 TERM_GRACE_S = 2.0
 MAX_PROGRESS_BYTES = 4096  # a larger out/progress.json is ignored, unread
-_WRAPPERS = {"bwrap", "unshare", "sh"}  # processes that must not get SIGTERM (they would take the child down with SIGKILL)
+# Processes that must not get SIGTERM: they would take the child down with SIGKILL (confine.py's reaper ignores it).
+_WRAPPERS = {"bwrap", "unshare", "sh", "grader-reaper"}
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def run_in_sandbox(
     if not phases:
         raise ValueError("run_in_sandbox needs at least one Phase")
     with exclusive_uid(isolation) as isolation:
-        root = fresh_dir("run-", "runs")
+        root = run_root("run-", isolation)
         group: MemoryCgroup | None = None
         try:
             gpu = host_gpu_access(cuda and isolation.kind != "none", {**os.environ, **env})  # a slot's pin wins
@@ -186,7 +187,7 @@ def run_in_sandbox(
             run = _Run(group.join() + cmd if group else cmd, cwd=layout.work_dir,
                        env=_scrubbed_env(inside_work, limits.threads or min(8, os.cpu_count() or 1), env,
                                          gpu if walled else None),
-                       layout=layout, tmpfs=inside_work if walled else "", phases=phases, limits=limits,
+                       layout=layout, tmpfs="" if isolation.kind in HOST_VIEW else inside_work, phases=phases, limits=limits,
                        watch_memory=group is None, on_progress=on_progress, gpu_reader=reader)
             run.notes += [note] if note else []
             run.wait()
@@ -220,6 +221,8 @@ def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], reque
             dest.write_bytes(src)
         elif isolation.kind == "none":
             dest.symlink_to(Path(src).resolve())  # no walls: the child runs as the grader and could read it anyway
+        elif isolation.kind == "landlock":
+            _place(Path(src).resolve(), dest, link=isolation.drops_uid)
         else:
             dest.touch()  # the mount point of a read-only bind
             binds[name] = Path(src).resolve()
@@ -227,13 +230,26 @@ def _prepare(root: Path, script: Path, inputs: Mapping[str, Path | bytes], reque
         if not path.is_symlink():
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
     child_owned = [work_dir / "out"]
-    if isolation.kind == "none":  # its working folder is on the host, not a tmpfs of its own
+    if isolation.kind in HOST_VIEW:  # its working folder is on the host, not a tmpfs of its own
         (work_dir / "tmp").mkdir()
         child_owned += [work_dir, work_dir / "tmp"]
     if isolation.drops_uid:
         for path in child_owned:
             os.chown(path, isolation.uid, isolation.uid)
     return Layout(in_dir, work_dir, binds, work_bytes=limits.disk_bytes, gpu=gpu)
+
+
+def _place(src: Path, dest: Path, link: bool) -> None:
+    """A large input in the landlock kind's in/: a hard link where the child's uid cannot change the
+    grader's file (not its owner: no chmod; Landlock: no write), else a copy; never a symbolic link,
+    which would show the child where the grader keeps it."""
+    if link:
+        try:
+            os.link(src, dest)
+            return
+        except OSError:  # another filesystem: copy
+            pass
+    shutil.copyfile(src, dest)
 
 
 def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str], gpu: GpuAccess | None) -> dict[str, str]:
@@ -396,7 +412,7 @@ def _result(run: _Run, work_dir: Path, isolation: Isolation, report, arrays, rli
     code = run.proc.returncode
     sig = -code if code < 0 else None
     if isolation.kind != "none" and code > 128 and code - 128 in signal.valid_signals():
-        sig = code - 128  # bwrap and the namespace's shell report the command's death by signal as 128 + signal
+        sig = code - 128  # bwrap, the namespace's shell and landlock's reaper report a death by signal as 128 + signal
     label = run.phases[run.phase].label or run.phase
     common = dict(
         phase=run.phase, isolation=isolation, seconds=run.seconds, exit_code=None if sig else code, signal=sig,

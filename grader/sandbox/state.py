@@ -11,6 +11,7 @@ link can neither stop it, redirect it nor leave the grader short of descriptors.
 
 from __future__ import annotations
 
+import atexit
 import os
 import stat
 import tempfile
@@ -34,6 +35,33 @@ def state_dir(*parts: str) -> Path:
 def fresh_dir(prefix: str, *parts: str) -> Path:
     """A new private folder under state_dir(*parts), named at random."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir=state_dir(*parts)))
+
+
+_reachable_base: Path | None = None
+
+
+def reachable_dir(prefix: str) -> Path:
+    """A new folder, named at random, whose path another uid can walk (mode 0711 on it and its base).
+
+    For a child that runs as a uid of its own without a mount namespace (the landlock kind): it must
+    reach its folders by their host paths, and the state folder lies under a home that is not open
+    to it (/root, 0700). The base is made once per process in the temporary folder, 0711 (walked, never
+    listed, so a run's random name is not found), and removed at exit.
+    """
+    global _reachable_base
+    if _reachable_base is None or not _reachable_base.is_dir():
+        base = Path(tempfile.mkdtemp(prefix="grader-runs-"))
+        os.chmod(base, 0o711)
+        closed = [str(p) for p in base.parents if not os.stat(p).st_mode & 0o001]
+        if closed:
+            os.rmdir(base)
+            raise SandboxError(f"{closed[0]} cannot be walked by the sandbox's uid (no x for others), so a child "
+                               "cannot reach its folders under it; set TMPDIR to a folder others may walk (e.g. /tmp)")
+        atexit.register(remove_tree, base)
+        _reachable_base = base
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=_reachable_base))
+    os.chmod(folder, 0o711)
+    return folder
 
 
 def _private(path: Path) -> Path:
@@ -136,4 +164,4 @@ def _open_dir(name: str, parent: int | None) -> int:
     return fd
 
 
-__all__ = ["fresh_dir", "remove_tree", "state_dir"]
+__all__ = ["fresh_dir", "reachable_dir", "remove_tree", "state_dir"]
