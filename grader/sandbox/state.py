@@ -40,6 +40,11 @@ def fresh_dir(prefix: str, *parts: str) -> Path:
 _reachable_base: Path | None = None
 
 
+def reachable_base() -> Path | None:
+    """The folder reachable_dir makes its folders in, once it has made one."""
+    return _reachable_base
+
+
 def reachable_dir(prefix: str) -> Path:
     """A new folder, named at random, whose path another uid can walk (mode 0711 on it and its base).
 
@@ -164,4 +169,4 @@ def _open_dir(name: str, parent: int | None) -> int:
     return fd
 
 
-__all__ = ["fresh_dir", "reachable_dir", "remove_tree", "state_dir"]
+__all__ = ["fresh_dir", "reachable_base", "reachable_dir", "remove_tree", "state_dir"]
