@@ -371,3 +371,22 @@ def test_where_namespaces_are_denied_the_landlock_kind_is_chosen_and_says_why(mo
         json.dump({"n": -1 if listed is None else len(listed)}, open("out/result.json", "w"))
     """, report=Count)
     assert r.status == "ok" and r.payload.n == -1 and r.isolation.kind == "landlock"
+
+
+@dataclass(frozen=True)
+class Capability:
+    cpu: str
+
+
+def test_torch_sees_the_cpus_features_inside_every_kind(tmp_path, each_isolation):
+    """torch picks its CPU kernels from what cpuinfo reads in /proc and /sys: a child that cannot
+    read them falls back to the slowest kernels (DEFAULT instead of AVX2/AVX512), and trains slower."""
+    import torch
+
+    r = run(tmp_path, each_isolation, """
+        import torch
+        json.dump({"cpu": torch.backends.cpu.get_cpu_capability()}, open("out/result.json", "w"))
+    """, report=Capability, phases=(Phase("main", 60),))
+    assert r.status == "ok", r.detail + r.stderr
+    assert r.payload.cpu == torch.backends.cpu.get_cpu_capability()
+    assert "Error in cpuinfo" not in r.stderr
