@@ -343,6 +343,29 @@ def __init__(self):
     self.fc = nn.Linear(3 * 32 * 32, 10)
 '''
 
+# A fork bomb: every process forks until the sandbox's process limit answers, each copy in a session
+# of its own (a process-group kill misses it); the first then fails its constructor, and the copies
+# wait, holding the limit, so that a later child of the same uid finds no process to start unless
+# every copy was killed.
+FORK_BOMB = '''
+def __init__(self):
+    super().__init__()
+    import os, time
+    self.fc = nn.Linear(3 * 32 * 32, 10)
+    first = os.getpid()
+    while True:
+        try:
+            if os.fork() == 0:
+                os.setsid()
+        except OSError:
+            if os.getpid() == first:
+                raise
+            time.sleep(3600)
+
+def forward(self, x):
+    return self.fc(torch.flatten(x, 1))
+'''
+
 # Calls each system call of CALLS ({name: [number, *arguments]}) and reports what it answered
 # ('ok' or the errno's name) in out/result.json, with the seccomp mode /proc says it runs under.
 SYSCALLS = '''
