@@ -5,16 +5,19 @@ results.json it produces checked against a JSON Schema written from Gradescope's
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from support import REPO, SMALL_RUBRIC, SUBMISSIONS, autograder_env, build, run_autograder, unpack, valid
+from support import REPO, SMALL_RUBRIC, SUBMISSIONS, autograder_env, build, run_autograder, unpack, valid, with_runs
 
 def grader_check_score(notebook: Path, *args: str) -> float:
     done = subprocess.run([sys.executable, "-m", "grader.cli", "check", str(notebook), "--json", *args],
@@ -32,8 +35,10 @@ def test_zip_holds_executable_scripts_the_rubric_and_the_budget(static_zip, tmp_
         infos = {info.filename: info for info in archive.infolist()}
         config = json.loads(archive.read("autograder.json"))
         rubric = archive.read("rubric.toml")
-    for script in ("setup.sh", "run_autograder"):
-        assert infos[script].external_attr >> 16 & 0o777 == 0o755
+    assert static_zip.stat().st_mode & 0o777 == 0o644  # uploaded and shared: world-readable, as every file the grader writes
+    assert {name: info.external_attr >> 16 & 0o777 for name, info in infos.items() if name in ("setup.sh", "run_autograder")} \
+        == {"setup.sh": 0o755, "run_autograder": 0o755}
+    assert {info.external_attr >> 16 & 0o777 for name, info in infos.items() if name not in ("setup.sh", "run_autograder")} == {0o644}
     assert config["budget"] == "none" and config["rubric"] == "rubric.toml" and config["data"] is None
     assert config["timeout_minutes"] == 10  # Gradescope's default: the grader is stopped at 510 s, killed by 520 s
     script = zipfile.ZipFile(static_zip).read("run_autograder").decode()
@@ -58,6 +63,7 @@ def test_complete_notebook_scores_as_grader_check(static_zip, tmp_path):
     assert results["score"] == grader_check_score(SUBMISSIONS / "complete.ipynb") == 70
     assert results["output_format"] == "md" and results["output"].startswith("# Feedback for Ann Lee (ann\\@example.edu)")
     assert results["extra_data"]["budget"] == "none" and len(results["extra_data"]["rubric_sha256"]) == 64
+    assert results["extra_data"]["isolation"] == "not used"  # static checks only: no student code ran
     named = {t["name"]: t for t in results["tests"]}
     assert named["The proposed model has a name of its own"]["status"] == "passed"
     assert "leaderboard" not in results  # nothing was retrained: no value to rank
@@ -122,41 +128,139 @@ def test_results_of_a_graded_result_validate(rubric):
     assert {t["extra_data"]["check"]: t["status"] for t in results["tests"] if "status" in t}["discussion"] == "failed"
 
 
-def test_checks_held_back_do_not_show_in_the_always_visible_output(rubric):
-    """The rubric holds the retraining comparisons until the due date: their verdicts and the figures that
-    would give them away stay out of the top-level output, which Gradescope always shows."""
-    from dataclasses import replace
-
-    from grader.checks import CheckResult
+def _retrained(rubric, visibility: str):
+    """The complete example as if both models and the references had been retrained, with the rubric's
+    retraining checks scored and shown at `visibility`."""
+    from grader.checks import Verdict, ids
     from grader.grading.grade import grade_submission
+    from grader.training.effect import effect_of
+
+    base = with_runs(grade_submission(SUBMISSIONS / "complete.ipynb", student="al", rubric=rubric))
+    base = replace(base, effect=effect_of(base.runs["LeNet5"], base.runs["ResDropNet"], 0.01))
+    verdicts = {"models_run": Verdict(True, "LeNet5, ResDropNet build and map (N, 3, 32, 32) to (N, 10) logits"),
+                "baseline_works": Verdict(True, "LeNet5 reached 55.0% test accuracy, within 5% of the reference"),
+                "proposed_beats_baseline": Verdict(True, "SECRET-VERDICT: ResDropNet (70.0%) beats LeNet5 (55.0%)"),
+                "proposed_vs_references": Verdict(True, "ResDropNet (70.0%) lands 54% of the way", 0.54)}
+    run = tuple(replace(rubric.score(check_id, verdict), visibility="visible" if check_id == "models_run" else visibility)
+                for check_id, verdict in verdicts.items())
+    assert {c.id for c in run} < set(ids("run"))
+    return replace(base, checks=base.checks + run, max_score=base.max_score + sum(c.max_points for c in run))
+
+
+def test_checks_held_back_keep_the_retraining_figures_out_of_the_always_visible_output(rubric):
+    """The rubric holds the retraining comparisons until the due date: neither their verdicts nor the figures
+    that give them away (the effect, the reproduced accuracies, the references, the leaderboard value) are in
+    the top-level output, which Gradescope always shows; the held tests keep their own output for later."""
     from grader.report.gradescope import gradescope_results
 
-    static = grade_submission(SUBMISSIONS / "complete.ipynb", student="al", rubric=rubric)
-    held = CheckResult(id="proposed_beats_baseline", passed=False, points=0.0, max_points=10.0,
-                       message="SECRET-VERDICT: the baseline won", title="The proposed model beats the baseline",
-                       visibility="after_due_date")
-    result = replace(static, checks=(*static.checks, held), max_score=static.max_score + 10)
-    results = valid(gradescope_results(result))
-    output = results["output"]
-    assert "SECRET-VERDICT" not in output and "Shown later, as your instructor chose: The proposed model beats the baseline" in output
-    assert f"Score: {static.score:g} / {static.max_score:g}" in output  # counts only what is shown now
-    test = next(t for t in results["tests"] if t["extra_data"]["check"] == "proposed_beats_baseline")
-    assert test["visibility"] == "after_due_date" and "SECRET-VERDICT" in test["output"]  # Gradescope holds this box
+    shown = valid(gradescope_results(_retrained(rubric, "visible")))  # the control: everything may be shown
+    held = valid(gradescope_results(_retrained(rubric, "after_due_date")))
+    for figure in ("SECRET-VERDICT", "larger than the seed-to-seed spread", "Seconds per epoch", "| 70.0% |",
+                   "ResNet20 (reference)"):
+        assert figure in shown["output"] and figure not in held["output"], figure
+    assert shown["leaderboard"][0]["value"] == 70.0 and "leaderboard" not in held
+    assert "this run did not retrain" not in held["output"]  # it did: the figures are held, not missing
+    assert "(shown later, with the checks that use them)" in held["output"]
+    assert "Shown later, as your instructor chose: The baseline trains like the reference LeNet-5" in held["output"]
+    tests = {t["extra_data"]["check"]: t for t in held["tests"]}
+    assert tests["proposed_beats_baseline"]["visibility"] == "after_due_date"  # Gradescope holds this box
+    assert "SECRET-VERDICT" in tests["proposed_beats_baseline"]["output"]
+    assert tests["models_run"]["visibility"] == "visible" and tests["models_run"]["status"] == "passed"
+    visible = sum(t.get("score", 0) for t in held["tests"] if t["visibility"] == "visible")
+    assert f"**Score: {visible:g} / " in held["output"]  # counts only what is shown now
 
 
-def test_without_a_sandbox_the_static_checks_are_graded_and_the_retraining_is_not_scored(tmp_path, synthetic_data, small_rubric):
-    root = unpack(build(tmp_path, "--budget", "quick", "--rubric", str(small_rubric), "--data", str(synthetic_data)),
-                  tmp_path / "autograder")
+def _run_logged(root: Path, env: dict[str, str] | None = None, python: str = sys.executable) -> tuple[dict, str, float]:
+    """ROOT/run_autograder as Gradescope runs it: results.json, the stdout the instructor sees, and the wall time."""
+    started = time.monotonic()
+    done = subprocess.run([str(root / "run_autograder")], cwd=root, capture_output=True, text=True, timeout=900,
+                          env={**autograder_env(root), "GRADER_PYTHON": python, **(env or {})})
+    wall = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    return valid(json.loads((root / "results" / "results.json").read_text())), done.stdout + done.stderr, wall
+
+
+@pytest.fixture(scope="module")
+def quick_zip(tmp_path_factory, synthetic_data, small_rubric) -> Path:
+    folder = tmp_path_factory.mktemp("quick-zip")
+    return build(folder, "--budget", "quick", "--rubric", str(small_rubric), "--data", str(synthetic_data))
+
+
+def test_without_a_sandbox_the_student_reads_what_it_means_and_the_instructor_reads_why(tmp_path, quick_zip, small_rubric):
+    root = unpack(quick_zip, tmp_path / "autograder")
     shutil.copy(SUBMISSIONS / "complete.ipynb", root / "submission")
     # GRADER_ISOLATION=none: the autograder requires walls, so this stands for a container that allows none
-    results = run_autograder(root, env={"GRADER_ISOLATION": "none"})
+    results, stdout, wall = _run_logged(root, env={"GRADER_ISOLATION": "none"})
     by_check = {t["extra_data"]["check"]: t for t in results["tests"]}
-    assert results["output"].startswith("**Your models were not retrained**")
+    assert results["output"].startswith("**Your instructor's autograder could not run your models; only your notebook "
+                                        "was graded.**")
     for check in ("models_run", "baseline_works", "proposed_beats_baseline", "proposed_vs_references"):
         assert "informational" in by_check[check]["tags"] and "status" not in by_check[check]
-        assert "cannot isolate student code" in by_check[check]["output"]
+        assert "your instructor's autograder could not run your models" in by_check[check]["output"]
+    student_sees = json.dumps({k: v for k, v in results.items() if k != "extra_data"})
+    for detail in ("bubblewrap", "bwrap", "unshare", "GRADER_ISOLATION", "--require-isolation"):
+        assert detail not in student_sees, detail
+    assert "no sandbox works in this container" in stdout and "install bubblewrap" in stdout  # the instructor's
+    assert results["extra_data"]["budget"] == "quick" and results["extra_data"]["isolation"] == "none works here"
+    assert 1 <= results["execution_time"] <= math.ceil(wall)  # the run's own seconds, the interpreter's start included
     assert results["score"] == grader_check_score(SUBMISSIONS / "complete.ipynb", "--rubric", str(small_rubric)) == 20
     assert "leaderboard" not in results
+
+
+def test_an_unreadable_notebook_is_a_failed_test_worth_the_whole_score(tmp_path, quick_zip, static_zip):
+    """A text file renamed .ipynb: one failed test, 0 of every point the budget could give (not "0 / 0")."""
+    for built, full in ((quick_zip, 50), (static_zip, 70)):  # the small rubric with its retraining; the default, static
+        root = unpack(built, tmp_path / built.parent.name / "autograder")
+        (root / "submission" / "hw3.ipynb").write_text("my answers are in the PDF")
+        results, _, _ = _run_logged(root)
+        (test,) = [t for t in results["tests"] if "status" in t]
+        assert (test["name"], test["status"], test["score"], test["max_score"]) == ("The notebook can be read", "failed", 0, full)
+        assert "hw3.ipynb is not valid JSON" in test["output"] and "re-save it from Jupyter" in test["output"]
+        assert str(root) not in json.dumps(results)  # the file by its name, never the grading machine's path
+        assert results["score"] == 0 and f"**Score: 0 / {full}**" in results["output"]
+        assert results["execution_time"] >= 1
+
+
+def test_a_grader_killed_before_its_deadline_leaves_a_result_that_says_so(static_zip, tmp_path):
+    root = unpack(static_zip, tmp_path / "autograder")
+    shutil.copy(SUBMISSIONS / "complete.ipynb", root / "submission")
+    killed = tmp_path / "killed-python"
+    killed.write_text("#!/bin/sh\nkill -KILL $$\n")  # as the kernel's OOM killer ends it
+    killed.chmod(0o755)
+    results, stdout, _ = _run_logged(root, python=str(killed))
+    assert results["score"] == 0 and results["output"].startswith("The autograder ran out of memory")
+    assert "killed (SIGKILL)" in stdout and "memory limit" in stdout
+    assert results["execution_time"] >= 1
+
+
+STUB_PYTHON = """#!/bin/sh
+# python3 as setup.sh uses it: `-m venv DIR` makes a venv whose pip and grader do nothing and whose
+# python cannot import torchvision (as a torchvision built for another torch)
+if [ "$1" = "-m" ] && [ "$2" = venv ]; then
+    mkdir -p "$3/bin"
+    printf '#!/bin/sh\\nexit 0\\n' > "$3/bin/pip"
+    printf '#!/bin/sh\\necho PREPARED\\n' > "$3/bin/grader"
+    printf '#!/bin/sh\\necho "ModuleNotFoundError: No module named torchvision" >&2\\nexit 1\\n' > "$3/bin/python"
+    chmod +x "$3/bin/pip" "$3/bin/grader" "$3/bin/python"
+fi
+exit 0
+"""
+
+
+def test_setup_fails_and_says_why_when_torchvision_cannot_be_imported(static_zip, tmp_path):
+    """pip installed a torchvision that does not import: setup.sh stops (the image is not built) with the reason."""
+    root = unpack(static_zip, tmp_path / "autograder")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name, text in {"apt-get": "#!/bin/sh\nexit 0\n", "python3": STUB_PYTHON}.items():
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+    done = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "GRADER_VENV": str(tmp_path / "venv"),
+                               "GRADER_AUTOGRADER_ROOT": str(root)})
+    assert done.returncode != 0 and "PREPARED" not in done.stdout  # stopped before the data and the references
+    assert "torch and torchvision were installed but cannot be imported" in done.stderr
+    assert "No module named torchvision" in done.stderr
 
 
 @pytest.mark.slow
@@ -182,6 +286,4 @@ def test_quick_budget_on_bundled_data_retrains_in_the_sandbox(tmp_path, syntheti
     assert by_check["models_run"]["visibility"] == "visible" and by_check["models_run"]["status"] == "passed"
     assert "informational" in by_check["reported_matches"]["tags"] and "status" not in by_check["reported_matches"]
     assert results["score"] == sum(t.get("score", 0) for t in results["tests"])
-    (board,) = results["leaderboard"]
-    assert board["name"].startswith("Proposed model: test accuracy (%) when the grader retrains it")
-    assert 0 <= board["value"] <= 100 and board["order"] == "desc"
+    assert "leaderboard" not in results  # the comparisons are held until the due date: so is their figure

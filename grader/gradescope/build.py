@@ -143,6 +143,7 @@ def _write_zip(out: Path, entries: list[tuple[str, bytes | Path, int]]) -> int:
                 info.external_attr = (0o100000 | mode) << 16  # a regular file with this mode: unzip keeps +x
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, content if isinstance(content, bytes) else content.read_bytes())
+        os.chmod(tmp, 0o644)  # mkstemp made it 0600; the zip is uploaded and shared, like every file the grader writes
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
