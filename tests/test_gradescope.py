@@ -263,8 +263,28 @@ def test_setup_fails_and_says_why_when_torchvision_cannot_be_imported(static_zip
     assert "No module named torchvision" in done.stderr
 
 
+RAISES = """
+def __init__(self):
+    super().__init__()
+    raise RuntimeError("my layer sizes are wrong")
+
+def forward(self, x):
+    return x
+"""
+
+
+def _prepare(root: Path) -> str:
+    """setup.sh's last step, as it runs there; what it printed (the build log)."""
+    prepared = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "prepare"], env=autograder_env(root),
+                              capture_output=True, text=True, timeout=900)
+    assert prepared.returncode == 0, prepared.stderr
+    return prepared.stdout
+
+
 @pytest.mark.slow
 def test_quick_budget_on_bundled_data_retrains_in_the_sandbox(tmp_path, synthetic_data, isolation):
+    from nbfactory import model_cells, write
+
     rubric = tmp_path / "rubric.toml"
     text = SMALL_RUBRIC
     for check in ("baseline_works", "proposed_beats_baseline", "proposed_vs_references", "reported_matches"):
@@ -272,18 +292,139 @@ def test_quick_budget_on_bundled_data_retrains_in_the_sandbox(tmp_path, syntheti
     rubric.write_text(text)
     root = unpack(build(tmp_path, "--budget", "quick", "--rubric", str(rubric), "--data", str(synthetic_data)),
                   tmp_path / "autograder")
-    prepared = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "prepare"], env=autograder_env(root),
-                              capture_output=True, text=True, timeout=900)  # setup.sh's last step
-    assert prepared.returncode == 0, prepared.stderr
-    assert "sandbox: " + isolation.kind in prepared.stdout and "(trained, quick budget)" in prepared.stdout
-    assert list((root / "cache" / "cnn-grader" / "references").glob("*.json"))  # in the image: no submission retrains them
+    log = _prepare(root)
+    assert "sandbox: " + isolation.kind in log
+    for reference in ("LeNet5", "ResNet20"):
+        assert f"reference {reference}: test accuracy " in log and ", quick budget, kept in the image" in log
+    assert len(list((root / "cache" / "cnn-grader" / "references").glob("*.json"))) == 2  # no submission retrains them
+    fresh = Path(shutil.copytree(root, tmp_path / "second", symlinks=True))
     shutil.copy(SUBMISSIONS / "complete.ipynb", root / "submission")
-    results = run_autograder(root)
+    results, _, _ = _run_logged(root)
     by_check = {t["extra_data"]["check"]: t for t in results["tests"]}
-    assert results["extra_data"]["isolation"] == isolation.kind
+    assert results["extra_data"]["isolation"] == isolation.kind and results["extra_data"]["budget"] == "quick"
+    assert results["extra_data"]["machine"] == "0.5 CPU and 768 MB of memory"
+    assert results["execution_time"] >= 1
     for check in ("baseline_works", "proposed_beats_baseline", "proposed_vs_references", "reported_matches"):
         assert by_check[check]["visibility"] == "after_due_date"
     assert by_check["models_run"]["visibility"] == "visible" and by_check["models_run"]["status"] == "passed"
     assert "informational" in by_check["reported_matches"]["tags"] and "status" not in by_check["reported_matches"]
     assert results["score"] == sum(t.get("score", 0) for t in results["tests"])
     assert "leaderboard" not in results  # the comparisons are held until the due date: so is their figure
+    # A model that raises in __init__: its comparison is scored 0 and failed, and never says "not scored".
+    write(fresh / "submission" / "hw3.ipynb", *model_cells(RAISES, "ProposedNet"))
+    results, _, _ = _run_logged(fresh)
+    by_check = {t["extra_data"]["check"]: t for t in results["tests"]}
+    beats = by_check["proposed_beats_baseline"]
+    assert (beats["status"], beats["score"], beats["max_score"]) == ("failed", 0, 10)
+    assert "no retrained test accuracy for ProposedNet (it did not train)" in beats["output"]
+    assert by_check["models_run"]["status"] == "failed" and "my layer sizes are wrong" in by_check["models_run"]["output"]
+    assert [t["name"] for t in results["tests"] if "status" in t and "not scored" in t["output"].lower()] == []
+
+
+@pytest.mark.slow
+def test_a_reference_cut_by_its_time_limit_is_kept_in_the_image_and_said_to_be(tmp_path, quick_zip):
+    """The image keeps every reference its build trained: one the budget's limit cut is kept as it is (every
+    submission is compared with the same one) and the build log says so, and what that leaves unscored."""
+    root = unpack(quick_zip, tmp_path / "autograder")
+    config_file = root / "source" / "autograder.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "train": {**config["train"], "max_seconds": 0.05}}))
+    log = _prepare(root)
+    assert "cut by the budget's 0.05 s limit after" in log and "the comparisons that need it are not scored" in log
+    assert len(list((root / "cache" / "cnn-grader" / "references").glob("*.json"))) == 2  # kept, cut or not
+    again = _prepare(root)
+    assert again.count("found in the cache") == 2 and "cut by the budget's 0.05 s limit" in again
+
+
+# ---- the budget fitted to the machine
+
+def _built(tmp_path: Path, *args: str) -> tuple[dict, str]:
+    """autograder.json of a zip built with `args`, and what the build printed."""
+    out = tmp_path / "fitted.zip"
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "build", "--out", str(out), *args],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(zipfile.ZipFile(out).read("autograder.json")), done.stdout
+
+
+def test_the_build_fits_the_quick_budget_to_the_machine_and_says_what_to_pick_on_gradescope(tmp_path, rubric):
+    default, printed = _built(tmp_path)  # Gradescope's defaults: half a CPU, 768 MB, 10 minutes
+    assert default["machine"] == {"cpus": 0.5, "memory_mb": 768} and default["timeout_minutes"] == 10
+    assert "pick: CPU 0.5, memory 768 MB, timeout 10 minutes" in printed
+    small = default["train"]
+    assert small["train_subset"] < rubric.quick.train_subset  # half a CPU cannot train the laptop budget's images
+    assert small["max_seconds"] > rubric.quick.max_seconds  # nor in its 20 s: the limit is a safety net there
+    # two models, each at most its limit and half that again evaluating, fit the 510 s deadline
+    assert 2 * 1.5 * small["max_seconds"] < 510
+    assert f"2 epochs on {small['train_subset']:,} training images" in printed
+    bigger, printed = _built(tmp_path, "--cpus", "2", "--memory", "4096", "--timeout-minutes", "20")
+    assert "pick: CPU 2, memory 4096 MB, timeout 20 minutes" in printed
+    assert small["train_subset"] < bigger["train"]["train_subset"] <= rubric.quick.train_subset  # more CPU, more images
+    assert bigger["train"]["max_seconds"] > small["max_seconds"]
+    static, printed = _built(tmp_path, "--budget", "none")
+    assert static["train"] == {} and "static checks only" in printed
+
+
+@pytest.mark.parametrize("args, words", [(("--memory", "512"), "less than the 700 MB a retraining needs"),
+                                         (("--cpus", "0.1", "--timeout-minutes", "1"), "too little time to train")])
+def test_the_build_refuses_a_machine_too_small_for_a_retraining_in_one_line(tmp_path, args, words):
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "build", "--out", str(tmp_path / "a.zip"), *args],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "a.zip").exists()
+
+
+def test_the_fitted_budget_is_the_rubrics_quick_budget_with_its_keys_replaced(rubric):
+    from grader.gradescope.config import AutograderConfig, deadline
+    from grader.gradescope.budget import fit_budget, strong_reference_flops
+    from grader.gradescope.machine import GRADESCOPE
+
+    assert 70e6 < strong_reference_flops(rubric) < 90e6  # a CIFAR ResNet-20's forward pass
+    fitted = fit_budget(rubric, "quick", GRADESCOPE, deadline(10))
+    config = AutograderConfig(budget="quick", rubric="rubric.toml", data=None, grader_version="x", train=fitted.train)
+    quick = config.fitted(rubric).quick
+    assert (quick.train_subset, quick.max_seconds) == (fitted.train["train_subset"], fitted.train["max_seconds"])
+    assert (quick.epochs, quick.batch_size, quick.eval_subset, quick.lr) == (rubric.quick.epochs, rubric.quick.batch_size,
+                                                                          rubric.quick.eval_subset, rubric.quick.lr)
+    assert config.fitted(rubric).train == rubric.train  # the grading budget is never cut down
+    from grader.errors import RubricError
+    with pytest.raises(RubricError, match="autograder.json train.max_seconds"):
+        replace(config, train={"max_seconds": "long"}).fitted(rubric)
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "50000 100000\n", "memory.max": "805306368\n"}, (0.5, 768)),  # cgroup v2, as Docker writes them
+    ({"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n",
+      "memory/memory.limit_in_bytes": "1073741824\n"}, (1.5, 1024)),  # cgroup v1
+])
+def test_the_container_s_cpu_quota_and_memory_limit_are_read_from_its_cgroup(tmp_path, files, expected):
+    from grader.gradescope.machine import this_container
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    found = this_container(cgroup_root=tmp_path)
+    assert (found.cpus, found.memory_mb) == expected
+    (tmp_path / "unlimited").mkdir()
+    (tmp_path / "unlimited" / "cpu.max").write_text("max 100000\n")
+    assert this_container(cgroup_root=tmp_path / "unlimited") is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: nothing to narrow")
+def test_threads_are_fitted_to_the_quota_for_every_child(tmp_path):
+    code = ("import os, subprocess, sys\nfrom grader.gradescope.machine import fit_threads\nprint(fit_threads(0.5))\n"
+            "print(subprocess.run([sys.executable, '-c', 'import os; print(len(os.sched_getaffinity(0)))'], "
+            "capture_output=True, text=True).stdout.strip())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    said, child = done.stdout.strip().splitlines()
+    assert said.startswith("threads: 1 (a quota of 0.5 CPU") and child == "1"  # a child sees the one core too
+
+
+def test_each_child_may_hold_what_the_grader_leaves_of_the_container_s_memory():
+    from grader.gradescope.machine import CHILD_MARGIN_MB, Machine, left_for_a_child
+
+    left, words = left_for_a_child(Machine(0.5, 4096))
+    assert (4096 - CHILD_MARGIN_MB - 2048) * 2**20 < left < (4096 - CHILD_MARGIN_MB) * 2**20  # this process holds < 2 GB
+    assert words.startswith(f"memory: each child of a model may hold {left / 2**20:.0f} MB (the container's 4096 MB")
+    assert left_for_a_child(Machine(0.5, 100))[0] == 2**27  # a container too small still lets a child start

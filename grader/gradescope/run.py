@@ -35,6 +35,7 @@ from pathlib import Path
 from grader.checks import Verdict, ids
 from grader.errors import GraderError, SandboxError
 from grader.gradescope.config import AutograderConfig, AutograderPaths, autograder_paths, load_config
+from grader.gradescope.machine import Machine, fit_threads, left_for_a_child, this_container
 from grader.grading.grade import grade_submission
 from grader.grading.result import GradeResult, write_atomic
 from grader.grading.submissions import notebooks_in
@@ -128,8 +129,8 @@ def _sigterm_raises():
 
 def _grade(paths: AutograderPaths, clock: Callable[[], float], provisional: Callable[[dict], None]) -> dict:
     config = load_config(paths)
-    rubric = load_rubric(paths.source / config.rubric)
-    due = {"budget": config.budget}  # the zip's budget, whatever part of it this run got to
+    rubric = config.fitted(load_rubric(paths.source / config.rubric))
+    due = {"budget": config.budget, "machine": str(config.machine)}  # the zip's, whatever part of it this run got to
     found = notebooks_in(paths.submission) if paths.submission.is_dir() else []
     if len(found) != 1:
         return gradescope_error(_hand_in_problem(found, paths.submission), seconds=clock(),
@@ -139,6 +140,7 @@ def _grade(paths: AutograderPaths, clock: Callable[[], float], provisional: Call
     full_score = rubric.max_score(config.budget)
     if config.budget == "none" or static.status == "error":
         return gradescope_results(static, seconds=clock(), full_score=full_score, extra_data=due)
+    container = _fit_to_container(config)
     try:
         isolation = detect_isolation()
         require(isolation)
@@ -153,10 +155,28 @@ def _grade(paths: AutograderPaths, clock: Callable[[], float], provisional: Call
                                    extra_data=ran))
     context = prepare_training(rubric, config.budget, data_dir=paths.data_dir(config), isolation=isolation,
                                require_isolation=True)
+    if container is not None:  # the grader and its child share the container's memory
+        left, words = left_for_a_child(container)
+        print(words)
+        context = replace(context, child_memory_bytes=left)
     result = grade_submission(notebook, student=student, rubric=rubric, budget=config.budget, context=context,
                               below=paths.submission)
     print(f"graded under the {config.budget} budget in {clock():.1f} s, student code under {isolation.kind}")
     return gradescope_results(result, seconds=clock(), extra_data=ran)
+
+
+def _fit_to_container(config: AutograderConfig) -> Machine | None:
+    """This container's CPU and memory (None: not limited), torch's threads fitted to its CPU quota; the
+    instructor told (stdout) when it has less than the zip's budget was fitted to."""
+    container = this_container()
+    if container is None:
+        return None
+    if container.cpus < config.machine.cpus or container.memory_mb < config.machine.memory_mb:
+        print(f"WARNING: this container has {container}, less than the {config.machine} the zip's budget was fitted "
+              "to: set the autograder's CPU and memory on Gradescope to those, or rebuild the zip with "
+              f"--cpus {container.cpus:g} --memory {container.memory_mb}")
+    print(fit_threads(container.cpus))
+    return container
 
 
 def _hand_in_problem(found: list[Path], folder: Path) -> str:
