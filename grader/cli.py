@@ -314,7 +314,8 @@ def gradescope() -> None:
 @gradescope.command("build")
 @click.option("--rubric", type=click.Path(path_type=Path), default=None, help="Rubric TOML (default: rubrics/cifar10.toml).")
 @click.option("--budget", type=click.Choice(["none", "quick", "full"]), default="quick", show_default=True,
-              help="What each submission gets: static checks only, or a retraining under the rubric's budget.")
+              help="What each submission gets: static checks only, a retraining under the rubric's quick budget "
+                   "fitted to --cpus/--memory and the timeout, or under its full one.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="CIFAR-10 folder to bundle (default: setup.sh downloads the official release).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("autograder.zip"), show_default=True)
