@@ -314,22 +314,32 @@ def gradescope() -> None:
 @gradescope.command("build")
 @click.option("--rubric", type=click.Path(path_type=Path), default=None, help="Rubric TOML (default: rubrics/cifar10.toml).")
 @click.option("--budget", type=click.Choice(["none", "quick", "full"]), default="quick", show_default=True,
-              help="What each submission gets: static checks only, or a retraining under the rubric's budget.")
+              help="What each submission gets: static checks only, a retraining under the rubric's quick budget "
+                   "fitted to --cpus/--memory and the timeout, or under its full one.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="CIFAR-10 folder to bundle (default: setup.sh downloads the official release).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("autograder.zip"), show_default=True)
-@click.option("--timeout-minutes", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="The assignment's autograder timeout on Gradescope (its settings; 10 unless changed there): "
-                   "each submission's grader is stopped before it, and what it graded by then is kept.")
-def gradescope_build(rubric: Path | None, budget: Budget, data_dir: Path | None, out: Path, timeout_minutes: float) -> None:
+@click.option("--timeout-minutes", type=click.FloatRange(min=0.1, max=40), default=10.0, show_default=True,
+              help="The assignment's autograder timeout on Gradescope (its settings; 10 unless changed there, 40 at "
+                   "most): each submission's grader is stopped before it, and what it graded by then is kept.")
+@click.option("--cpus", type=click.FloatRange(min=0.1), default=0.5, show_default=True,
+              help="The autograder's CPU on Gradescope (its settings): the budget is fitted to it.")
+@click.option("--memory", "memory_mb", type=click.IntRange(min=1), default=768, show_default=True,
+              help="The autograder's memory on Gradescope, in MB (its settings).")
+def gradescope_build(rubric: Path | None, budget: Budget, data_dir: Path | None, out: Path, timeout_minutes: float,
+                     cpus: float, memory_mb: int) -> None:
     """Write the zip to upload as the assignment's autograder."""
     from grader.gradescope.build import build_autograder
+    from grader.gradescope.machine import Machine
 
-    built = build_autograder(out, rubric=rubric, budget=budget, data_dir=data_dir, timeout_minutes=timeout_minutes)
+    built = build_autograder(out, rubric=rubric, budget=budget, data_dir=data_dir, timeout_minutes=timeout_minutes,
+                             machine=Machine(cpus, memory_mb))
     deadline = built.config.deadline
     click.echo(f"wrote {built.path} ({built.bytes / 2**20:.1f} MiB, {built.entries} files): budget {budget}, "
-               f"rubric {built.rubric_sha256[:12]}, data {'bundled' if data_dir else 'downloaded by setup.sh' if budget != 'none' else 'none'}, "
-               f"each submission stopped after {deadline.seconds} s (the assignment's timeout: {timeout_minutes:g} min)")
+               f"rubric {built.rubric_sha256[:12]}, data {'bundled' if data_dir else 'downloaded by setup.sh' if budget != 'none' else 'none'}")
+    click.echo(f"budget {budget}: {built.fitted.words}")
+    click.echo(f"On Gradescope (the assignment's Configure Autograder page), pick: CPU {cpus:g}, memory {memory_mb} MB, "
+               f"timeout {timeout_minutes:g} minutes; each submission's grader is stopped after {deadline.seconds} s")
 
 
 @gradescope.command("prepare")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -19,6 +19,7 @@ from grader.checks import CHECK_IDS, TITLES, CheckResult, Verdict, Visibility, i
 from grader.child.config import TrainConfig
 from grader.config import DataConfig, from_mapping
 from grader.errors import RubricError
+from grader.typed import PlainError, from_plain
 
 DEFAULT_RUBRIC = "cifar10.toml"
 
@@ -119,6 +120,17 @@ class Rubric:
     def train_config(self, budget: Budget) -> TrainConfig:
         """The configuration a training budget trains under."""
         return self.quick if budget == "quick" else self.train
+
+    def sized(self, budget: Budget, layer: Mapping[str, Any], where: str) -> "Rubric":
+        """This rubric with `layer` (any [train] keys) over `budget`'s configuration, as [train_quick] lies over
+        [train]: a budget fitted to a machine (grader.gradescope.budget); `where` names the layer in messages."""
+        if budget == "none":
+            return self
+        try:
+            config = from_plain(TrainConfig, layer, where, base=self.train_config(budget))
+        except PlainError as e:
+            raise RubricError(str(e)) from None
+        return replace(self, **{"quick" if budget == "quick" else "train": config})
 
     def applicable(self, budget: Budget) -> tuple[str, ...]:
         """The checks this rubric scores under `budget`, in report order (run checks need training)."""

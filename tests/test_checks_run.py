@@ -79,12 +79,18 @@ def test_a_reported_gap_is_flagged_not_penalised(analysis, rubric):
     assert score(analysis, rubric, {"LeNet5": trained("LeNet5", 0.60)}).flags == ()
 
 
-def test_missing_runs_are_not_scored(analysis, rubric):
+def test_a_model_that_did_not_train_fails_its_comparisons_and_a_missing_reference_leaves_them_unscored(analysis, rubric):
     scored = score(analysis, rubric, {"LeNet5": ModelRun("LeNet5", error="timed out")}, refs={})
     assert scored.flags == ()
     checks = {c.id: c for c in scored.checks}
-    assert checks["baseline_works"].message == "not scored: no retrained test accuracy for LeNet5, the reference LeNet5"
+    works = checks["baseline_works"]  # scored 0 / 5: its message never says "not scored"
+    assert works.message == "no retrained test accuracy for LeNet5 (it did not train), so there is nothing to compare"
+    assert (works.scored, works.points, works.max_points, works.outcome) == (True, 0, 5, "failed")
     assert all(c.points == 0 for c in checks.values() if c.id != "models_run")
+    without_refs = {c.id: c for c in score(analysis, rubric, {"LeNet5": trained("LeNet5", 0.6)}, refs={}).checks}
+    works = without_refs["baseline_works"]  # the reference is missing: no fault of the student's
+    assert works.message == "not scored: no test accuracy for the reference LeNet5"
+    assert (works.scored, works.max_points, works.outcome) == (False, 0, "unscored")
 
 
 def test_models_run_scores_the_share_of_models_that_run_and_keeps_notes(analysis, rubric):

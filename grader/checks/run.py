@@ -171,9 +171,16 @@ def models_learn(facts: RunFacts) -> Verdict:
     return Verdict(learning_models == judged, "; ".join(lines), learning_models / judged, flag="; ".join(flags))
 
 
-def _not_run(*names_and_values: tuple[str, float | None]) -> Verdict | None:
-    missing = [name for name, value in names_and_values if value is None]
-    return Verdict(False, f"not scored: no retrained test accuracy for {', '.join(missing)}") if missing else None
+def _not_run(students: tuple[tuple[str, float | None], ...],
+             references: tuple[tuple[str, float | None], ...] = ()) -> Verdict | None:
+    """A comparison that lacks a figure: failed when a student's model has none (it did not train), not
+    scored when a reference has none (no fault of the student's)."""
+    missing = [name for name, value in students if value is None]
+    if missing:
+        return Verdict(False, f"no retrained test accuracy for {', '.join(missing)} (it did not train), so there is "
+                              "nothing to compare")
+    lacking = [f"the reference {name}" for name, value in references if value is None]
+    return Verdict(False, f"not scored: no test accuracy for {', '.join(lacking)}", scored=False) if lacking else None
 
 
 def _unsupported(facts: RunFacts, names: tuple[str | None, ...], references: tuple[str, ...] = ()) -> Verdict | None:
@@ -204,7 +211,7 @@ def baseline_works(facts: RunFacts) -> Verdict:
     rubric, name = facts.rubric, facts.analysis.baseline
     margin, ref_name = rubric.checks["baseline_works"].threshold, rubric.references.baseline
     base, ref = facts.accuracy(name), facts.accuracy(ref_name, reference=True)
-    missing = (_not_run((name or "the baseline", base), (f"the reference {ref_name}", ref))
+    missing = (_not_run(((name or "the baseline", base),), ((ref_name, ref),))
                or _unsupported(facts, (name,), (ref_name,)))
     if missing:
         return missing
@@ -218,7 +225,7 @@ def baseline_works(facts: RunFacts) -> Verdict:
 def proposed_beats_baseline(facts: RunFacts) -> Verdict:
     base_name, prop_name = facts.analysis.baseline, facts.analysis.proposed
     base, prop = facts.accuracy(base_name), facts.accuracy(prop_name)
-    missing = (_not_run((base_name or "the baseline", base), (prop_name or "the proposed model", prop))
+    missing = (_not_run(((base_name or "the baseline", base), (prop_name or "the proposed model", prop)))
                or _unsupported(facts, (base_name, prop_name)))
     if missing:
         return missing
@@ -233,8 +240,7 @@ def proposed_vs_references(facts: RunFacts) -> Verdict:
     refs, name = facts.rubric.references, facts.analysis.proposed
     prop = facts.accuracy(name)
     low, high = facts.accuracy(refs.baseline, reference=True), facts.accuracy(refs.strong, reference=True)
-    missing = (_not_run((name or "the proposed model", prop), (f"the reference {refs.baseline}", low),
-                        (f"the reference {refs.strong}", high))
+    missing = (_not_run(((name or "the proposed model", prop),), ((refs.baseline, low), (refs.strong, high)))
                or _unsupported(facts, (name,), (refs.baseline, refs.strong)))
     if missing:
         return missing

@@ -165,6 +165,12 @@ def _scores(data: TrainingData) -> Callable[[Split, torch.Tensor], tuple[float, 
 
 # ---- optimizer and schedule ----------------------------------------------------------------------
 
+def eval_batch_size(device: torch.device | str, config: TrainConfig) -> int:
+    """Images per inference batch: EVAL_BATCH on a GPU, the training batch on the CPU, which gains nothing
+    from more and would hold them all at once (a small ResNet's 1,000 take 500 MB more than 64 do)."""
+    return EVAL_BATCH if torch.device(device).type == "cuda" else config.batch_size
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Batches in an epoch of n images: a last batch of one image breaks BatchNorm's training
     statistics, so it is dropped."""
@@ -252,7 +258,8 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     opt = _optimizer(model, config, device)
     sched = _schedule(opt, config, steps * config.epochs)
     step_fn = make_step(model, opt, device, s.precision, bs, notes, capture=capture)
-    predict = dict(mean=data.mean, std=data.std, device=device, channels_last=s.channels_last, precision=s.precision)
+    predict = dict(mean=data.mean, std=data.std, device=device, channels_last=s.channels_last, precision=s.precision,
+                   batch_size=eval_batch_size(device, config))
     check_every = 1 if device.type == "cpu" else NAN_CHECK_EVERY  # a CPU check costs no sync
     score = _scores(data) if data.val_labels is not None else None  # None: the labels are elsewhere
 

@@ -4,7 +4,8 @@
                         CPU torch, the bundled grader, the data and the references (grader.gradescope.prepare)
     run_autograder      run for each submission: `grader gradescope run` (grader.gradescope.run) under a
                         deadline below the assignment's timeout, and a fallback results.json after it
-    autograder.json     the budget, the rubric file, the data folder and the timeout (grader.gradescope.config)
+    autograder.json     the budget fitted to the machine (grader.gradescope.budget), the rubric file, the data
+                        folder and the timeout (grader.gradescope.config)
     rubric.toml         the rubric, as chosen at build time
     cnn-grader/         the grader's sources (pyproject.toml, README.md, grader/, rubrics/,
                         reference_models/), installed by setup.sh without a package index
@@ -28,7 +29,9 @@ from pathlib import Path
 import grader
 from grader import __version__
 from grader.errors import GraderError
-from grader.gradescope.config import CONFIG, DEFAULT_TIMEOUT_MINUTES, AutograderConfig, Deadline
+from grader.gradescope.budget import FittedBudget, fit_budget
+from grader.gradescope.config import CONFIG, DEFAULT_TIMEOUT_MINUTES, AutograderConfig, Deadline, deadline
+from grader.gradescope.machine import GRADESCOPE, Machine
 from grader.rubric import DEFAULT_RUBRIC, Budget, load_rubric
 
 BUNDLED_GRADER = "cnn-grader"
@@ -52,18 +55,23 @@ class BuiltAutograder:
     rubric_sha256: str
     entries: int
     bytes: int
+    fitted: FittedBudget
+    """The budget as fitted to the machine, with what the build chose in words."""
 
 
 def build_autograder(out: Path, *, rubric: Path | None = None, budget: Budget = "quick",
-                     data_dir: Path | None = None, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> BuiltAutograder:
-    """Write the zip to `out`: the grader, `rubric` (default: the grader's own) and the settings for `budget`;
-    `timeout_minutes` is the assignment's autograder timeout on Gradescope."""
+                     data_dir: Path | None = None, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
+                     machine: Machine = GRADESCOPE) -> BuiltAutograder:
+    """Write the zip to `out`: the grader, `rubric` (default: the grader's own) and the settings for `budget`
+    fitted to `machine` (the autograder's CPU and memory on Gradescope) and `timeout_minutes` (its timeout)."""
     loaded = load_rubric(rubric)  # a bad rubric fails here, not on Gradescope
     checkout = _checkout()
     if data_dir is not None:
         _check_data(data_dir, budget)
+    fitted = fit_budget(loaded, budget, machine, deadline(timeout_minutes))
     config = AutograderConfig(budget=budget, rubric=RUBRIC, data=DATA if data_dir else None, grader_version=__version__,
-                              timeout_minutes=timeout_minutes)
+                              timeout_minutes=timeout_minutes, machine=machine, train=fitted.train)
+    config.fitted(loaded)  # the layer is checked as the rubric's own tables are, here rather than on Gradescope
     rubric_bytes = Path(rubric).read_bytes() if rubric else resources.files("rubrics").joinpath(DEFAULT_RUBRIC).read_bytes()
     entries: list[tuple[str, bytes | Path, int]] = [
         ("setup.sh", _setup_script(checkout).encode(), 0o755),
@@ -75,7 +83,7 @@ def build_autograder(out: Path, *, rubric: Path | None = None, budget: Budget = 
     if data_dir is not None:
         entries += [(f"{DATA}/{name}", path, 0o644) for name, path in _tree(data_dir, None)]
     size = _write_zip(out, entries)
-    return BuiltAutograder(out, config, loaded.sha256, len(entries), size)
+    return BuiltAutograder(out, config, loaded.sha256, len(entries), size, fitted)
 
 
 def _checkout() -> Path:
@@ -143,6 +151,7 @@ def _write_zip(out: Path, entries: list[tuple[str, bytes | Path, int]]) -> int:
                 info.external_attr = (0o100000 | mode) << 16  # a regular file with this mode: unzip keeps +x
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, content if isinstance(content, bytes) else content.read_bytes())
+        os.chmod(tmp, 0o644)  # mkstemp made it 0600; the zip is uploaded and shared, like every file the grader writes
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

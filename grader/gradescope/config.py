@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 from grader.config import default_data_dir
 from grader.errors import GraderError
-from grader.rubric import Budget
+from grader.gradescope.machine import GRADESCOPE, Machine
+from grader.rubric import Budget, Rubric
 from grader.typed import from_plain, to_plain
 
 CONFIG = "autograder.json"
@@ -59,11 +61,19 @@ class AutograderConfig:
     """The grader that built the zip (the one bundled in it)."""
     timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES
     """The assignment's autograder timeout on Gradescope: run_autograder stops the grader before it."""
+    machine: Machine = GRADESCOPE
+    """The container the budget was fitted to (`--cpus`, `--memory`)."""
+    train: Mapping[str, Any] = field(default_factory=dict)
+    """The budget's training keys over the rubric's, fitted to `machine` (grader.gradescope.budget)."""
     schema: str = SCHEMA
 
     @property
     def deadline(self) -> "Deadline":
         return deadline(self.timeout_minutes)
+
+    def fitted(self, rubric: Rubric) -> Rubric:
+        """`rubric` with this zip's budget: its `train` keys over the rubric's, as [train_quick] lies over [train]."""
+        return rubric.sized(self.budget, self.train, f"{CONFIG} train") if self.train else rubric
 
     def to_json(self) -> str:
         return json.dumps(to_plain(self), indent=2)

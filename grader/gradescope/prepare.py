@@ -1,18 +1,26 @@
 """`grader gradescope prepare`: the last step of setup.sh, once per image, while the network is up.
 
 It gets the data (the bundled folder, else the official CIFAR-10 downloaded now), trains the
-rubric's references under the autograder's budget into the cache (ROOT/cache, kept in the image),
-so that no submission retrains a ResNet, and probes the sandbox: the build log says whether
-student code will run behind walls, and what happens when it cannot (grader.gradescope.run).
+rubric's references under the zip's budget into the cache (ROOT/cache, kept in the image) so that
+no submission retrains a ResNet, and probes the sandbox. A reference the budget's time limit cut is
+kept as it is, like any other: every submission is compared with the same one, and the run checks
+leave unscored what it cannot support. The build log says what happened to each reference (trained
+or found, cut or not, what it reached and what that leaves unscored) and whether student code will
+run behind walls.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from grader.errors import SandboxError
 from grader.gradescope.config import autograder_paths, load_config
+from grader.gradescope.machine import fit_threads, this_container
+from grader.rubric import Budget, Rubric, load_rubric
+
+if TYPE_CHECKING:
+    from grader.training.references import ReferenceRun
 
 
 def prepare_autograder(root: Path | None = None, *, say: Callable[[str], None] = print) -> None:
@@ -25,15 +33,34 @@ def prepare_autograder(root: Path | None = None, *, say: Callable[[str], None] =
     from grader.data import download_cifar10, load_cifar10
     from grader.training.references import run_references
 
+    rubric = config.fitted(load_rubric(paths.source / config.rubric))
+    container = this_container()
+    if container is not None:  # the image's build may run under a quota too: one thread a core it buys
+        say(fit_threads(container.cpus))
     data_dir = paths.data_dir(config)
     if config.data is None:
         download_cifar10(data_dir, show_progress=False)
     say(f"data: {data_dir} (sha256 {load_cifar10(data_dir).sha256})")
-    for run in run_references(rubric=paths.source / config.rubric, data_dir=data_dir, budget=config.budget):
-        accuracy = run.history.test_accuracy
-        say(f"reference {run.model}: test accuracy {'n/a' if accuracy is None else f'{accuracy:.2%}'} "
-            f"({'cached' if run.cached else 'trained'}, {config.budget} budget)")
+    runs = run_references(rubric=rubric, data_dir=data_dir, budget=config.budget, keep_cut=True)
+    for run in runs:
+        say(reference_line(run, rubric, config.budget))
     say(sandbox_report())
+
+
+def reference_line(run: "ReferenceRun", rubric: Rubric, budget: Budget) -> str:
+    """What happened to one reference and what it means for the comparisons, in one line."""
+    history, config = run.history, rubric.train_config(budget)
+    accuracy = history.test_accuracy
+    done = "found in the cache" if run.cached else f"trained in {history.seconds:.0f} s"
+    line = (f"reference {run.model}: test accuracy {'n/a' if accuracy is None else f'{accuracy:.2%}'} "
+            f"({done}, {budget} budget, kept in the image")
+    if history.stopped_early:
+        line += (f"; cut by the budget's {config.max_seconds:g} s limit after {len(history.epochs)} of "
+                 f"{config.epochs} epochs: the comparisons that need it are not scored")
+    elif run.role == "baseline" and accuracy is not None and accuracy < rubric.references.min_accuracy:
+        line += (f"; below references.min_accuracy ({rubric.references.min_accuracy:.0%}): the comparisons with the "
+                 "references are not scored under this budget")
+    return line + ")"
 
 
 def sandbox_report() -> str:
@@ -51,4 +78,4 @@ def sandbox_report() -> str:
     return f"sandbox: {iso.kind}" + (f" ({iso.note})" if iso.note else "")
 
 
-__all__ = ["prepare_autograder", "sandbox_report"]
+__all__ = ["prepare_autograder", "reference_line", "sandbox_report"]

@@ -8,7 +8,7 @@ SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"    # /autograder/source: 
 ROOT="${GRADER_AUTOGRADER_ROOT:-/autograder}"
 # Outside /autograder and readable by everyone: the sandbox runs student code as another user
 # with this very interpreter (README: "as root, the sandbox user must be able to run the Python").
-VENV=/opt/cnn-grader-venv
+VENV="${GRADER_VENV:-/opt/cnn-grader-venv}"
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
@@ -25,6 +25,15 @@ fi
 "$VENV/bin/pip" install --index-url https://download.pytorch.org/whl/cpu @TORCH_REQUIREMENTS@
 "$VENV/bin/pip" install "$SOURCE/cnn-grader"
 chmod -R a+rX "$VENV"
+# pip can install a torchvision that does not import (built for another torch); no submission could
+# then be graded, so the image must not be built: say why and fail.
+if ! IMPORT_ERROR=$("$VENV/bin/python" -c 'import torch, torchvision' 2>&1); then
+    echo "setup.sh: torch and torchvision were installed but cannot be imported in $VENV:" >&2
+    echo "$IMPORT_ERROR" | tail -n 3 >&2
+    echo "setup.sh: the autograder cannot grade without them; rebuild the zip with \`grader gradescope build\` from a" \
+         "grader whose pyproject.toml pins a torch and torchvision that install together" >&2
+    exit 1
+fi
 
 # The data (bundled, else downloaded now) and the references trained once for the budget, so no
 # submission retrains them; then a probe of the sandbox, reported in the build log.

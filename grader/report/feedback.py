@@ -68,14 +68,15 @@ def _error(result: GradeResult) -> str:
     return without_paths(result.error, machine_paths(result)) if result.status == "error" and result.error else ""
 
 
-def feedback_markdown(result: GradeResult, *, curves: str | None = None) -> str:
-    """The student's page as Markdown (also Gradescope's output and the CI step summary)."""
+def feedback_markdown(result: GradeResult, *, curves: str | None = None, figures_held: bool = False) -> str:
+    """The student's page as Markdown (also Gradescope's output and the CI step summary). `figures_held`:
+    the result was retrained, but its figures are left out until the checks that use them are shown."""
     lines = [f"# Feedback for {md(result.student)}", "", *[f"*{md(line)}*  " for line in _student_lines(result)], ""]
     if error := _error(result):
         lines += [f"**This submission could not be graded:** {md(error)}", ""]
     lines += [f"**Score: {result.score:g} / {result.max_score:g}**", "", "## Checks", ""]
     lines += _checks_markdown(check_views(result))
-    lines += _details_markdown(result)
+    lines += _details_markdown(result, figures_held)
     if curves:
         lines += ["", "## Learning curves", "", f"![Learning curves]({curves})"]
     return "\n".join(lines) + "\n"
@@ -93,7 +94,7 @@ def _checks_markdown(views: tuple[CheckView, ...]) -> list[str]:
     return lines
 
 
-def _details_markdown(result: GradeResult) -> list[str]:
+def _details_markdown(result: GradeResult, figures_held: bool = False) -> list[str]:
     """Everything on the student's page after the checks: models, figures, references, notes."""
     lines: list[str] = []
     classes = [m for m in result.models if m.kind == "model"]
@@ -104,7 +105,7 @@ def _details_markdown(result: GradeResult) -> list[str]:
             lines.append(f"| {md(m.name)} | {role} | {'yes' if m.is_cnn else 'no'} |")
     pair = [n for n in (result.baseline, result.proposed) if n]
     if pair:
-        lines += _reported_vs_reproduced(result, pair)
+        lines += _reported_vs_reproduced(result, pair, figures_held)
     lines += what_differs_markdown(result)
     if result.references or result.runs:
         lines += ["", "## Against the references (same data, same config)", "", "| Network | Test accuracy | Parameters |", "|---|---|---|"]
@@ -119,11 +120,13 @@ def _details_markdown(result: GradeResult) -> list[str]:
     return lines
 
 
-def _reported_vs_reproduced(result: GradeResult, pair: list[str]) -> list[str]:
+def _reported_vs_reproduced(result: GradeResult, pair: list[str], figures_held: bool = False) -> list[str]:
     """The notebook's figures beside the grader's, and the line each reported figure was read from."""
+    why = ("." if result.runs else " (shown later, with the checks that use them)." if figures_held
+           else " (this run did not retrain: static checks only).")
     lines = ["", "## Reported vs reproduced", "",
-             "What your notebook printed, next to what the grader measured by retraining your classes under its fixed configuration"
-             + ("." if result.runs else " (this run did not retrain: static checks only)."), "",
+             "What your notebook printed, next to what the grader measured by retraining your classes under its fixed "
+             f"configuration{why}", "",
              "| Model | Reported val acc | Reported test acc | Reproduced val acc | Reproduced test acc |", "|---|---|---|---|---|"]
     for name in pair:
         rep, run = result.reported.get(name), result.runs.get(name)

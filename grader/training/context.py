@@ -117,6 +117,10 @@ class TrainingContext:
     draw_key: bytes = b""
     """The grader's secret for the images each child is shown (grader.training.memorization.draw_key);
     empty: a fresh secret draw for every child."""
+    child_memory_bytes: int = 0
+    """Memory each model's child may hold (0: the sandbox's default): where the grader and its child share
+    a container's memory (Gradescope's 768 MB), what the grader leaves, so a child over it is stopped and
+    named rather than the container's OOM killer ending the grader."""
 
     @property
     def identity(self) -> RunIdentity:
@@ -145,16 +149,15 @@ def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = 
     from grader.training.references import run_references
 
     dataset = load_cifar10(data_dir)
-    data = training_data(dataset, rubric.data)
+    config = rubric.train_config(budget)
+    seen = training_data(dataset, rubric.data, config)  # the child gets the budget's images, already cut
     iso = isolation or detect_isolation()
     if require_isolation:
         require(iso)
-    config = rubric.train_config(budget)
     dev = device or default_device()
-    seen = data.for_budget(config)  # the child gets the budget's images, already cut
     arrays = {"train_x": seen.train_images, "train_y": seen.train_labels, "val_x": seen.val_images,
               "test_x": seen.test_images}
-    key = hashlib.sha256(json.dumps([data.data_sha256, asdict(rubric.data), config.train_subset,
+    key = hashlib.sha256(json.dumps([seen.data_sha256, asdict(rubric.data), config.train_subset,
                                      config.eval_subset]).encode()).hexdigest()[:16]
     written = write_arrays(state_dir("arrays", key), {k: v.numpy() for k, v in arrays.items()})
     runs = run_references(rubric=rubric, data_dir=data_dir, device=dev, budget=budget, on_progress=on_progress)
@@ -164,8 +167,8 @@ def prepare_training(rubric: Rubric, budget: Budget, *, data_dir: Path | None = 
         files={k: path for k, (path, _) in written.items()}, train_size=len(seen.train_labels),
         file_sha256={k: sha for k, (_, sha) in written.items()},
         labels={"val": seen.val_labels.numpy(), "test": seen.test_labels.numpy()},
-        mean=data.mean, std=data.std, data_sha256=data.data_sha256, data_kind=dataset.kind,
-        data_source=dataset.source, data_note=data.note,
+        mean=seen.mean, std=seen.std, data_sha256=seen.data_sha256, data_kind=dataset.kind,
+        data_source=dataset.source, data_note=seen.note,
         references={run.model: ModelRun.trained(run.model, run.history, memorization=run.memorization) for run in runs},
         isolation=iso, train_timeout_s=max(MIN_TRAIN_TIMEOUT_S, TIMEOUT_FACTOR * slowest), draw_key=draw_key(),
     )

@@ -26,7 +26,7 @@ from torch import nn
 
 from grader.child.config import TrainConfig
 from grader.child.protocol import EpochRecord, History
-from grader.child.train import TrainingData, predict_logits, train
+from grader.child.train import TrainingData, eval_batch_size, predict_logits, train
 from grader.config import user_cache_dir
 from grader.data import load_cifar10, training_data
 from grader.errors import GraderError
@@ -73,10 +73,11 @@ def reference_key(*, model: str, config: dict, data_sha256: str, device_type: st
 def run_references(
     *, rubric: Rubric | str | Path | None = None, data_dir: str | Path | None = None,
     device: str | None = None, force: bool = False, budget: Literal["full", "quick"] = "full",
-    cache_dir: Path | None = None, on_progress: OnProgress | None = None,
+    cache_dir: Path | None = None, on_progress: OnProgress | None = None, keep_cut: bool = False,
 ) -> list[ReferenceRun]:
     """Train (or read from cache) the rubric's baseline and strong references; `on_progress` hears
-    each training's start and epochs (nothing for a reference read from the cache)."""
+    each training's start and epochs (nothing for a reference read from the cache). `keep_cut`: cache a
+    run the budget's time limit cut too (an autograder's image keeps whatever its build trained)."""
     from reference_models import REFERENCE_MODELS
 
     rub = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
@@ -85,7 +86,7 @@ def run_references(
         raise GraderError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
     config = rub.train_config(budget)
     dataset = load_cifar10(data_dir)
-    data = training_data(dataset, rub.data).for_budget(config)
+    data = training_data(dataset, rub.data, config)
     seen = as_shown(data)
     folder = cache_dir or reference_cache_dir()
     runs = []
@@ -114,8 +115,8 @@ def run_references(
             return built[-1]
 
         history = train(build, seen, config, device=dev, on_epoch=_epochs(name, config, on_progress) if on_progress else None)
-        memorization = _clean_and_perturbed(built[0], history, data) if history.selected_epoch else None
-        if not history.stopped_early:  # a run cut by a time limit measured this machine's load: not kept
+        memorization = _clean_and_perturbed(built[0], history, data, config) if history.selected_epoch else None
+        if keep_cut or not history.stopped_early:  # a run cut by a time limit measured this machine's load
             folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"schema": CACHE_SCHEMA, "key": key, "inputs": inputs,
@@ -137,14 +138,15 @@ def as_shown(data: TrainingData) -> TrainingData:
                             for split, s in shown.items() for part in ("images", "labels")})
 
 
-def _clean_and_perturbed(model: nn.Module, history: History, data: TrainingData) -> Memorization | None:
+def _clean_and_perturbed(model: nn.Module, history: History, data: TrainingData, config: TrainConfig) -> Memorization | None:
     """The trained model on every test image of `data` and on a perturbed copy of each (the fixed draw)."""
     if data.test_images is None or data.test_labels is None or not len(data.test_labels):
         return None
     clean = data.test_images.numpy()
     images = np.concatenate([clean, perturb(clean, np.random.default_rng(REFERENCE_SEED))])
     logits = predict_logits(model, torch.from_numpy(images), mean=data.mean, std=data.std,
-                            channels_last=history.channels_last, precision=history.precision).cpu().numpy()
+                            channels_last=history.channels_last, precision=history.precision,
+                            batch_size=eval_batch_size(history.device, config)).cpu().numpy()
     labels = data.test_labels.numpy()
     return probe(logits, np.concatenate([labels, labels]), np.arange(len(images)) >= len(clean))
 

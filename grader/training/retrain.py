@@ -53,6 +53,7 @@ def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx
         return Retrained({}, {})
     checked = run_models(notebook, names, max_params=rubric.assignment.max_params,
                          max_flops=rubric.assignment.max_flops_per_image, isolation=ctx.isolation,
+                         limits=Limits(**_memory(ctx)),
                          on_check=(lambda name: on_progress(ProgressEvent(name, "check"))) if on_progress else None)
     runs, flags = {}, [check.flag for check in checked.models.values() if check.flag]
     for name, check in checked.models.items():
@@ -104,7 +105,8 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
                     **{f"{split}_x.npy": npy_bytes(s.images) for split, s in shown.items()}},
             arrays={"val_logits": ArraySpec("f", (None, None, 10)), "test_logits": ArraySpec("f", (None, None, 10))},
             timeouts=replace(Timeouts(), train_s=ctx.train_timeout_s), env=gpu_env,
-            limits=Limits(gpu_memory_bytes=rubric.assignment.max_gpu_memory_mb * 2**20, gpu_slots=slots_on_a_gpu(ctx.gpus)),
+            limits=Limits(gpu_memory_bytes=rubric.assignment.max_gpu_memory_mb * 2**20, gpu_slots=slots_on_a_gpu(ctx.gpus),
+                          **_memory(ctx)),
             on_progress=child_epochs(name, ctx.config, ctx.train_timeout_s, on_progress) if on_progress else None,
         )
     report, seconds, uid = run.report, round(run.child.seconds, 2), run.child.isolation.uid
@@ -125,6 +127,11 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
         return ModelRun(name, error=f"training produced no usable epoch ({history.message})", params=history.params,
                         flops_per_image=history.flops_per_image, seconds=seconds, uid=uid), flags
     return ModelRun.trained(name, history, seconds, uid, memorization_of(history, test_logits, shown["test"], ctx)), flags
+
+
+def _memory(ctx: TrainingContext) -> dict[str, int]:
+    """The context's memory cap for a child, when it sets one (else the sandbox's default)."""
+    return {"memory_bytes": ctx.child_memory_bytes} if ctx.child_memory_bytes else {}
 
 
 def shown_to_child(ctx: TrainingContext, extraction: Extraction) -> dict[str, Shown]:
