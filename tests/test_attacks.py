@@ -81,7 +81,9 @@ def attack(isolation, body: str, *constants: str, limits: Limits = Limits(memory
 
 def _thief(context, isolation, leak: bool):
     extraction = extract_models(model_notebook(attacks.THIEF, "Attack", "SIZES = (400, 500)"), ["Attack"])
-    ctx = replace(context, isolation=isolation)
+    # The thief tells the splits apart by the size of an inference batch: on the CPU that is the training
+    # batch, so one that holds a whole split (512) lets it try.
+    ctx = replace(context, isolation=isolation, config=replace(context.config, batch_size=512))
     if leak:  # the old layout: the labels next to the child's inputs (in the order it is shown them), as files it can read
         shown = shown_to_child(ctx, extraction)
         folder = state_dir("test-leak")
