@@ -22,7 +22,7 @@ from grader.errors import SandboxError
 from grader.sandbox import confine
 from grader.sandbox.files import ArraySpec
 from grader.sandbox.detect import detect_isolation
-from grader.sandbox.isolation import Isolation, require
+from grader.sandbox.isolation import Isolation, _slot_uid, require
 from grader.sandbox.process import Limits, Phase, run_in_sandbox
 from grader.sandbox.proctree import MAX_DEPTH, folder_use
 from grader.sandbox.state import remove_tree
@@ -60,8 +60,8 @@ def test_result_is_read_as_a_record_and_child_runs_unprivileged_in_a_fresh_folde
     assert isinstance(r.payload, Seen) and r.payload.echo == "hello"  # "extra", undeclared, was dropped
     assert r.payload.files == ("out", "tmp")
     assert "GRADER_SECRET_TOKEN" not in r.payload.env
-    if ROOT:
-        assert r.payload.uid == 65534
+    if ROOT:  # the first slot: nobody, or the first of the landlock kind's drawn uids
+        assert r.payload.uid == r.isolation.uid == (_slot_uid(isolation, 0))
     assert r.isolation.kind == isolation.kind
 
 
@@ -185,7 +185,7 @@ def test_concurrent_children_run_as_different_uids(tmp_path, isolation):
         results = list(pool.map(lambda f: run(f, isolation, body), folders))
     assert all(r.status == "ok" for r in results), [r.detail for r in results]
     uids = {r.payload["uid"] for r in results}  # no record type: the JSON as it is
-    assert len(uids) == 2 and 65534 in uids and all(u != 0 for u in uids)
+    assert len(uids) == 2 and _slot_uid(isolation, 0) in uids and all(u != 0 for u in uids)
 
 
 def test_an_interrupted_grader_leaves_no_child_behind(tmp_path, isolation, monkeypatch):
@@ -390,3 +390,23 @@ def test_torch_sees_the_cpus_features_inside_every_kind(tmp_path, each_isolation
     assert r.status == "ok", r.detail + r.stderr
     assert r.payload.cpu == torch.backends.cpu.get_cpu_capability()
     assert "Error in cpuinfo" not in r.stderr
+
+
+def test_landlock_children_take_uids_of_their_own_state_folder(tmp_path, monkeypatch):
+    """Containers on one kernel share its uids: two graders (two state folders) must not hand out the
+    same ones to the landlock kind, or one's fork bomb holds the other's process limit."""
+    from grader.sandbox.isolation import SHARED_KERNEL_UIDS, exclusive_uid
+
+    if not ROOT:
+        pytest.skip("uids are handed out only when the grader runs as root")
+    iso = Isolation("landlock", 65534, sys.executable)
+    taken = []
+    for name in ("one", "two", "one"):
+        (tmp_path / name).mkdir(mode=0o700, exist_ok=True)
+        monkeypatch.setenv("GRADER_STATE_DIR", str(tmp_path / name))
+        with exclusive_uid(iso) as held:
+            taken.append(held.uid)
+    assert taken[0] == taken[2] != taken[1]  # one base per state folder, kept
+    assert all(SHARED_KERNEL_UIDS[0] <= uid < SHARED_KERNEL_UIDS[1] for uid in taken)
+    with exclusive_uid(Isolation("bubblewrap", 65534, sys.executable)) as held:
+        assert held.uid == 65534  # the other kinds keep nobody and 65001-65063

@@ -33,8 +33,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shlex
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -299,11 +301,39 @@ def exclusive_uid(isolation: Isolation) -> Iterator[Isolation]:
                 os.close(fd)
                 continue
             try:
-                yield replace(isolation, uid=NOBODY if slot == 0 else UID_BASE + slot)
+                yield replace(isolation, uid=_slot_uid(isolation, slot))
             finally:
                 os.close(fd)  # releases the lock
             return
         time.sleep(SLOT_WAIT_S)
+
+
+# The landlock kind's uids: UID_SLOTS of them from a base drawn once per state folder in this range.
+SHARED_KERNEL_UIDS = (2**20, 2**31 - UID_SLOTS)
+
+
+def _slot_uid(isolation: Isolation, slot: int) -> int:
+    """Slot 0 is nobody, slot n UID_BASE + n, except under landlock, which runs where containers do:
+    beside other containers on one kernel, whose graders (each with its own state folder, its own
+    locks) would hand out the same uids, and RLIMIT_NPROC counts a uid's processes in all of them
+    (one container's fork bomb held another's limit). There the uids start at a base drawn at random,
+    once per state folder, from a range no distribution allocates."""
+    if isolation.kind != "landlock":
+        return NOBODY if slot == 0 else UID_BASE + slot
+    low, high = SHARED_KERNEL_UIDS
+    path = state_dir() / "uid-base"
+    if not path.exists():  # written whole, then linked into place: the first of concurrent workers wins
+        fd, drawn = tempfile.mkstemp(dir=path.parent, prefix=".uid-base.")
+        with os.fdopen(fd, "w") as f:
+            f.write(str(low + secrets.randbelow(high - low)))
+        with contextlib.suppress(FileExistsError):
+            os.link(drawn, path)
+        os.unlink(drawn)
+    with open(path, opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
+        text = f.read().strip()
+    if not (text.isdigit() and low <= int(text) < high):
+        raise SandboxError(f"{path} holds no uid in [{low}, {high}); remove it so the grader draws its uids again")
+    return int(text) + slot
 
 
 __all__ = ["ETC_FILES", "HOST_VIEW", "Isolation", "KINDS", "Layout", "NOBODY", "OWN_IPC", "command", "exclusive_uid",
