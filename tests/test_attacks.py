@@ -1061,6 +1061,40 @@ def test_the_newer_syntax_reader_runs_walled_off(each_isolation, tmp_path, monke
         listener.accept()  # nothing reached the grader's loopback
 
 
+# ---- 13. a fork bomb whose copies leave its session ---------------------------------------------
+
+SMALL_MODEL = "def __init__(self):\n    super().__init__()\n    self.fc = nn.Linear(3 * 32 * 32, 10)\n" \
+              "def forward(self, x):\n    return self.fc(torch.flatten(x, 1))"
+
+
+def test_a_fork_bomb_fails_alone_and_leaves_its_uid_free(each_isolation):
+    """Copies that call setsid and sleep hold the uid's process limit for as long as they live: none
+    may outlive the child (a PID namespace, or landlock's reaper), or the next child of that uid
+    could not start a thread."""
+    started = time.clock_gettime(time.CLOCK_BOOTTIME)
+    bomb = attack(each_isolation, attacks.FORK_BOMB)
+    assert not bomb.passed and "Resource temporarily unavailable" in bomb.message, bomb.message
+    uid = bomb.child.isolation.uid
+    assert uid not in (0, os.getuid()) and _processes_of(uid, since=started) == []
+    after = attack(each_isolation, SMALL_MODEL)
+    assert after.passed, after.message
+
+
+def _processes_of(uid: int, since: float) -> list[int]:
+    """The processes of `uid` started after `since` (seconds since boot): another grader's children
+    on this machine may have the same uid, but not the same start."""
+    found, tick = [], os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                stat_line = (entry / "stat").read_text()
+                if int(stat_line[stat_line.rfind(")") + 2:].split()[19]) / tick >= since:
+                    found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
 # ---- the batch goes on ------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
