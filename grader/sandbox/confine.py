@@ -324,6 +324,8 @@ def supervise(start: Callable[[], None]) -> int:
 
 
 def _descendants(root: int) -> list[int]:
+    """root's descendants, from every process's parent in /proc (grader/sandbox/proctree.tree's walk:
+    this file imports nothing but the standard library)."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
