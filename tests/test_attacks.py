@@ -778,16 +778,12 @@ def test_a_memorized_test_set_is_flagged_and_scored_on_the_perturbed_images(each
 
 @pytest.mark.realdata
 def test_a_table_of_the_real_images_earns_nothing_on_the_real_images(real_cifar10, isolation, tmp_path):
-    """The review's attack on the real images, under the quick budget (its time limit raised, as for
-    the complete example's real-image check: a run cut short on a busy machine is not compared, and
-    the comparison is what this test is about). Its table of all 60,000 images (660,000 characters)
+    """The review's attack on the real images, under the rubric's quick budget. Its table of all 60,000 images (660,000 characters)
     lies past what the grader reads of a notebook's code: MemoNet cannot even be built. The 10,000
     test images' table (110,000 characters) is read, and answers every published test image."""
     from grader.training.context import prepare_training
 
-    rubric_file = tmp_path / "cifar10.toml"
-    rubric_file.write_text((REPO / "rubrics" / "cifar10.toml").read_text().replace("max_seconds = 20\n", "max_seconds = 600\n"))
-    rubric = load_rubric(rubric_file)
+    rubric = load_rubric(REPO / "rubrics" / "cifar10.toml")
     ctx = prepare_training(rubric, "quick", data_dir=real_cifar10, isolation=isolation)
     (tmp_path / "all").mkdir()
     whole = grade_submission(_memorizer(tmp_path / "all", real_cifar10), student="mallory", rubric=rubric,

@@ -12,15 +12,16 @@ from grader.training.runs import ModelRun
 from support import SUBMISSIONS
 
 
-def trained(name: str, test_accuracy: float, loss: tuple[float, float] = (2.3, 1.9), stopped_early: bool = False,
+def trained(name: str, test_accuracy: float, loss: tuple[float, float] = (2.3, 1.9), cut: str = "",
             val_loss: float = 1.0, val_images: int = 1_000) -> ModelRun:
     """A run as the grader scored it: the validation accuracy of its one epoch is its test accuracy;
-    `loss` is the child's account of its training loss (first quarter, last quarter)."""
+    `loss` is the child's account of its training loss (first quarter, last quarter); `cut`, why the run
+    is shorter than the budget's ('cost' or 'time', History.budget_cut)."""
     epoch = EpochRecord(1, 1.0, val_loss, test_accuracy, 1.0, 0.1)
     history = History(status="ok", message="", epochs=(epoch,), selected_epoch=1, test_loss=1.0,
                       test_accuracy=test_accuracy, params=10, flops_per_image=None, peak_memory_bytes=0, seconds=1.0,
                       train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=False,
-                      loss_start=loss[0], loss_end=loss[1], stopped_early=stopped_early, val_images=val_images)
+                      loss_start=loss[0], loss_end=loss[1], stopped_early=bool(cut), budget_cut=cut, val_images=val_images)
     return ModelRun.trained(name, history)
 
 
@@ -140,10 +141,11 @@ def test_a_training_loss_claimed_to_fall_at_chance_is_a_flag_and_no_credit(analy
 
 
 def test_a_run_the_clock_says_was_cut_is_not_judged_until_it_shows_learning(analysis, rubric):
-    runs = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.11, val_loss=2.31, stopped_early=True)}
+    runs = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.11, val_loss=2.31, cut="time")}
     learn = {c.id: c for c in score(analysis, rubric, runs, budget="quick").checks}["models_learn"]
     assert learn.passed and learn.points == learn.max_points
-    assert "ResDropNet is not judged: the budget's time limit cut its run before it showed learning" in learn.message
+    assert ("ResDropNet is not judged: it was stopped by the budget's time limit before the end and showed no learning"
+            in learn.message)
     alone = {"ResDropNet": runs["ResDropNet"]}
     learn = {c.id: c for c in score(analysis, rubric, alone, models={"ResDropNet": BUILT["ResDropNet"]},
                                     budget="quick").checks}["models_learn"]
@@ -159,9 +161,14 @@ def test_comparisons_a_budget_cannot_support_are_not_scored(analysis, rubric):
         assert not check.scored and not check.passed and (check.points, check.max_points) == (0, 0), check_id
         assert check.message.startswith(("not scored under the quick budget", "not compared under the quick budget"))
     assert "the reference LeNet5 reached only 13.0%" in checks["baseline_works"].message
-    capped = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.6, stopped_early=True)}
+    capped = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.6, cut="time")}
     beats = {c.id: c for c in score(analysis, rubric, capped, budget="quick").checks}["proposed_beats_baseline"]
-    assert not beats.scored and "ResDropNet reached its time limit" in beats.message
+    assert not beats.scored and "ResDropNet was stopped by the budget's time limit before the end" in beats.message
+    costly = {"LeNet5": trained("LeNet5", 0.5), "ResDropNet": trained("ResDropNet", 0.6, cut="cost")}
+    beats = {c.id: c for c in score(analysis, rubric, costly, budget="quick").checks}["proposed_beats_baseline"]
+    assert not beats.scored and beats.message == (
+        "not scored under the quick budget: ResDropNet costs more FLOPs than the budget allows, so it trained on fewer "
+        "images (see its notes), so the runs are not comparable; the grading budget scores it")
 
 
 def test_a_scale_without_length_or_a_cut_reference_is_not_scored(analysis, rubric):
@@ -172,8 +179,8 @@ def test_a_scale_without_length_or_a_cut_reference_is_not_scored(analysis, rubri
     assert not scale.scored and (scale.points, scale.max_points) == (0, 0)
     assert "the reference ResNet20 (27.0%) did not beat LeNet5 (30.0%) by 5%" in scale.message
     assert checks["proposed_beats_baseline"].scored and checks["proposed_beats_baseline"].passed
-    cut = {"LeNet5": trained("LeNet5", 0.30), "ResNet20": trained("ResNet20", 0.50, stopped_early=True)}
+    cut = {"LeNet5": trained("LeNet5", 0.30), "ResNet20": trained("ResNet20", 0.50, cut="cost")}
     checks = {c.id: c for c in score(analysis, rubric, runs, refs=cut, budget="quick").checks}
     assert not checks["proposed_vs_references"].scored
-    assert "the reference ResNet20 reached its time limit" in checks["proposed_vs_references"].message
+    assert "the reference ResNet20 costs more FLOPs than the budget allows" in checks["proposed_vs_references"].message
     assert checks["baseline_works"].scored and checks["proposed_beats_baseline"].scored  # they do not use ResNet20

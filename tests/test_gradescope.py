@@ -330,10 +330,10 @@ def test_a_reference_cut_by_its_time_limit_is_kept_in_the_image_and_said_to_be(t
     config = json.loads(config_file.read_text())
     config_file.write_text(json.dumps({**config, "train": {**config["train"], "max_seconds": 0.05}}))
     log = _prepare(root)
-    assert "cut by the budget's 0.05 s limit after" in log and "the comparisons that need it are not scored" in log
+    assert "stopped by the budget's 0.05 s safety net after" in log and "the comparisons that need it are not scored" in log
     assert len(list((root / "cache" / "cnn-grader" / "references").glob("*.json"))) == 2  # kept, cut or not
     again = _prepare(root)
-    assert again.count("found in the cache") == 2 and "cut by the budget's 0.05 s limit" in again
+    assert again.count("found in the cache") == 2 and "stopped by the budget's 0.05 s safety net" in again
 
 
 # ---- the budget fitted to the machine
@@ -353,14 +353,14 @@ def test_the_build_fits_the_quick_budget_to_the_machine_and_says_what_to_pick_on
     assert "pick: CPU 0.5, memory 768 MB, timeout 10 minutes" in printed
     small = default["train"]
     assert small["train_subset"] < rubric.quick.train_subset  # half a CPU cannot train the laptop budget's images
-    assert small["max_seconds"] > rubric.quick.max_seconds  # nor in its 20 s: the limit is a safety net there
-    # two models, each at most its limit and half that again evaluating, fit the 510 s deadline
-    assert 2 * 1.5 * small["max_seconds"] < 510
+    assert small["max_flops"] < rubric.quick.max_flops  # nor the laptop's allowance
+    assert 2 * small["max_seconds"] < 510  # two models, each stopped by its safety net at worst, fit the 510 s deadline
     assert f"2 epochs on {small['train_subset']:,} training images" in printed
+    assert f"at most {small['max_flops'] / 1e12:.3g} TFLOP per model (a model that costs more trains on fewer" in printed
     bigger, printed = _built(tmp_path, "--cpus", "2", "--memory", "4096", "--timeout-minutes", "20")
     assert "pick: CPU 2, memory 4096 MB, timeout 20 minutes" in printed
     assert small["train_subset"] < bigger["train"]["train_subset"] <= rubric.quick.train_subset  # more CPU, more images
-    assert bigger["train"]["max_seconds"] > small["max_seconds"]
+    assert bigger["train"]["max_seconds"] > small["max_seconds"] and bigger["train"]["max_flops"] > small["max_flops"]
     static, printed = _built(tmp_path, "--budget", "none")
     assert static["train"] == {} and "static checks only" in printed
 
@@ -383,7 +383,11 @@ def test_the_fitted_budget_is_the_rubrics_quick_budget_with_its_keys_replaced(ru
     fitted = fit_budget(rubric, "quick", GRADESCOPE, deadline(10))
     config = AutograderConfig(budget="quick", rubric="rubric.toml", data=None, grader_version="x", train=fitted.train)
     quick = config.fitted(rubric).quick
-    assert (quick.train_subset, quick.max_seconds) == (fitted.train["train_subset"], fitted.train["max_seconds"])
+    assert (quick.train_subset, quick.max_flops, quick.max_seconds) == (
+        fitted.train["train_subset"], fitted.train["max_flops"], fitted.train["max_seconds"])
+    from grader.child.plan import plan_run
+    strong = plan_run(quick, quick.train_subset, quick.eval_subset, strong_reference_flops(rubric))
+    assert strong.cut == "" and strong.flops > 0.9 * quick.max_flops  # the strong reference whole, and little room to spare
     assert (quick.epochs, quick.batch_size, quick.eval_subset, quick.lr) == (rubric.quick.epochs, rubric.quick.batch_size,
                                                                           rubric.quick.eval_subset, rubric.quick.lr)
     assert config.fitted(rubric).train == rubric.train  # the grading budget is never cut down

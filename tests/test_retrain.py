@@ -13,7 +13,6 @@ from grader.child.config import TrainConfig
 from grader.child.protocol import TRAIN_INPUTS, EpochRecord, History
 from grader.grading.grade import grade_submission
 from grader.rubric import load_rubric
-from grader.child.train import earliest_cut, evaluable_images
 from grader.training.retrain import score_epochs, time_limit
 from nbfactory import code, write
 from support import REPO, SUBMISSIONS, assert_page_shows_tables_and_curves, chromium
@@ -84,14 +83,15 @@ def test_a_gap_far_beyond_the_references_is_flagged_and_scored_on_the_perturbed_
     labels, perturbed = np.array([0, 1, 2, 3]), np.array([False, True, False, True])
     assert probe(np.eye(10)[[0, 1, 2, 9]], labels, perturbed) == Memorization(1.0, 0.5, 2, 2)
     assert probe(np.eye(10)[[0, 2]], labels[[0, 2]], perturbed[[0, 2]]) is None  # no perturbed image was scored
-    # A time limit let the child score the first three images only: they are the ones judged.
+    # The selected epoch's logits of every image the child was shown, judged clean and perturbed apart.
     from types import SimpleNamespace
 
     history = replace(honest.history, selected_epoch=1)
     shown = SimpleNamespace(labels=labels, perturbed=perturbed)
     ctx = SimpleNamespace(references={"R": replace(honest, memorization=references[0])})
-    cut = memorization_of(history, np.eye(10)[None, [0, 1, 9]], shown, ctx)
-    assert (cut.clean_accuracy, cut.clean_images, cut.perturbed_accuracy, cut.perturbed_images) == (0.5, 2, 1.0, 1)
+    found = memorization_of(history, np.eye(10)[None, [0, 1, 9, 3]], shown, ctx)
+    assert (found.clean_accuracy, found.clean_images, found.perturbed_accuracy, found.perturbed_images) == (0.5, 2, 1.0, 2)
+    assert memorization_of(history, np.eye(10)[None, [0, 1, 9]], shown, ctx) is None  # fewer logits than images
     assert memorization_of(history, np.eye(10)[None, [0, 1, 2, 3, 4]], shown, ctx) is None  # more logits than images
 
 
@@ -124,19 +124,15 @@ def test_complete_example_retrains_under_quick(training_context, small_rubric):
 def test_the_complete_example_passes_its_quick_self_check_on_real_images(real_cifar10, tmp_path):
     """The command a student runs, on the rubric's quick budget and the 60,000 real images.
 
-    The quick budget's 20 s cap stops a run early on a machine busy with other work, and a comparison
-    with a run cut short is (rightly) not scored; the cap is raised here so the test judges what the
-    models learn, not how busy the machine is."""
+    The rubric's own quick budget, as a student runs it: its allowance is FLOPs, so a machine busy
+    with other work gives the same runs, only later."""
     import subprocess
     import sys
 
     from grader.grading.result import GradeResult
     from grader.report.budget import budget_lines
 
-    default = (REPO / "rubrics" / "cifar10.toml").read_text()
-    assert "max_seconds = 20\n" in default
-    rubric = tmp_path / "cifar10.toml"
-    rubric.write_text(default.replace("max_seconds = 20\n", "max_seconds = 600\n"))
+    rubric = REPO / "rubrics" / "cifar10.toml"
     done = subprocess.run([sys.executable, "-m", "grader.cli", "check", str(SUBMISSIONS / "complete.ipynb"),
                            "--train", "quick", "--data", str(real_cifar10), "--rubric", str(rubric), "--json"],
                           capture_output=True, text=True)
@@ -147,9 +143,11 @@ def test_the_complete_example_passes_its_quick_self_check_on_real_images(real_ci
     lenet = result.references["LeNet5"].test_accuracy
     assert lenet > 0.2 and checks["baseline_works"].scored  # the baseline reference learned: comparisons scored
     assert result.runs["ResDropNet"].test_accuracy > result.runs["LeNet5"].test_accuracy
+    assert not any(run.history.stopped_early for run in (*result.runs.values(), *result.references.values()))
     assert not checks["reported_matches"].scored
     lines = budget_lines(result)
-    assert lines[0].startswith("Budget: quick, a quick self-check, not the grading budget: 2 epochs on 5,000 training images")
+    assert lines[0].startswith("Budget: quick, a quick self-check, not the grading budget: 2 epochs on 5,000 training "
+                               "images, at most 3 TFLOP per model (a model that costs more trains on fewer images)")
     assert lines[1].startswith("Data: CIFAR-10 from another source")
     assert lines[2].startswith("The grading budget would take about LeNet5 ")
 
@@ -199,17 +197,20 @@ def test_a_diverging_model_and_a_lazy_one_returning_logits_and_probabilities(tra
     assert models_run.passed and "Tiny: forward returns a tuple" in models_run.message
 
 
-def test_parent_scores_the_images_a_time_limit_let_the_child_evaluate():
+def test_parent_refuses_logits_for_other_images_than_it_showed():
+    """The plan fixes the images a child is shown; logits for fewer or more are no epoch at all."""
     history = History(status="ok", message="", epochs=(EpochRecord(1, 1.0, None, None, 0.1, 0.1),), selected_epoch=None,
                       test_loss=None, test_accuracy=None, params=10, flops_per_image=None, peak_memory_bytes=0,
                       seconds=1.0, train_images_per_second=1.0, device="cpu", precision="fp32", channels_last=False)
     val_y, test_y = np.array([0, 1, 2, 3]), np.array([0, 1, 5, 5])
-    right = np.eye(10, dtype=np.float32)[None, [0, 1]] * 5  # the first two images of each split, both right
-    cut = score_epochs(history, right, right, val_y, test_y, TrainConfig())
-    assert cut.stopped_early and (cut.selected.val_accuracy, cut.test_accuracy) == (1.0, 1.0)
-    too_many = np.eye(10, dtype=np.float32)[None, [0, 1, 2, 3, 4]]
-    refused = score_epochs(history, too_many, too_many, val_y, test_y, TrainConfig())
-    assert refused.selected_epoch is None and "logits for more images than it was given" in refused.message
+    right = np.eye(10, dtype=np.float32)[None, [0, 1, 2, 5]] * 5
+    scored = score_epochs(history, right, right, val_y, test_y, TrainConfig())
+    assert (scored.selected.val_accuracy, scored.test_accuracy) == (0.75, 0.75)
+    for n in (2, 5):
+        wrong = np.eye(10, dtype=np.float32)[None, list(range(n))]
+        refused = score_epochs(history, wrong, wrong, val_y, test_y, TrainConfig())
+        assert refused.selected_epoch is None and refused.epochs == ()
+        assert f"logits for {n:,} validation and {n:,} test images where it was shown 4 of each" in refused.message
 
 
 def test_parent_selects_the_epoch_from_logits():
@@ -239,39 +240,46 @@ def _account(epochs: int, stopped_early: bool = False) -> History:
                    channels_last=False, stopped_early=stopped_early)
 
 
-def test_a_time_limit_cut_is_decided_by_the_graders_clock():
-    """A claimed stop, fewer images or fewer epochs than the config are believed only when the train
-    phase lasted, by the grader's clock, as long as the trainer needs before it can cut a run."""
+def test_a_safety_net_stop_is_decided_by_the_graders_clock():
+    """A claimed stop or fewer epochs than the config are believed only when the train phase lasted,
+    by the grader's clock, as long as the safety net allows."""
     config = TrainConfig(epochs=2, max_seconds=20)
     claim = _account(2, stopped_early=True)
-    assert time_limit("M", claim, claim, 19.5, config, 5_000, 1_000) == (True, [])
-    cut, flags = time_limit("M", claim, claim, 3.0, config, 5_000, 1_000)
+    assert time_limit("M", claim, claim, 19.5, config) == (True, [])
+    cut, flags = time_limit("M", claim, claim, 3.0, config)
     assert not cut and flags == ["M: its child says the time limit stopped it, yet it trained for 3.0 s by the grader's "
                                  "clock, under the budget's 20 s limit: the run is taken as complete and its comparisons "
                                  "are scored; the model code may have forged its child's account"]
     short = _account(1)
-    cut, flags = time_limit("M", short, short, 2.0, config, 5_000, 1_000)
+    cut, flags = time_limit("M", short, short, 2.0, config)
     assert not cut and "it returned 1 of the config's 2 epochs, yet it trained for 2.0 s" in flags[0]
-    cut, flags = time_limit("M", claim, claim, 500.0, TrainConfig(epochs=2), 5_000, 1_000)  # the grading budget: no limit
+    cut, flags = time_limit("M", claim, claim, 500.0, TrainConfig(epochs=2))  # the grading budget: no limit
     assert not cut and "under no time limit (the budget has none)" in flags[0]
     honest = _account(2)
-    assert time_limit("M", honest, honest, 1.0, config, 5_000, 1_000) == (False, [])
-    # Scoring the first images only: the trainer does it after a first epoch too slow to score them all.
-    fewer = replace(honest, stopped_early=True)
-    assert time_limit("M", honest, fewer, 14.5, config, 800, 400) == (True, [])
-    assert not time_limit("M", honest, fewer, 12.0, config, 800, 400)[0]
+    assert time_limit("M", honest, honest, 1.0, config) == (False, [])
 
 
-@pytest.mark.parametrize("n_train, n_eval", [(800, 400), (5_000, 1_000), (40_000, 10_000), (800, 100)])
-def test_the_clocks_floor_is_below_every_cut_the_trainer_makes(n_train, n_eval):
-    """Whatever rate a model trains at, the trainer cuts evaluation only after training at least
-    earliest_cut seconds: an honest cut is never taken for a forged one."""
-    config = TrainConfig(epochs=2, max_seconds=20, batch_size=64)
-    floor = earliest_cut(config, n_train, n_eval)
-    for rate in np.geomspace(1, 1e6, 400):
-        seconds = (n_train - 1) / rate  # epoch 1's training at that rate
-        if evaluable_images(rate, config, n_eval) < n_eval:
-            assert min(seconds, config.max_seconds) >= floor
+def test_an_honest_run_the_safety_net_stopped_is_no_disagreement_with_the_config():
+    """The audit compares what ran with what the trainer planned for it: a stopped run's last epoch ends
+    mid-schedule and it has fewer epochs; neither is a tamper flag. A forged learning rate still is."""
+    from grader.child.protocol import Report
+    from grader.child.train import scheduled_lrs
+    from grader.training.retrain import audit
+
+    config = TrainConfig(epochs=3, batch_size=64, schedule="onecycle", lr=0.05)
+    lrs = scheduled_lrs(config, 1_344)
+    stopped = replace(_account(2, stopped_early=True), epochs=(EpochRecord(1, 2.0, None, None, 1.0, lrs[0]),
+                                                                 EpochRecord(2, 1.9, None, None, 1.0, 0.0497)))
+    assert audit("M", Report("M", ok=True, params=10, history=stopped), 10, config, 1_344) == []
+    complete = replace(stopped, stopped_early=False, epochs=tuple(EpochRecord(i + 1, 2.0, None, None, 1.0, lr)
+                                                                  for i, lr in enumerate(lrs)))
+    assert audit("M", Report("M", ok=True, params=10, history=complete), 10, config, 1_344) == []
+    forged = replace(complete, epochs=(replace(complete.epochs[0], lr=0.0497), *complete.epochs[1:]))
+    assert "epoch 1 ran at learning rate 0.0497" in audit("M", Report("M", ok=True, params=10, history=forged), 10,
+                                                          config, 1_344)[0]
+    unclaimed = replace(complete, epochs=complete.epochs[:2])
+    assert "2 epochs reported where the config has 3" in audit("M", Report("M", ok=True, params=10, history=unclaimed), 10,
+                                                               config, 1_344)[0]
 
 
 @pytest.mark.slow
@@ -312,3 +320,37 @@ def test_grader_ci_with_the_quick_retrain(synthetic_data, small_rubric, training
     assert {c["id"] for c in stored["checks"]} >= {"models_run", "proposed_beats_baseline"}
     assert set(stored["runs"]) == {"LeNet5", "ResDropNet"}
 
+
+
+@pytest.mark.parametrize("busy, regrade, flops, attempts, flag", [
+    (1, True, 86_705_408, 2, None),  # the machine was busy once: the second run is the grade, nothing to say
+    (2, True, 86_705_408, 2, "safety net stopped M's training twice although its plan (2.95 TFLOP) fits the allowance: "
+                             "the grading machine was too busy"),
+    (1, False, 86_705_408, 1, "safety net stopped M's training although its plan (2.95 TFLOP) fits"),  # Gradescope
+    (1, True, 12_000_000_000, 1, "safety net stopped M's training: its own cost, 50.9 TFLOP for the smallest run the "
+                                 "budget plans, over the 3 TFLOP allowance"),
+    (1, True, None, 1, "its FLOPs could not be counted, so its cost is unknown"),
+])
+def test_a_run_the_safety_net_stopped_is_trained_again_unless_its_own_cost_stopped_it(monkeypatch, busy, regrade, flops,
+                                                                                      attempts, flag):
+    """Stopped by the clock with a plan that fits the allowance, a run measured the machine: it is trained
+    again, and a second stop is left for a regrade with a flag; a model whose smallest plan is over the
+    allowance, or whose cost is unknown, is not trained twice."""
+    from types import SimpleNamespace
+
+    from grader.training import retrain
+    from grader.training.runs import ModelRun
+
+    plans = []
+
+    def train_once(extraction, name, rubric, ctx, plan, checked_params, on_progress):
+        plans.append(plan)
+        return ModelRun(name, error=f"run {len(plans)}"), [], len(plans) <= busy
+
+    monkeypatch.setattr(retrain, "_train_once", train_once)
+    ctx = SimpleNamespace(config=TrainConfig(epochs=2, batch_size=64, max_flops=3e12, max_seconds=300), train_size=5_000,
+                          eval_size=1_000, regrade_cut=regrade)
+    run, flags = retrain.train_in_sandbox(None, "M", None, ctx, checked_flops=flops)
+    assert len(plans) == attempts and run.error == f"run {attempts}"
+    assert len(set(plans)) == 1  # every try trains the same plan
+    assert flags == [] if flag is None else flag in flags[0] and len(flags) == 1

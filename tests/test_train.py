@@ -14,7 +14,8 @@ from torch import nn
 from grader.child.config import TrainConfig
 from grader.child.protocol import History
 from grader.child.runtime import ModelError
-from grader.child.train import MIN_EVALUATED, evaluable_images, predict_logits, train
+from grader.child.plan import MIN_BATCHES, MIN_EVALUATED, RunPlan, plan_run
+from grader.child.train import predict_logits, scheduled_lrs, train
 from grader.config import DataConfig
 from grader.data import load_cifar10, training_data
 from grader.typed import from_plain, to_plain
@@ -191,19 +192,46 @@ def test_best_val_selection_restores_the_best_weights(tiny):
     assert all(torch.equal(model.state_dict()[k], weights[0][k]) for k in weights[0])
 
 
-def test_a_time_limit_cuts_training_and_evaluation_and_says_so(tiny):
-    # 400 training images/s: 1,200 forward/s; half of 20 s over 4 passes (2 epochs, val and test) is 2.5 s each
-    assert evaluable_images(400.0, TrainConfig(epochs=2, max_seconds=20), 5_000) == 3_000
-    assert evaluable_images(3.0, TrainConfig(epochs=2, max_seconds=20), 5_000) == MIN_EVALUATED
-    assert evaluable_images(1e6, TrainConfig(epochs=2, max_seconds=20), 400) == 400
+def test_the_plan_gives_a_model_over_the_flop_allowance_fewer_images_and_says_why():
+    config = TrainConfig(epochs=2, batch_size=64, max_flops=3e12)
+    resnet20 = plan_run(config, 5_000, 1_000, 81_102_080)  # 2.76 TFLOP: fits
+    assert (resnet20.train_images, resnet20.eval_images, resnet20.cut, resnet20.over) == (5_000, 1_000, "", False)
+    assert resnet20.flops == pytest.approx(2 * 81_102_080 * (3 * 5_000 + 2 * 1_000))
+    big = plan_run(config, 5_000, 1_000, 300_000_000)  # 10.2 TFLOP for the budget's images
+    assert big.eval_images == 1_000 and big.train_images == 960  # 1.2 TFLOP scoring, 1.8 left: 15 whole batches
+    assert big.flops <= 3e12 and not big.over
+    assert big.cut == ("at 300 MFLOPs per image it would need 10.2 TFLOP for the budget's 5,000 training and 1,000 "
+                       "scored images, over its 3 TFLOP allowance: it trained on 960 and was scored on 1,000")
+    huge = plan_run(config, 5_000, 1_000, 12_000_000_000)  # the rubric's largest model: the minimums, over the allowance
+    assert (huge.train_images, huge.eval_images, huge.over) == (MIN_BATCHES * 64, MIN_EVALUATED, True)
+    assert plan_run(config, 5_000, 1_000, None) == RunPlan(5_000, 1_000, 0.0)  # unknown FLOPs: the safety net alone
+    assert plan_run(replace(config, max_flops=0), 5_000, 1_000, 12_000_000_000).cut == ""  # no allowance: the grading budget
+
+
+def test_a_model_over_the_allowance_trains_every_epoch_on_the_images_it_buys(tiny):
+    lenet = 1_303_440  # LeNet-5's forward FLOPs per image, as the counter counts them
+    # The plan counts both splits at the larger one's 500 images: scoring gets half the allowance (404 a
+    # split, so all 400 validation images), training the rest in whole batches of 16 (256 images).
+    config = replace(QUICK, epochs=2, batch_size=16, schedule="cosine", max_flops=2 * lenet * (3 * 272 + 2 * 400))
+    h = train(LeNet5, tiny, config)
+    assert h.budget_cut == "cost" and h.stopped_early and len(h.epochs) == 2 and h.selected_epoch is not None
+    assert h.val_images == 400
+    assert "planned by its cost: at 1 MFLOPs per image it would need" in " ".join(h.notes)
+    assert "it trained on 256 and was scored on 404" in " ".join(h.notes)
+    assert h.epochs[-1].lr == pytest.approx(scheduled_lrs(config, 256)[-1])  # the schedule of 256 images, 16 steps an epoch
+    again = train(LeNet5, tiny, config)
+    assert _epochs(again) == _epochs(h)  # the same images, whatever the machine's load
+
+
+def test_the_safety_net_stops_training_but_never_the_scoring_and_says_so(tiny):
     h = train(LeNet5, tiny, replace(QUICK, epochs=2, batch_size=16, max_seconds=1e-9))
-    assert h.stopped_early and len(h.epochs) == 1 and h.test_accuracy is not None
-    assert "stopped at the budget's 1e-09 s limit in epoch 1, after 1 of its 19 steps" in h.message
-    assert f"evaluated on the first {MIN_EVALUATED} validation and test images only (of 400" in " ".join(h.notes)
+    assert h.stopped_early and h.budget_cut == "time" and len(h.epochs) == 1 and h.test_accuracy is not None
+    assert "stopped by the budget's 1e-09 s safety net in epoch 1, after 1 of its 19 steps" in h.message
+    assert h.val_images == 400
     calls = []
     train(LeNet5, tiny.without_labels(), replace(QUICK, max_seconds=1e-9),
           on_logits=lambda split, logits: calls.append((split, len(logits))))
-    assert calls == [("val", MIN_EVALUATED), ("test", MIN_EVALUATED)]
+    assert calls == [("val", 400), ("test", 500)]  # every image of each split
 
 
 def test_train_subset_and_augmentation(tiny):

@@ -7,7 +7,7 @@ never penalised automatically, because the student may have trained longer or di
 
 A comparison a budget cannot support is not scored, with the reason, rather than passed or failed
 by noise: the comparisons with the references need the baseline reference to have learned under
-the budget (and no run stopped early by the quick budget's time limit, as the grader's clock has it);
+the budget (and no run shorter than the budget's: a plan its cost cut, or the safety net, as the grader's clock has it);
 the notebook's own figures are compared with the grading budget's retraining only. Learning is
 judged from the validation loss and accuracy the grader computed, never from the child's account.
 
@@ -151,8 +151,8 @@ def models_learn(facts: RunFacts) -> Verdict:
         if found.learns:
             judged, learning_models = judged + 1, learning_models + 1
             lines.append(f"{name} learns: {found.facts()}{account}")
-        elif history.stopped_early:  # the grader's clock says the time limit cut it: too little training to judge
-            lines.append(f"{name} is not judged: the budget's time limit cut its run before it showed learning "
+        elif history.stopped_early:  # fewer images than the budget's, or stopped: too little training to judge
+            lines.append(f"{name} is not judged: it {STOPPED[history.budget_cut or 'time']} and showed no learning "
                          f"({found.facts()}); the grading budget judges it")
         else:
             judged += 1
@@ -192,14 +192,19 @@ def _unsupported(facts: RunFacts, names: tuple[str | None, ...], references: tup
         return Verdict(False, (f"not scored under the {facts.budget} budget: the reference {refs.baseline} reached only "
                                f"{low:.1%} (chance is 10%), too little training to tell models apart; the grading "
                                "budget scores it"), scored=False)
-    stopped = [n for n in names if n and (run := facts.runs.get(n)) and run.history and run.history.stopped_early]
-    stopped += [f"the reference {n}" for n in references
-                if (run := facts.references.get(n)) and run.history and run.history.stopped_early]
+    stopped = [f"{label} {STOPPED[run.history.budget_cut or 'time']}"
+               for label, run in [*((n, facts.runs.get(n)) for n in names if n),
+                                  *((f"the reference {n}", facts.references.get(n)) for n in references)]
+               if run and run.history and run.history.stopped_early]
     if stopped:
-        return Verdict(False, (f"not scored under the {facts.budget} budget: {', '.join(stopped)} reached its time limit "
-                               "before the end, so the runs are not comparable; the grading budget scores it"),
-                       scored=False)
+        return Verdict(False, (f"not scored under the {facts.budget} budget: {'; '.join(stopped)}, so the runs are not "
+                               "comparable; the grading budget scores it"), scored=False)
     return None
+
+
+STOPPED = {"cost": "costs more FLOPs than the budget allows, so it trained on fewer images (see its notes)",
+           "time": "was stopped by the budget's time limit before the end"}
+"""Why a run is shorter than the budget's (History.budget_cut), as the comparisons say it."""
 
 
 def _perturbed(facts: RunFacts, name: str | None) -> str:

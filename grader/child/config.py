@@ -40,10 +40,15 @@ class TrainConfig:
     """Bit-identical reruns (slower on CUDA: no cudnn.benchmark, deterministic kernels)."""
     select: Literal["best_val", "last"] = "best_val"
     """Which epoch's weights are evaluated on the test set."""
+    max_flops: float = 0.0
+    """The run's compute allowance in FLOPs (0: none), counted from the model's measured forward
+    FLOPs: a model that needs more for the budget's images trains and is scored on fewer, as many as
+    the allowance buys, the same on every machine and under any load (grader.child.plan)."""
     max_seconds: float = 0.0
-    """Stop training after this many seconds of training steps (0: no limit): the quick budget's cap,
-    so that a self-check ends in about a minute whatever the model. A run it stops early is not
-    compared with other runs."""
+    """A safety net (0: none): training stops after this many seconds of training steps. The budget
+    is max_flops; this catches only a model whose cost its FLOPs do not show, or a machine far slower
+    than planned for. A run it stops is regraded or said to be the model's own cost, never compared
+    with other runs (grader.training.retrain)."""
     eval_subset: int = 0
     """Validate and test on only this many of the validation and test images (0 = all): the quick
     budget's, since a large model's forward over 20,000 images can take longer than its training."""

@@ -141,9 +141,13 @@ class History:
     loss_end: float | None = None
     """Mean training loss over the last quarter of all the steps run (the child's account)."""
     stopped_early: bool = False
-    """The budget's time limit (config.max_seconds) stopped the run before its last step, or cut its
-    evaluation to the first images. In the child's account a claim; in the grader's record of a
-    student's run, decided by the grader's clock (grader.training.retrain.time_limit)."""
+    """The run is shorter than the budget's (budget_cut says why), so it is compared with no other run.
+    In the child's account a claim; in the grader's record of a student's run, the grader's decision
+    (grader.training.retrain)."""
+    budget_cut: Literal["", "cost", "time"] = ""
+    """Why the run is shorter than the budget's: 'cost', the model's FLOPs bought fewer images than the
+    budget's (grader.child.plan, the same on every machine); 'time', the safety net config.max_seconds
+    stopped it; '' when it is not."""
     config: TrainConfig | None = None
     """The configuration the run used."""
     torch_version: str = ""

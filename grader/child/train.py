@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grader.child.config import TrainConfig
+from grader.child.plan import RunPlan, plan_run
 from grader.child.protocol import EpochRecord, History
 from grader.child.runtime import (ModelError, Normalize, Setup, autocast, logits_of, prepare_model, registered_parameters,
                                   rng_devices, run_context)
@@ -39,7 +40,6 @@ from grader.child.step import candidate_modes, choose_mode, make_step, sync, wal
 
 EVAL_BATCH = 1_000  # images per inference batch: big batches, far fewer kernel launches
 NAN_CHECK_EVERY = 50  # steps between divergence checks on CUDA (each check is a device sync)
-MIN_EVALUATED = 100  # images per split scored even when a time limit is tight: an accuracy, if a rough one
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -94,6 +94,16 @@ class TrainingData:
         return replace(self, train_images=self.train_images[:t], train_labels=self.train_labels[:t],
                        val_images=val_images, val_labels=val_labels, test_images=test_images, test_labels=test_labels)
 
+    def for_plan(self, plan: RunPlan) -> "TrainingData":
+        """The first images of each split that `plan` trains and scores (the splits are already shuffled)."""
+        def first(tensor: torch.Tensor | None, n: int) -> torch.Tensor | None:
+            return None if tensor is None else tensor[:n]
+
+        t, e = plan.train_images, plan.eval_images
+        return replace(self, train_images=self.train_images[:t], train_labels=self.train_labels[:t],
+                       val_images=self.val_images[:e], val_labels=first(self.val_labels, e),
+                       test_images=first(self.test_images, e), test_labels=first(self.test_labels, e))
+
 
 Split = Literal["val", "test"]
 OnLogits = Callable[[Split, torch.Tensor], None]
@@ -133,7 +143,8 @@ def train(
     Without validation labels in `data`, `on_logits` receives every epoch's validation and test
     logits, the History has no validation or test metrics and no epoch is selected.
     `capture` replays the step from a CUDA graph (default: on CUDA); where capture fails the step
-    runs eagerly and the History notes why.
+    runs eagerly and the History notes why. Under config.max_flops the model trains and is scored on
+    the images its measured FLOPs buy (grader.child.plan); the History says when they are fewer.
     """
     if data.val_labels is None and on_logits is None:
         raise ValueError("no val labels here; pass train(..., on_logits=...) so that whoever holds them scores")
@@ -148,8 +159,15 @@ def train(
         setup = prepare_model(model, probe, data.num_classes, device)
         if data.note:
             setup.notes.append(data.note)
+        scored = max(len(data.val_images), 0 if data.test_images is None else len(data.test_images))
+        plan = plan_run(config, len(data.train_labels), scored, setup.flops)
+        if plan.cut:
+            data = data.for_plan(plan)
+            setup.notes.append(f"planned by its cost: {plan.cut}")
         fitted = _fit(setup, data, config, device, on_epoch, on_logits, device.type == "cuda" if capture is None else capture)
-    return History(**fitted, seconds=time.perf_counter() - start, config=config, torch_version=torch.__version__)
+    cut = "time" if fitted["stopped_early"] else "cost" if plan.cut else ""
+    return History(**{**fitted, "stopped_early": bool(cut)}, budget_cut=cut, seconds=time.perf_counter() - start,
+                   config=config, torch_version=torch.__version__)
 
 
 def _scores(data: TrainingData) -> Callable[[Split, torch.Tensor], tuple[float, float]]:
@@ -157,7 +175,7 @@ def _scores(data: TrainingData) -> Callable[[Split, torch.Tensor], tuple[float, 
     labels = {"val": data.val_labels, "test": data.test_labels}
 
     def score(split: Split, logits: torch.Tensor) -> tuple[float, float]:
-        y = labels[split][:len(logits)].to(logits.device)  # type: ignore[index]  # a time limit may cut the split
+        y = labels[split].to(logits.device)  # type: ignore[index]
         return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
     return score
@@ -267,8 +285,7 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     best: tuple[float, int, dict] | None = None  # (val accuracy, epoch, weights) to keep
     status, message, train_time = "ok", f"trained {config.epochs} epochs", 0.0
     step_losses = torch.zeros(steps * config.epochs, device=device)  # on the device: no sync per step
-    done, trained, capped = 0, 0, False  # steps run, images trained on, stopped by the time limit
-    evaluated: int | None = None  # images scored per split (None: all); a time limit may set it after epoch 1
+    done, trained, capped = 0, 0, False  # steps run, images trained on, stopped by the safety net
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -293,7 +310,7 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
                     break
             if config.max_seconds and train_time + time.perf_counter() - t0 > config.max_seconds and step < steps - 1:
                 capped = True
-                message = (f"stopped at the budget's {config.max_seconds:g} s limit in epoch {epoch}, after "
+                message = (f"stopped by the budget's {config.max_seconds:g} s safety net in epoch {epoch}, after "
                            f"{step + 1} of its {steps} steps")
                 break
         sync(device)
@@ -301,18 +318,14 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
         train_time += time.perf_counter() - t0
         if diverged:
             break
-        if config.max_seconds and epoch == 1 and train_time > 0:
-            largest = max(len(val_images), 0 if data.test_images is None else len(data.test_images))
-            evaluated = evaluable_images(trained / train_time, config, largest)
-            evaluated = None if evaluated == largest else evaluated
-        val_logits = predict_logits(model, val_images[:evaluated], **predict)
+        val_logits = predict_logits(model, val_images, **predict)
         if not bool(torch.isfinite(val_logits).all()):
             status, message = "diverged", f"the validation outputs became NaN or infinite in epoch {epoch}; the run stopped"
             break
         if score is None:
             on_logits("val", val_logits)  # type: ignore[misc]
             if data.test_images is not None:
-                on_logits("test", predict_logits(model, data.test_images[:evaluated], **predict))  # type: ignore[misc]
+                on_logits("test", predict_logits(model, data.test_images, **predict))  # type: ignore[misc]
             val_loss = val_accuracy = None
         else:
             val_loss, val_accuracy = score("val", val_logits)
@@ -330,45 +343,20 @@ def _fit(s: Setup, data: TrainingData, config: TrainConfig, device: torch.device
     if best is not None:
         model.load_state_dict(best[2])
         if data.test_images is not None and score is not None:
-            test = score("test", predict_logits(model, data.test_images[:evaluated], **predict))
-    if evaluated is not None:
-        notes.append(f"evaluated on the first {evaluated:,} validation and test images only (of {len(val_images):,} "
-                     f"validation images), to stay within the budget's {config.max_seconds:g} s limit")
+            test = score("test", predict_logits(model, data.test_images, **predict))
     quarter = max(1, done // 4)
     losses = step_losses[:done]
     start, end = (losses[:quarter].mean().item(), losses[-quarter:].mean().item()) if done else (None, None)
     return dict(
         status=status, message=message, epochs=tuple(epochs), selected_epoch=best[1] if best else None,
         loss_start=start if start is None or math.isfinite(start) else None,
-        loss_end=end if end is None or math.isfinite(end) else None, stopped_early=capped or evaluated is not None,
+        loss_end=end if end is None or math.isfinite(end) else None, stopped_early=capped,
         test_loss=test[0] if test else None, test_accuracy=test[1] if test else None,
         params=s.params, flops_per_image=s.flops, peak_memory_bytes=_peak_memory(device),
         train_images_per_second=trained / train_time if train_time else 0.0, device=device.type,
         precision=s.precision, channels_last=s.channels_last, notes=tuple(notes),
-        val_images=len(val_images[:evaluated]) if score is not None else 0,
+        val_images=len(val_images) if score is not None else 0,
     )
-
-
-def evaluable_images(train_rate: float, config: TrainConfig, n: int) -> int:
-    """Images per split that evaluation can score within half of config.max_seconds, across every
-    epoch and both splits, at `train_rate` training images per second (a forward pass costs about a
-    third of a training step); never fewer than MIN_EVALUATED, never more than n."""
-    passes = 2 * config.epochs
-    return min(n, max(MIN_EVALUATED, int(3 * train_rate * config.max_seconds / 2 / passes)))
-
-
-def earliest_cut(config: TrainConfig, n_train: int, n_eval: int) -> float:
-    """The least training time after which the trainer can have cut a run by config.max_seconds
-    (inf when it has no limit): its steps stop once they took max_seconds, and evaluation is cut to
-    fewer than `n_eval` images per split only when epoch 1 trained too slowly for `evaluable_images`
-    to allow them all. The grader holds a claimed cut against its own clock with this."""
-    if not config.max_seconds:
-        return math.inf
-    passes = 2 * config.epochs
-    images = max(n_train - 1, 0)  # one epoch's images, less the batch of one the trainer drops
-    if n_eval <= MIN_EVALUATED:  # never cut: only the steps' limit can stop the run
-        return config.max_seconds
-    return config.max_seconds * min(1.0, 3 * images / (2 * passes * n_eval))
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -377,4 +365,4 @@ def _peak_memory(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-__all__ = ["OnLogits", "TrainingData", "earliest_cut", "predict_logits", "scheduled_lrs", "steps_per_epoch", "train"]
+__all__ = ["OnLogits", "TrainingData", "predict_logits", "scheduled_lrs", "steps_per_epoch", "train"]

@@ -7,14 +7,15 @@ learn, and compared only where that can be supported (the run checks leave the r
 the reason). The rubric's [train_quick] is written for a laptop: on half a CPU its 10,000 training
 images per model take a ResNet-20 two and a half minutes, and its 20 s limit would cut every model
 of that size. So the build keeps the quick budget's epochs, batch, schedule and evaluation images and
-fits two keys, as a layer over [train_quick] (the way [train_quick] lies over [train]):
+fits three keys, as a layer over [train_quick] (the way [train_quick] lies over [train]):
 
-- `max_seconds`, the time limit per model: what is left of the deadline after the fixed costs
-  (FIXED_CPU_SECONDS: Python, the notebook's reading, four sandboxed children), shared by the two
-  models, less the evaluation the trainer fits into half of it;
+- `max_seconds`, the safety net per model: what is left of the deadline after the fixed costs
+  (FIXED_CPU_SECONDS: Python, the notebook's reading, four sandboxed children), shared by the two models;
+- `max_flops`, the allowance per model (grader.child.plan): what CPU_FLOPS a core trains in that
+  time, divided by SAFETY: a model that costs more trains on fewer images, the same on every machine;
 - `train_subset`, the training images: as many as a model as costly as the rubric's strong reference
-  trains, evaluation included, in half that limit at CPU_FLOPS a core; at most the rubric's own. The
-  limit is then a safety net for the models a class hands in, not the measure of a typical one.
+  trains within the allowance, scoring included; at most the rubric's own. The references are then
+  compared in full, and the net stops only a model whose FLOPs do not show its cost.
 
 Memory is not a key of the budget (its images are a few MB): a run was measured to need MIN_MEMORY_MB
 at most (the grader's process and one child together), and the build refuses a machine with less.
@@ -26,6 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from grader.child.plan import run_flops
 from grader.errors import GraderError
 from grader.gradescope.config import Deadline
 from grader.gradescope.machine import Machine
@@ -44,10 +46,8 @@ MIN_MEMORY_MB = 700
 """What a run of the complete example was measured to hold at once, with a little to spare: 679 MB of
 anonymous and shared memory, the grader's 247 MB and its ResDropNet training child's 400 MB (CPU
 torch, half a CPU, bubblewrap). The grader caps each child at what it leaves (grader.gradescope.run)."""
-EVAL_SHARE = 0.5
-"""The trainer may spend this share of max_seconds more on evaluation (grader.child.train.evaluable_images)."""
 SAFETY = 2.0
-"""How much longer than a strong-reference-sized model needs the time limit is."""
+"""How much longer than the allowance takes at CPU_FLOPS the safety net is."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class FittedBudget:
 
 
 def fit_budget(rubric: Rubric, budget: Budget, machine: Machine, deadline: Deadline) -> FittedBudget:
-    """`budget` fitted to `machine` within `deadline`: the quick budget's images and time limit (above);
+    """`budget` fitted to `machine` within `deadline`: the quick budget's images, allowance and safety net (above);
     `none` needs nothing fitted, and `full` is the grading budget, never cut down (hours on a CPU)."""
     if budget == "none":
         return FittedBudget(budget, machine, {}, "static checks only: nothing is trained")
@@ -75,20 +75,21 @@ def fit_budget(rubric: Rubric, budget: Budget, machine: Machine, deadline: Deadl
                                                  "with `grader grade` on a GPU instead)")
     quick = rubric.quick
     per_model = (deadline.seconds - FIXED_CPU_SECONDS / machine.cpus) / 2
-    limit = math.floor(per_model / (1 + EVAL_SHARE) / 10) * 10
-    rate = machine.cpus * CPU_FLOPS / (3 * strong_reference_flops(rubric))  # its training images a second
-    evaluated = 2 * (quick.eval_subset or rubric.data.val_size) * quick.epochs / 3  # forwards, as training images
-    images = math.floor((rate * limit / SAFETY - evaluated) / quick.epochs / 100) * 100
+    limit = math.floor(per_model / 10) * 10
+    allowance = float(f"{machine.cpus * CPU_FLOPS * limit / SAFETY:.2g}")  # a round number in the log
+    strong = strong_reference_flops(rubric)
+    scoring = run_flops(quick, 0, quick.eval_subset or rubric.data.val_size, strong)
+    images = math.floor((allowance - scoring) / (run_flops(quick, 1, 0, strong)) / 100) * 100
     own = quick.train_subset or rubric.data.train_size
     if limit <= 0 or images < quick.batch_size * 10:
         raise GraderError(f"{machine.cpus:g} CPU and a deadline of {deadline.seconds} s leave too little time to train "
                           f"({max(limit, 0)} s per model); give the autograder more CPU or a longer timeout on "
                           "Gradescope and pass them as --cpus and --timeout-minutes")
-    train = {"train_subset": min(images, own), "max_seconds": float(limit)}
+    train = {"train_subset": min(images, own), "max_flops": allowance, "max_seconds": float(limit)}
     words = (f"fitted to {machine}: {quick.epochs} epochs on {train['train_subset']:,} training images (the rubric's "
-             f"[train_quick]: {own:,}), at most {limit:g} s per model (the rubric's: "
-             f"{quick.max_seconds:g} s); the strong reference {rubric.references.strong} should take about "
-             f"{limit / SAFETY:g} s")
+             f"[train_quick]: {own:,}), at most {allowance / 1e12:.3g} TFLOP per model (a model that costs more "
+             f"trains on fewer images), a safety net of {limit:g} s per model (the rubric's: {quick.max_seconds:g} s); "
+             f"the strong reference {rubric.references.strong} should take about {limit / SAFETY:g} s")
     return FittedBudget(budget, machine, train, words)
 
 

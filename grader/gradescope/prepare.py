@@ -2,7 +2,7 @@
 
 It gets the data (the bundled folder, else the official CIFAR-10 downloaded now), trains the
 rubric's references under the zip's budget into the cache (ROOT/cache, kept in the image) so that
-no submission retrains a ResNet, and probes the sandbox. A reference the budget's time limit cut is
+no submission retrains a ResNet, and probes the sandbox. A reference the budget's safety net stopped is
 kept as it is, like any other: every submission is compared with the same one, and the run checks
 leave unscored what it cannot support. The build log says what happened to each reference (trained
 or found, cut or not, what it reached and what that leaves unscored) and whether student code will
@@ -54,9 +54,12 @@ def reference_line(run: "ReferenceRun", rubric: Rubric, budget: Budget) -> str:
     done = "found in the cache" if run.cached else f"trained in {history.seconds:.0f} s"
     line = (f"reference {run.model}: test accuracy {'n/a' if accuracy is None else f'{accuracy:.2%}'} "
             f"({done}, {budget} budget, kept in the image")
-    if history.stopped_early:
-        line += (f"; cut by the budget's {config.max_seconds:g} s limit after {len(history.epochs)} of "
+    if history.budget_cut == "time":
+        line += (f"; stopped by the budget's {config.max_seconds:g} s safety net after {len(history.epochs)} of "
                  f"{config.epochs} epochs: the comparisons that need it are not scored")
+    elif history.budget_cut == "cost":
+        line += (f"; it costs more FLOPs than the budget's {config.max_flops / 1e12:.3g} TFLOP allow, so it trained on "
+                 "fewer images: the comparisons that need it are not scored")
     elif run.role == "baseline" and accuracy is not None and accuracy < rubric.references.min_accuracy:
         line += (f"; below references.min_accuracy ({rubric.references.min_accuracy:.0%}): the comparisons with the "
                  "references are not scored under this budget")

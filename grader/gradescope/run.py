@@ -153,8 +153,9 @@ def _grade(paths: AutograderPaths, clock: Callable[[], float], provisional: Call
     late = f"not run: the retraining did not finish within the autograder's {config.timeout_minutes:g} minutes"
     provisional(gradescope_results(_not_run(static, rubric, config, late), notice=NOT_FINISHED, seconds=clock(),
                                    extra_data=ran))
-    context = prepare_training(rubric, config.budget, data_dir=paths.data_dir(config), isolation=isolation,
-                               require_isolation=True)
+    # No second try of a run the safety net stops: the deadline has no room for it (Gradescope's Regrade has).
+    context = replace(prepare_training(rubric, config.budget, data_dir=paths.data_dir(config), isolation=isolation,
+                                       require_isolation=True), regrade_cut=False)
     if container is not None:  # the grader and its child share the container's memory
         left, words = left_for_a_child(container)
         print(words)

@@ -26,7 +26,8 @@ def budget_lines(result: GradeResult, *, for_student: bool = False) -> list[str]
     if prov.budget == "none" or run is None:
         return ["Static checks only: the notebook was read; nothing in it was run or trained."]
     config = run.train_config
-    cap = f", at most {config.max_seconds:g} s per model" if config.max_seconds else ""
+    cap = (f", at most {config.max_flops / 1e12:.3g} TFLOP per model (a model that costs more trains on fewer images)"
+           if config.max_flops else "")
     what = "the grading budget" if prov.budget == "full" else "a quick self-check, not the grading budget"
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     lines = [f"Budget: {prov.budget}, {what}: {epochs} on {run.train_images:,} training images{cap}, on {run.device}.",

@@ -121,6 +121,14 @@ class TrainingContext:
     """Memory each model's child may hold (0: the sandbox's default): where the grader and its child share
     a container's memory (Gradescope's 768 MB), what the grader leaves, so a child over it is stopped and
     named rather than the container's OOM killer ending the grader."""
+    regrade_cut: bool = True
+    """Train once more a run the safety net stopped though its plan fits the budget (the machine was busy);
+    False where there is no time for it (Gradescope's deadline): the run is then left for a regrade."""
+
+    @property
+    def eval_size(self) -> int:
+        """Validation or test images per split a run is scored on at most (the budget's)."""
+        return max(len(self.labels["val"]), len(self.labels["test"]))
 
     @property
     def identity(self) -> RunIdentity:

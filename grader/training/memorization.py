@@ -88,6 +88,10 @@ class Shown:
     perturbed: np.ndarray
     """bool (N,): which shown images are perturbed."""
 
+    def first(self, n: int) -> "Shown":
+        """The first `n` images as shown (the order is already the secret draw's)."""
+        return Shown(self.images[:n], self.labels[:n], self.perturbed[:n])
+
 
 def show(images: np.ndarray, labels: np.ndarray, share: float, rng: np.random.Generator) -> Shown:
     """`images` in an order drawn from `rng`, a `share` of them (drawn too) perturbed."""
@@ -170,7 +174,7 @@ class Memorization:
 
 def probe(logits: np.ndarray, labels: np.ndarray, perturbed: np.ndarray) -> Memorization | None:
     """The clean and the perturbed accuracy of one epoch's test logits (in the shown order); None
-    when either part has no image (a time limit may have cut the test set short)."""
+    when either part has no image (a plan that scores few images may leave one empty)."""
     right = logits.argmax(axis=1) == labels
     clean, shifted = right[~perturbed], right[perturbed]
     if not (len(clean) and len(shifted)):

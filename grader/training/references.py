@@ -77,7 +77,7 @@ def run_references(
 ) -> list[ReferenceRun]:
     """Train (or read from cache) the rubric's baseline and strong references; `on_progress` hears
     each training's start and epochs (nothing for a reference read from the cache). `keep_cut`: cache a
-    run the budget's time limit cut too (an autograder's image keeps whatever its build trained)."""
+    run the budget's safety net stopped too (an autograder's image keeps whatever its build trained)."""
     from reference_models import REFERENCE_MODELS
 
     rub = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
@@ -116,7 +116,7 @@ def run_references(
 
         history = train(build, seen, config, device=dev, on_epoch=_epochs(name, config, on_progress) if on_progress else None)
         memorization = _clean_and_perturbed(built[0], history, data, config) if history.selected_epoch else None
-        if keep_cut or not history.stopped_early:  # a run cut by a time limit measured this machine's load
+        if keep_cut or history.budget_cut != "time":  # a run the safety net stopped measured this machine's load
             folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"schema": CACHE_SCHEMA, "key": key, "inputs": inputs,

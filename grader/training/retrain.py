@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Mapping
 
 from grader.child.config import TrainConfig
+from grader.child.plan import RunPlan, plan_run
 from grader.child.protocol import EpochRecord, History, Report, Request
 from grader.notebook import Notebook
 from grader.rubric import Rubric
@@ -58,7 +59,8 @@ def retrain_submission(notebook: Notebook, names: list[str], rubric: Rubric, ctx
     runs, flags = {}, [check.flag for check in checked.models.values() if check.flag]
     for name, check in checked.models.items():
         if check.passed:
-            run, disagreements = train_in_sandbox(checked.extraction, name, rubric, ctx, check.params, on_progress)
+            run, disagreements = train_in_sandbox(checked.extraction, name, rubric, ctx, check.params, on_progress,
+                                                  check.flops_per_image)
             flags += disagreements
         else:
             run = ModelRun(name, error=check.message, params=check.params, flops_per_image=check.flops_per_image)
@@ -90,14 +92,48 @@ def gpu_seconds(flops_per_image: int | None, rubric: Rubric) -> float | None:
 
 
 def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: TrainingContext,
-                     checked_params: int | None = None,
-                     on_progress: OnProgress | None = None) -> tuple[ModelRun, list[str]]:
-    """One child trains `name`; the parent turns its logits into the model's results and checks the
-    child's account of the run (`audit`) against the config and against the models_run child's count."""
+                     checked_params: int | None = None, on_progress: OnProgress | None = None,
+                     checked_flops: int | None = None) -> tuple[ModelRun, list[str]]:
+    """One child trains `name` on the images its plan buys (grader.child.plan, from the models_run
+    child's FLOPs, `checked_flops`); the parent turns its logits into the model's results and checks
+    the child's account of the run (`audit`) against the plan and the models_run child's count.
+
+    A run the safety net (config.max_seconds) stopped although its plan fits the allowance measured
+    the machine, not the model: it is trained once more (ctx.regrade_cut), and a second stop is left
+    unscored for comparison with a flag to regrade it. One whose smallest plan is over the allowance
+    is stopped by its own cost, and said to be."""
+    plan = plan_run(ctx.config, ctx.train_size, ctx.eval_size, checked_flops)
+    attempts = 2 if ctx.regrade_cut else 1
+    for attempt in range(1, attempts + 1):
+        run, flags, stopped = _train_once(extraction, name, rubric, ctx, plan, checked_params, on_progress)
+        if not stopped or plan.over or not checked_flops:
+            break
+    if stopped:
+        flags.append(_stopped_by_time(name, plan, checked_flops, attempt, ctx.config))
+    return run, flags
+
+
+def _stopped_by_time(name: str, plan: RunPlan, flops: int | None, attempts: int, config: TrainConfig) -> str:
+    """The flag on a run the safety net stopped: whose fault it is, judged from the model's measured cost."""
+    limit = f"the budget's {config.max_seconds:g} s safety net stopped {name}'s training"
+    if not flops:
+        return f"{limit}; its FLOPs could not be counted, so its cost is unknown: its comparisons are not scored"
+    if plan.over:
+        return (f"{limit}: its own cost, {plan.flops / 1e12:.3g} TFLOP for the smallest run the budget plans, over "
+                f"the {config.max_flops / 1e12:.3g} TFLOP allowance; its comparisons are not scored")
+    return (f"{limit}{' twice' if attempts > 1 else ''} although its plan ({plan.flops / 1e12:.3g} TFLOP) fits the "
+            "allowance: the grading machine was too busy, or the model's cost lies in operations its FLOP count does "
+            "not see; regrade it on an idle machine (its comparisons are not scored)")
+
+
+def _train_once(extraction: Extraction, name: str, rubric: Rubric, ctx: TrainingContext, plan: RunPlan,
+                checked_params: int | None, on_progress: OnProgress | None) -> tuple[ModelRun, list[str], bool]:
+    """One training child under `plan`: (the run, flags, whether the safety net stopped it)."""
+    # The child trains the plan's first images and is shown its first scored ones: it plans nothing itself.
+    config = replace(ctx.config, train_subset=plan.train_images, eval_subset=0, max_flops=0)
     request = Request("train", model_spec(extraction, name), seed=ctx.config.seed, max_params=rubric.assignment.max_params,
-                      config=replace(ctx.config, train_subset=0, eval_subset=0),  # the arrays are already cut
-                      mean=ctx.mean, std=ctx.std, device=ctx.device)
-    shown = shown_to_child(ctx, extraction)
+                      config=config, mean=ctx.mean, std=ctx.std, device=ctx.device)
+    shown = {split: s.first(plan.eval_images) for split, s in shown_to_child(ctx, extraction).items()}
     with lease(ctx.gpus) as gpu_env:  # a GPU slot for the child's whole run, given back however it ends
         run = run_model_child(
             request, extraction, isolation=ctx.isolation,
@@ -113,20 +149,21 @@ def train_in_sandbox(extraction: Extraction, name: str, rubric: Rubric, ctx: Tra
     if run.failure or report is None or report.history is None:
         failure = run.failure or f"{name}: training failed without saying why"
         return ModelRun(name, error=failure, params=report and report.params,
-                        flops_per_image=report and report.flops_per_image, seconds=seconds, uid=uid), []
-    flags = audit(name, report, checked_params, ctx.config, ctx.train_size)
+                        flops_per_image=report and report.flops_per_image, seconds=seconds, uid=uid), [], False
+    flags = audit(name, report, checked_params, config, plan.train_images)
     val_logits, test_logits = run.child.arrays.get("val_logits"), run.child.arrays.get("test_logits")
-    val_y, test_y = shown["val"].labels, shown["test"].labels
-    history = score_epochs(report.history, val_logits, test_logits, val_y, test_y, ctx.config)
-    scored = min(len(val_y), val_logits.shape[1]) if val_logits is not None and history.epochs else 0
-    cut, contradicted = time_limit(name, report.history, history, run.child.phase_seconds.get("train", 0.0),
-                                   ctx.config, ctx.train_size, max(len(val_y), len(test_y)))
-    history = replace(history, stopped_early=cut, val_images=scored)
+    history = score_epochs(report.history, val_logits, test_logits, shown["val"].labels, shown["test"].labels, ctx.config)
+    stopped, contradicted = time_limit(name, report.history, history, run.child.phase_seconds.get("train", 0.0), ctx.config)
+    cut = "time" if stopped else "cost" if plan.cut else ""
+    notes = (*history.notes, f"planned by its cost: {plan.cut}") if plan.cut else history.notes
+    history = replace(history, stopped_early=bool(cut), budget_cut=cut, notes=notes,
+                      val_images=len(shown["val"].labels) if history.epochs else 0)
     flags += contradicted
     if history.selected_epoch is None:
         return ModelRun(name, error=f"training produced no usable epoch ({history.message})", params=history.params,
-                        flops_per_image=history.flops_per_image, seconds=seconds, uid=uid), flags
-    return ModelRun.trained(name, history, seconds, uid, memorization_of(history, test_logits, shown["test"], ctx)), flags
+                        flops_per_image=history.flops_per_image, seconds=seconds, uid=uid), flags, stopped
+    trained = ModelRun.trained(name, history, seconds, uid, memorization_of(history, test_logits, shown["test"], ctx))
+    return trained, flags, stopped
 
 
 def _memory(ctx: TrainingContext) -> dict[str, int]:
@@ -145,28 +182,30 @@ def shown_to_child(ctx: TrainingContext, extraction: Extraction) -> dict[str, Sh
 
 
 def memorization_of(history: History, test_logits, test: Shown, ctx: TrainingContext) -> Memorization | None:
-    """The selected epoch's accuracy on the clean and on the perturbed test images (those the child
-    scored, when a time limit cut the set short), judged against the references' gap."""
-    if history.selected_epoch is None or test_logits is None:
+    """The selected epoch's accuracy on the clean and on the perturbed test images the child was shown,
+    judged against the references' gap."""
+    if history.selected_epoch is None or test_logits is None or test_logits.shape[1] != len(test.labels):
         return None
-    logits = test_logits[history.selected_epoch - 1]
-    scored = len(logits)
-    found = probe(logits, test.labels[:scored], test.perturbed[:scored]) if scored <= len(test.labels) else None
+    found = probe(test_logits[history.selected_epoch - 1], test.labels, test.perturbed)
     return found and judge(found, (run.memorization for run in ctx.references.values()))
 
 
 def audit(name: str, report: Report, checked_params: int | None, config: TrainConfig, n_train: int) -> list[str]:
-    """Where the training child's account disagrees with what the fixed config makes, or with the
-    models_run child's count of parameters: code in the child's process could have changed the
-    grader's trainer. Flags for the instructor, never points."""
+    """Where the training child's account disagrees with what the fixed config makes of its plan's
+    `n_train` images, or with the models_run child's count of parameters: code in the child's process
+    could have changed the grader's trainer. A run the safety net stopped ends early, which is no
+    disagreement (its epochs are compared as far as they go). Flags for the instructor, never points."""
     from grader.child.train import scheduled_lrs
 
     history, found = report.history, []
     assert history is not None
-    if history.status == "ok" and len(history.epochs) != config.epochs:
+    if len(history.epochs) > config.epochs or (history.status == "ok" and not history.stopped_early
+                                               and len(history.epochs) < config.epochs):
         found.append(f"{len(history.epochs)} epochs reported where the config has {config.epochs}")
     expected = scheduled_lrs(config, n_train)
-    wrong = next((e for e in history.epochs if e.epoch > len(expected)
+    # A stopped run's last epoch ends at the step the net stopped, not at the epoch's scheduled end.
+    whole = history.epochs[:-1] if history.stopped_early else history.epochs
+    wrong = next((e for e in whole if e.epoch > len(expected)
                   or not math.isclose(e.lr, expected[e.epoch - 1], rel_tol=1e-4, abs_tol=1e-12)), None)
     if wrong is not None:
         should = f"{expected[wrong.epoch - 1]:.3g}" if wrong.epoch <= len(expected) else "no such epoch"
@@ -182,26 +221,20 @@ CLOCK_SLACK_S = 1.0
 grader sees an announcement at its next poll)."""
 
 
-def time_limit(name: str, claimed: History, scored: History, train_seconds: float, config: TrainConfig,
-               n_train: int, n_eval: int) -> tuple[bool, list[str]]:
-    """Whether the budget's time limit cut the run, decided by the grader's clock: the child's claim
-    (`claimed.stopped_early`), logits for fewer images than it was given or fewer epochs than the
-    config are evidence of a cut, believed only when the train phase lasted, by the grader's clock,
-    at least as long as the trainer needs before it can cut a run (grader.child.train.earliest_cut).
+def time_limit(name: str, claimed: History, scored: History, train_seconds: float,
+               config: TrainConfig) -> tuple[bool, list[str]]:
+    """Whether the safety net (config.max_seconds) stopped the run, decided by the grader's clock: the
+    child's claim (`claimed.stopped_early`) or fewer epochs than the config are evidence of a stop,
+    believed only when the train phase lasted, by the grader's clock, as long as the net allows.
     Evidence the clock contradicts is a flag, and the run counts as complete (its comparisons scored)."""
-    from grader.child.train import earliest_cut
-
     evidence = []
     if claimed.stopped_early:
         evidence.append("its child says the time limit stopped it")
-    if scored.stopped_early and not claimed.stopped_early:
-        evidence.append("it returned logits for fewer images than it was given")
     if scored.status == "ok" and 0 < len(scored.epochs) < config.epochs:
         evidence.append(f"it returned {len(scored.epochs)} of the config's {config.epochs} epochs")
     if not evidence:
         return False, []
-    needed = earliest_cut(config, n_train, n_eval)
-    if train_seconds + CLOCK_SLACK_S >= needed:
+    if config.max_seconds and train_seconds + CLOCK_SLACK_S >= config.max_seconds:
         return True, []
     limit = f"the budget's {config.max_seconds:g} s limit" if config.max_seconds else "no time limit (the budget has none)"
     return False, [f"{name}: {'; '.join(evidence)}, yet it trained for {train_seconds:.1f} s by the grader's clock, "
@@ -214,14 +247,12 @@ def score_epochs(history: History, val_logits, test_logits, val_y, test_y, confi
     metrics; the labels are in the order the child was shown the images."""
     import numpy as np
 
-    status, message, cut = history.status, history.message, history.stopped_early
+    status, message = history.status, history.message
     if val_logits is not None and test_logits is not None:
-        if val_logits.shape[1] > len(val_y) or test_logits.shape[1] > len(test_y):
+        if val_logits.shape[1] != len(val_y) or test_logits.shape[1] != len(test_y):
+            message = (f"the training child returned logits for {val_logits.shape[1]:,} validation and "
+                       f"{test_logits.shape[1]:,} test images where it was shown {len(val_y):,} of each")
             val_logits = test_logits = None
-            message = "the training child returned logits for more images than it was given"
-        elif val_logits.shape[1] < len(val_y) or test_logits.shape[1] < len(test_y):
-            # A time limit let the child score only the first images of each split.
-            val_y, test_y, cut = val_y[:val_logits.shape[1]], test_y[:test_logits.shape[1]], True
     count = min(len(history.epochs), 0 if val_logits is None else len(val_logits), 0 if test_logits is None else len(test_logits))
     if not (len(val_y) and len(test_y)):
         count = 0
@@ -239,7 +270,7 @@ def score_epochs(history: History, val_logits, test_logits, val_y, test_y, confi
         test_loss, test_accuracy = _loss_accuracy(test_logits[best], test_y)
         selected = best + 1
     return replace(history, epochs=tuple(scored), status=status, message=message, selected_epoch=selected,
-                   test_loss=test_loss, test_accuracy=test_accuracy, config=config, stopped_early=cut)
+                   test_loss=test_loss, test_accuracy=test_accuracy, config=config)
 
 
 def _loss_accuracy(logits, labels) -> tuple[float, float]:
