@@ -29,7 +29,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,20 +76,23 @@ def grade_on_node(sub: Submission, source: bytes | None, options: GradeOptions, 
     """The Ray task's body: grade one submission with this node's copy of the data and its isolation.
 
     `source` is the notebook as the driver read it: the submissions folder need not exist on this
-    node. The result names the driver's path, as the local executor's does.
+    node. The result names the driver's path, as the local executor's does: in its every text.
     """
+    copy: Path | None = None
     try:
         as_reserved(shared)
         with tempfile.TemporaryDirectory(prefix="grader-notebook-") as tmp:
             here = sub
             if sub.notebook is not None and source is not None:
-                here = replace(sub, notebook=Path(tmp) / sub.notebook.name,  # same name: messages read the same
-                               below=Path(tmp))
+                copy = Path(tmp).resolve()
+                here = replace(sub, notebook=copy / sub.notebook.name, below=copy)  # same name: messages read the same
                 here.notebook.write_bytes(source)
             result = grade_one(here, node_options(options, shared))
-        return replace(result, notebook=str(sub.notebook or ""))
     except Exception as e:  # the grader's own failure on this node: that student's result, not a retry
-        return error_result(sub, f"grading failed on {socket.gethostname()} ({type(e).__name__}: {e})", options)
+        result = error_result(sub, f"grading failed on {socket.gethostname()} ({type(e).__name__}: {e})", options)
+    if copy is not None and sub.notebook is not None:  # the copy's folder stands for the student's
+        result = renamed(result, str(copy), str(sub.notebook.parent))
+    return replace(result, notebook=str(sub.notebook or ""))
 
 
 def as_reserved(shared: SharedData) -> None:
@@ -104,6 +107,21 @@ def as_reserved(shared: SharedData) -> None:
             os.setpriority(os.PRIO_PROCESS, 0, shared.niceness)
         except PermissionError:  # only root (CAP_SYS_NICE) may: see README on `ray start`
             pass
+
+
+def renamed(value: Any, old: str, new: str) -> Any:
+    """`value` (a record, a collection, a string) with `old` written `new` in every string it holds:
+    error messages, feedback, flags, warnings, tracebacks, run errors alike."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: renamed(getattr(value, f.name), old, new)
+                                 for f in fields(value) if f.init})
+    if type(value) in (tuple, list):
+        return type(value)(renamed(v, old, new) for v in value)
+    if isinstance(value, Mapping):
+        return {renamed(k, old, new): renamed(v, old, new) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
