@@ -1,5 +1,6 @@
 """Executors as the command line meets them: local by default without Ray, Ray's options only with Ray."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -7,9 +8,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from grader.child.runtime import cpu_threads
 from grader.cli import cli
 from grader.grading.batch import grade_batch
+from grader.grading.executors.base import train_on
 from grader.grading.executors.local import LocalExecutor
+from grader.sandbox.process import default_threads
 from support import REPO, SUBMISSIONS
 
 
@@ -61,3 +65,15 @@ def test_an_executor_object_grades_like_workers(two, tmp_path, rubric):
     by_executor = grade_batch(two, tmp_path / "b", rubric=rubric, budget="none", executor=LocalExecutor(2))
     assert sorted(by_workers.graded) == sorted(by_executor.graded) == ["complete", "one_cnn_class"]
     assert (tmp_path / "a" / "gradebook.csv").read_text() == (tmp_path / "b" / "gradebook.csv").read_text()
+
+
+def test_a_worker_trains_its_children_on_the_cpus_it_was_given(monkeypatch):
+    # Two children of two threads each on two cores train at half the speed of two of one (BENCHMARKS.md).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # restored (unset) after the test
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    cores = len(os.sched_getaffinity(0))
+    assert (default_threads(), cpu_threads()) == (min(8, cores), cores)  # one grading at a time: every core
+    train_on(cores / 2)  # one of two local workers
+    assert (default_threads(), cpu_threads()) == (min(8, max(1, cores // 2)), max(1, cores // 2))
+    train_on(0.25)  # a Ray task that reserved a quarter of a CPU
+    assert default_threads() == cpu_threads() == 1

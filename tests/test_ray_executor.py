@@ -14,10 +14,13 @@ ray = pytest.importorskip("ray")
 
 from grader.grading.batch import grade_batch  # noqa: E402
 from grader.grading.executors.base import GradeOptions  # noqa: E402
-from grader.grading.executors.ray import RayExecutor, SharedData, grade_on_node, node_isolation, node_options  # noqa: E402
+from grader.grading.executors.ray import (RayExecutor, SharedData, as_reserved, grade_on_node,  # noqa: E402
+                                          node_isolation, node_options)
 from grader.grading.result import load_result  # noqa: E402
 from grader.grading.submissions import Submission  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
+from grader.sandbox.process import default_threads  # noqa: E402
+from nbfactory import model_cells, write  # noqa: E402
 from support import SUBMISSIONS  # noqa: E402
 
 CLASS = ("complete", "one_cnn_class")  # two models to train, and one
@@ -121,3 +124,46 @@ def test_the_notebook_travels_with_the_task(tmp_path, rubric):
     result = grade_on_node(Submission("ann", driver_only), (SUBMISSIONS / "complete.ipynb").read_bytes(),
                            GradeOptions(rubric=rubric, budget="none", context=None), SharedData())
     assert (result.status, result.score, result.notebook) == ("graded", 70, str(driver_only))
+
+
+def test_a_task_trains_on_the_cpus_it_reserved_at_the_drivers_priority(local_ray):
+    @ray.remote(num_cpus=2)
+    def worker(shared):
+        started = os.getpriority(os.PRIO_PROCESS, 0)
+        as_reserved(shared)
+        return started, os.getpriority(os.PRIO_PROCESS, 0), default_threads()
+
+    here = os.getpriority(os.PRIO_PROCESS, 0)
+    started, now, threads = ray.get(worker.remote(SharedData(cpus=2, niceness=here)))
+    assert threads == 2  # its training children's threads
+    # Ray starts its workers at niceness 15; only root may raise a process's priority again.
+    assert now == (here if os.geteuid() == 0 else started)
+
+
+RAISES = """
+def __init__(self):
+    super().__init__()
+    raise ValueError("this model cannot be built")
+
+def forward(self, x):
+    return x
+"""
+
+
+def test_messages_name_the_students_file_never_the_tasks_copy(local_ray, small_rubric, synthetic_data,
+                                                              training_context, tmp_path):
+    root = tmp_path / "class"
+    (root / "zoe").mkdir(parents=True)
+    (root / "zz_malformed.ipynb").write_text('{"cells": [')  # read at once: the notebook's own error
+    write(root / "zoe" / "raises.ipynb", *model_cells(RAISES, "Broken"))  # fails in its sandbox, later
+    grade_batch(root, tmp_path / "out", rubric=load_rubric(small_rubric), budget="quick", data_dir=synthetic_data,
+                executor=RayExecutor())
+    malformed = load_result(tmp_path / "out" / "zz_malformed" / "result.json")
+    assert malformed.status == "error" and str(root / "zz_malformed.ipynb") in malformed.error
+    raises = load_result(tmp_path / "out" / "zoe" / "result.json")
+    assert "this model cannot be built" in (raises.runs["Broken"].error or "")
+    assert raises.notebook == str(root / "zoe" / "raises.ipynb")
+    for student in ("zz_malformed", "zoe"):  # result.json, the feedback, every file the batch wrote of them
+        for written in (tmp_path / "out" / student).rglob("*"):
+            if written.is_file():
+                assert "grader-notebook-" not in written.read_text(errors="replace"), written

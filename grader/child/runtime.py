@@ -53,8 +53,7 @@ def run_context(device: torch.device, deterministic: bool) -> Iterator[None]:
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
              torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     if device.type == "cpu":
-        # Every core this process may use; torch's default can count cores we are not given.
-        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        torch.set_num_threads(cpu_threads())
         _keep_freed_memory()
     if deterministic and device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
@@ -69,6 +68,14 @@ def run_context(device: torch.device, deterministic: bool) -> Iterator[None]:
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
+def cpu_threads() -> int:
+    """Every core this process may use (torch's default can count cores we are not given), at most
+    OMP_NUM_THREADS: the CPUs the grader's worker was given, where several train at once."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cores, int(given))) if given.isdigit() else cores
 
 
 def _keep_freed_memory() -> None:

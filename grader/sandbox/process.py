@@ -75,7 +75,7 @@ class Limits:
     keep_bytes: int = 8 * 1024
     """Bytes kept from the head and from the tail of each stream."""
     threads: int = 0
-    """OMP/MKL threads in the child; 0 means the CPU count, at most 8."""
+    """OMP/MKL threads in the child; 0 means `default_threads()`."""
     gpu_memory_bytes: int = 0
     """GPU memory the child's processes may hold together (CUDA children only); 0: no cap but the share."""
     gpu_slots: int = 1
@@ -185,7 +185,7 @@ def run_in_sandbox(
             group = memory_cgroup(limits.memory_bytes) if isolation.kind != "none" else None
             walled = isolation.kind != "none"
             run = _Run(group.join() + cmd if group else cmd, cwd=layout.work_dir,
-                       env=_scrubbed_env(inside_work, limits.threads or min(8, os.cpu_count() or 1), env,
+                       env=_scrubbed_env(inside_work, limits.threads or default_threads(), env,
                                          gpu if walled else None),
                        layout=layout, tmpfs="" if isolation.kind in HOST_VIEW else inside_work, phases=phases, limits=limits,
                        watch_memory=group is None, on_progress=on_progress, gpu_reader=reader)
@@ -250,6 +250,14 @@ def _place(src: Path, dest: Path, link: bool) -> None:
         except OSError:  # another filesystem: copy
             pass
     shutil.copyfile(src, dest)
+
+
+def default_threads() -> int:
+    """A child's threads: this process's OMP_NUM_THREADS where set (an executor's worker sets it to the CPUs
+    it was given, grader.grading.executors.base.train_on), else every core it may use; at most 8."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, int(given) if given.isdigit() else cores))
 
 
 def _scrubbed_env(work: str, threads: int, extra: Mapping[str, str], gpu: GpuAccess | None) -> dict[str, str]:

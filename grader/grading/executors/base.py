@@ -8,6 +8,8 @@ storing each result atomically as it arrives, progress, Ctrl-C, the gradebook.
 
 from __future__ import annotations
 
+import math
+import os
 import traceback
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -41,6 +43,13 @@ class Executor(Protocol):
         `on_progress` hears of models and epochs where the executor grades in this process (it
         cannot cross to a worker process or a Ray node: those executors ignore it)."""
         ...
+
+
+def train_on(cpus: float) -> None:
+    """Give this worker's training children as many threads as the CPUs it was given (at least one), not
+    one per core it sees: two children of two threads each on two cores train at half the speed of two
+    of one thread each (BENCHMARKS.md, executors). Read by the sandbox (grader.sandbox.process.default_threads)."""
+    os.environ["OMP_NUM_THREADS"] = str(max(1, math.floor(cpus)))
 
 
 def grade_one(sub: Submission, options: GradeOptions, on_progress: OnProgress | None = None) -> GradeResult:
@@ -78,4 +87,4 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-__all__ = ["Executor", "GradeOptions", "error_result", "grade_one", "worker_failed"]
+__all__ = ["Executor", "GradeOptions", "error_result", "grade_one", "train_on", "worker_failed"]

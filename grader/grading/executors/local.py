@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
-from grader.grading.executors.base import GradeOptions, grade_one, worker_failed
+from grader.grading.executors.base import GradeOptions, grade_one, train_on, worker_failed
 from grader.grading.result import GradeResult
 from grader.grading.submissions import Submission
 from grader.training.progress import OnProgress
@@ -28,7 +29,9 @@ class LocalExecutor:
                 yield grade_one(sub, options, on_progress)
             return
         # A pool's workers cannot call back into this process: no per-epoch progress (see README).
-        pool = ProcessPoolExecutor(max_workers=workers)
+        # Each trains on its share of the cores, as a Ray task on the CPUs it reserved.
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=train_on,
+                                   initargs=(len(os.sched_getaffinity(0)) / workers,))
         futures: dict[Future, Submission] = {pool.submit(grade_one, sub, options): sub for sub in todo}
         try:
             pending = set(futures)
