@@ -34,13 +34,22 @@ def corpus_dir() -> Path:
     return corpus
 
 
-CORPUS_LABELS = ("labels.json", "labels-more.json")
+CORPUS_LABELS = ("labels.json", "labels-more.json", "labels-extra.json")
 
 
 @pytest.fixture(scope="session")
-def corpus_labels(corpus_dir: Path) -> dict[str, dict]:
-    """Notebook file -> its hand-checked label, from every labels file of the corpus."""
-    return {entry["file"]: entry for labels in CORPUS_LABELS for entry in json.loads((corpus_dir / labels).read_text())}
+def corpus_label_files(corpus_dir: Path) -> dict[str, dict[str, dict]]:
+    """Labels file -> notebook file -> its hand-checked label, for every labels file of the corpus."""
+    return {labels: {entry["file"]: entry for entry in json.loads((corpus_dir / labels).read_text())}
+            for labels in CORPUS_LABELS}
+
+
+@pytest.fixture(scope="session")
+def corpus_labels(corpus_label_files: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Notebook file -> its label, from labels.json and labels-more.json: the classes, roles and
+    discussions of labels-extra.json's notebooks are not checked yet (issue 20 reads their
+    reported values first; tests/test_corpus.py checks those over all three files)."""
+    return corpus_label_files["labels.json"] | corpus_label_files["labels-more.json"]
 
 
 @pytest.fixture(scope="session")
