@@ -265,6 +265,13 @@ LIGHTNING_TEST = """\
          "Epoch 2 [100/391] loss: 1.71\nEpoch 2 [200/391] loss: 1.64\nEpoch 2 summary: train_loss 1.69 val_loss 1.60 val_acc 41.0%\n"
          "Epoch 3 [100/391] loss: 1.52\n",
          {"train_loss": 1.52, "val_loss": 1.6, "val_acc": 0.41, "test_acc": None, "epochs": 3}),
+        # a diverged loss is read at its size; a whole number that large beside it is a count, not a loss;
+        # a tqdm bar over one epoch's iterations ("Epoch:2 iteration:351 ... 351/782 [") counts no epochs
+        ("Epoch:1 iteration:782 | loss:98340.46 accuracy:0.31:  100%| 782/782 [30:00<00:00]\n"
+         "Epoch:1 | Test Loss:3.1045 Test Accuracy:0.3398\n"
+         "Epoch:2 iteration:351 | loss:3425827366.886931 accuracy:0.3568:  45%| 351/782 [12:50<13:56]\n"
+         "images seen: 50000 loss 20000\n",
+         {"train_loss": 3425827366.886931, "val_loss": None, "val_acc": None, "test_acc": 0.3398, "epochs": 2}),
     ],
 )
 def test_more_formats(output, expected):

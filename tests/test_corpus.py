@@ -39,7 +39,7 @@ KNOWN_GAPS: dict[tuple[str, str, str], str] = {
     ("reported missed", MODELS_IN_ONE_CELL, ""): (
         "several models trained one after another: the later models' values go to none"),
     ("reported wrong", "14_hanna-eckert-convnet-messy.ipynb", ""): (
-        "very large numbers: a diverged run's last loss (3425827366.886931) is skipped and an earlier one (2.33) read"),
+        "an epoch cut short: 'Epoch:2 iteration:351 ... 45%' makes 2 epochs where the label counts the complete one"),
     ("reported wrong", "29_rhbadhon-hw2-alexnet-dropout.ipynb", ""): (
         "no split word: sklearn's 'Accuracy: 0.7312, Precision: ...' is read as test_acc"),
     ("reported wrong", RUN_KEY_PREFIX, ""): "a run key as a prefix: '[alexnet_drop0.5] epoch 30/30 | train 0.2697 | val 0.4818 | val acc 85.02%' has qualifiers without a metric word, and a summary table's columns ('epochs to 70% val acc', 'final train-val gap (loss)') are read as the metric they mention",

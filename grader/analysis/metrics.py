@@ -238,7 +238,9 @@ class _CellReader:
                 self._epoch(number, moved_by_name=bool(owner))
             track = self.tracks.setdefault(self.active, _Track())  # type: ignore[arg-type]
             progress = _PROGRESS.search(line)
-            if progress and "epoch" in line:
+            # A bar over the epochs says "epoch" without a number; one that names its epoch ("Epoch:2
+            # iteration:351 ... | 351/782 [") counts the steps of that epoch.
+            if progress and "epoch" in line and number is None:
                 track.progress = int(progress.group(1))
             continues = in_epoch_record and raw[:1].isspace()  # "Epoch 5: Train Loss ..." then "    Val Loss ..."
             epoch_line = number is not None or continues or bool(_KERAS_PROGRESS.match(line))
@@ -389,7 +391,8 @@ def _first_plausible(line: str, start: int, end: int, kind: str) -> tuple[float 
     for m in _NUMBER.finditer(line, start, end):
         number, denominator, percent = float(m.group(1)), m.group(2), m.group(3)
         if kind == "loss":
-            if denominator or percent or number > 1e4:
+            # A diverged loss is a loss at any size; a whole number that large is a count (iterations, images).
+            if denominator or percent or (number > 1e4 and m.group(1).isdigit()):
                 continue
             return number, m.start()
         # Rounded so that 77.08% reads as 0.7708, not 0.7707999999999999.
