@@ -272,6 +272,10 @@ LIGHTNING_TEST = """\
          "Epoch:2 iteration:351 | loss:3425827366.886931 accuracy:0.3568:  45%| 351/782 [12:50<13:56]\n"
          "images seen: 50000 loss 20000\n",
          {"train_loss": 3425827366.886931, "val_loss": None, "val_acc": None, "test_acc": 0.3398, "epochs": 2}),
+        # "Cost" is the loss in an epoch log; elsewhere (time, FLOPs) it is no metric
+        ("Epoch: 001/002 | Batch 0000/0391 | Cost: 2.3068\nEpoch: 002/002 | Batch 0350/0391 | Cost: 0.4897\n"
+         "Inference cost: 0.0031 s per image\n",
+         {"train_loss": 0.4897, "val_loss": None, "val_acc": None, "test_acc": None, "epochs": 2}),
     ],
 )
 def test_more_formats(output, expected):

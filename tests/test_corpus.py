@@ -51,8 +51,6 @@ KNOWN_GAPS: dict[tuple[str, str, str], str] = {
         "line after each epoch line is read as test_acc, not given to the epoch's validation"),
     ("reported missed", WRAPPED_HISTORIES, ""): (
         "'Accuracy:' on the line after each epoch line is not given to the epoch's validation"),
-    ("reported missed", "01_rasbt-lenet5-cifar10.ipynb", ""): (
-        "synonyms: the per-minibatch training loss printed as 'Cost: 0.4897' is not read"),
     ("reported missed", "20_roanrush-resnet-transfer.ipynb", ""): (
         "a model not defined in the notebook (torchvision ResNet-18): no 'unattributed' entry"),
     ("reported missed", "22_devilhyt-imported-model.ipynb", ""): (

@@ -34,7 +34,7 @@ from grader.notebook import Cell, Notebook, Output
 METRICS = ("train_loss", "val_loss", "val_acc", "test_acc")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*+[A-Za-z]")
-_KEYWORD = re.compile(r"\b(loss|acc|accuracy|correct)\b")
+_KEYWORD = re.compile(r"\b(loss|cost|acc|accuracy|correct)\b")
 _QUALIFIER = re.compile(r"\b(train|training|trn|val|valid|validation|validate|dev|test|testing)\b")
 _SKIP_MODIFIER = re.compile(r"\b(best|average|avg|mean|highest|max|peak|top|min|lowest)\b")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+)(?:\s*/\s*(\d+))?(\s*%)?")
@@ -338,12 +338,14 @@ def _metrics_in_line(line: str, epoch_line: bool) -> list[tuple[str, float]]:
     if _CIFAR_CLASS.search(line):
         return []  # per-class accuracy ("Accuracy of cat : 45 %") is not the model's accuracy
     found: list[tuple[str, float]] = []
-    keywords = list(_KEYWORD.finditer(line))
+    # "Cost: 0.49" is the loss of an epoch log ("Epoch: 001/010 | Batch 0050/0391 | Cost: 1.8193");
+    # elsewhere a cost is as likely time or FLOPs, so it names nothing there.
+    keywords = [kw for kw in _KEYWORD.finditer(line) if epoch_line or kw.group(1) != "cost"]
     split = ""
     segment_start = 0
     for i, kw in enumerate(keywords):
         end = keywords[i + 1].start() if i + 1 < len(keywords) else len(line)
-        kind = "loss" if kw.group(1) == "loss" else "acc"
+        kind = "loss" if kw.group(1) in ("loss", "cost") else "acc"
         value, value_pos, resume, history = _value_after(line, kw.end(), end, kind)
         context = line[segment_start : value_pos if value_pos >= 0 and not history else kw.end()]
         qualifiers = _QUALIFIER.findall(context)
