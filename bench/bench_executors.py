@@ -22,11 +22,9 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from grader.grading.batch import grade_batch  # noqa: E402
 from grader.grading.executors.local import LocalExecutor  # noqa: E402
 from grader.grading.executors.ray import RayExecutor  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
+from support import cpu_hog  # noqa: E402
 
 
 def make_class(root: Path, copies: int) -> int:
@@ -79,18 +78,6 @@ def speed_ratio(ray_: Batch, local: Batch) -> str:
             f"{ratios[0]:.2f} to {ratios[-1]:.2f})")
 
 
-@contextmanager
-def cpu_hogs(count: int):
-    """`count` busy processes at this process's priority, as long as the block runs."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    try:
-        yield
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", nargs="+", choices=["none", "quick"], default=["none", "quick"])
@@ -116,7 +103,7 @@ def main() -> None:
                 options = _synthetic(work, budget)
             print(f"budget {budget}:")
             runs: dict[str, list[Batch]] = {"local": [], "ray": []}
-            with cpu_hogs(args.hog):
+            with cpu_hog(args.hog):
                 for round_ in ("1", "2"):
                     runs["local"].append(timed(f"local {round_}", work / "class", work / f"out-{budget}-local-{round_}",
                                                LocalExecutor(args.workers), **options))

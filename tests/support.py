@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,6 +58,19 @@ required = false
 threshold = 0.1
 """
 """Two epochs on a small synthetic split: retraining a class in seconds on a CPU."""
+
+
+@contextmanager
+def cpu_hog(processes: int):
+    """`processes` busy loops at this process's priority (one a core loads them all), as long as the
+    block runs: the busy neighbours of tests/test_one_grade.py and bench/bench_executors.py --hog."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def class_folder(root: Path, notebooks: dict[str, str], without_notebook: tuple[str, ...] = ()) -> Path:

@@ -10,9 +10,6 @@ Only a grader whose budget still depended on time would grade the loaded class d
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,7 @@ from grader.grading.batch import grade_batch
 from grader.grading.result import load_result
 from grader.rubric import load_rubric
 from nbfactory import model_cells, write
-from support import SMALL_RUBRIC, SUBMISSIONS, class_folder
+from support import SMALL_RUBRIC, SUBMISSIONS, class_folder, cpu_hog
 
 COSTLY = """
 def __init__(self):
@@ -63,18 +60,6 @@ def setting(tmp_path_factory, synthetic_data):
     write(students / "costly.ipynb", *model_cells(COSTLY, "CostlyNet"))
     write(students / "raises.ipynb", *model_cells(RAISES, "BrokenNet"))
     return students, load_rubric(rubric), synthetic_data, root
-
-
-@contextmanager
-def cpu_hog(processes: int):
-    """`processes` busy loops, one a core, for as long as the block runs."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
-    try:
-        yield
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
 
 
 def graded(setting, out: str, **options) -> Path:
