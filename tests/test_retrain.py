@@ -354,3 +354,20 @@ def test_a_run_the_safety_net_stopped_is_trained_again_unless_its_own_cost_stopp
     assert len(plans) == attempts and run.error == f"run {attempts}"
     assert len(set(plans)) == 1  # every try trains the same plan
     assert flags == [] if flag is None else flag in flags[0] and len(flags) == 1
+
+
+def test_a_budget_with_a_time_limit_and_no_flop_allowance_says_to_give_it_one(monkeypatch):
+    """A rubric written before the FLOP allowance ([train_quick] max_seconds = 20 alone): a stopped run
+    is tried again, and the flag says what decides the grade there and how to change it."""
+    from types import SimpleNamespace
+
+    from grader.training import retrain
+    from grader.training.runs import ModelRun
+
+    tries = []
+    monkeypatch.setattr(retrain, "_train_once", lambda *args: (tries.append(1), (ModelRun("M"), [], True))[1])
+    ctx = SimpleNamespace(config=TrainConfig(epochs=2, max_seconds=20), train_size=5_000, eval_size=1_000, regrade_cut=True)
+    _, flags = retrain.train_in_sandbox(None, "M", None, ctx, checked_flops=86_705_408)
+    assert len(tries) == 2 and flags == [
+        "the budget's 20 s safety net stopped M's training twice; the budget has no FLOP allowance (max_flops), so a time "
+        "limit decides how far a model trains: give the rubric's budget a max_flops (its comparisons are not scored)"]

@@ -118,6 +118,9 @@ def _stopped_by_time(name: str, plan: RunPlan, flops: int | None, attempts: int,
     limit = f"the budget's {config.max_seconds:g} s safety net stopped {name}'s training"
     if not flops:
         return f"{limit}; its FLOPs could not be counted, so its cost is unknown: its comparisons are not scored"
+    if not config.max_flops:
+        return (f"{limit}{' twice' if attempts > 1 else ''}; the budget has no FLOP allowance (max_flops), so a time limit "
+                "decides how far a model trains: give the rubric's budget a max_flops (its comparisons are not scored)")
     if plan.over:
         return (f"{limit}: its own cost, {plan.flops / 1e12:.3g} TFLOP for the smallest run the budget plans, over "
                 f"the {config.max_flops / 1e12:.3g} TFLOP allowance; its comparisons are not scored")
