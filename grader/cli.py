@@ -49,12 +49,16 @@ def cli() -> None:
               help="Also run and retrain the two models in the sandbox: quick is the self-check budget.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="CIFAR-10 folder for --train.")
 @click.option("--require-isolation", is_flag=True, help="Refuse to run the notebook's code without a sandbox.")
+@click.option("--explain", is_flag=True, help="Also show how the outputs were read: each value's line and model, "
+              "and each line that looked like a metric but was not used, with why.")
 def check(notebook: Path, as_json: bool, rubric: Path | None, budget: Budget, data_dir: Path | None,
-          require_isolation: bool) -> None:
+          require_isolation: bool, explain: bool) -> None:
     """Check NOTEBOOK against the assignment (without running it, unless --train)."""
     from grader.report.console import print_result
     from grader.report.progress import ProgressDisplay
 
+    if explain and as_json:
+        raise click.UsageError("--explain is for reading in a terminal; --json already holds each value's evidence")
     with ProgressDisplay() as show:
         result = grade_submission(notebook, student=notebook.stem, rubric=load_rubric(rubric), budget=budget,
                                   data_dir=data_dir, require_isolation=require_isolation, on_progress=show)
@@ -64,7 +68,18 @@ def check(notebook: Path, as_json: bool, rubric: Path | None, budget: Budget, da
         click.echo(f"error: {clean(result.error)}", err=True)
     elif not as_json:
         print_result(result)
+        if explain:
+            _explain(notebook)
     sys.exit(_exit_code(result))
+
+
+def _explain(notebook: Path) -> None:
+    from grader.analysis import analyze
+    from grader.notebook import load_notebook
+    from grader.report.explain import print_explanation
+
+    click.echo()
+    print_explanation(analyze(load_notebook(notebook)))  # read once more: the static reading takes a fraction of a second
 
 
 def _exit_code(result: GradeResult) -> int:

@@ -46,7 +46,7 @@ def test_formats(output, expected):
 
 def test_a_sklearn_report_does_not_replace_the_precise_accuracy():
     out = "Overall Accuracy: 80.72%\n              precision    recall  f1-score   support\n\n    accuracy                           0.81     10000\n"
-    assert reported(code("m = LeNet()\nevaluate(m)", out))["LeNet"]["test_acc"] == 0.8072
+    assert reported(code("m = LeNet()\nevaluate(m, test_loader)", out))["LeNet"]["test_acc"] == 0.8072
 
 
 def test_attribution_by_cell_then_by_last_model_used():
@@ -266,12 +266,13 @@ LIGHTNING_TEST = """\
          "Epoch 3 [100/391] loss: 1.52\n",
          {"train_loss": 1.52, "val_loss": 1.6, "val_acc": 0.41, "test_acc": None, "epochs": 3}),
         # a diverged loss is read at its size; a whole number that large beside it is a count, not a loss;
-        # a tqdm bar over one epoch's iterations ("Epoch:2 iteration:351 ... 351/782 [") counts no epochs
+        # a tqdm bar over one epoch's iterations ("Epoch:2 iteration:351 ... 351/782 [") counts no epochs,
+        # and an epoch its bar leaves at 45% is not a complete one
         ("Epoch:1 iteration:782 | loss:98340.46 accuracy:0.31:  100%| 782/782 [30:00<00:00]\n"
          "Epoch:1 | Test Loss:3.1045 Test Accuracy:0.3398\n"
          "Epoch:2 iteration:351 | loss:3425827366.886931 accuracy:0.3568:  45%| 351/782 [12:50<13:56]\n"
          "images seen: 50000 loss 20000\n",
-         {"train_loss": 3425827366.886931, "val_loss": None, "val_acc": None, "test_acc": 0.3398, "epochs": 2}),
+         {"train_loss": 3425827366.886931, "val_loss": None, "val_acc": None, "test_acc": 0.3398, "epochs": 1}),
         # "Cost" is the loss in an epoch log; elsewhere (time, FLOPs) it is no metric
         ("Epoch: 001/002 | Batch 0000/0391 | Cost: 2.3068\nEpoch: 002/002 | Batch 0350/0391 | Cost: 0.4897\n"
          "Inference cost: 0.0031 s per image\n",
@@ -325,6 +326,100 @@ def test_a_variable_bound_again_holds_the_new_model():
         code("m = WideNet()\ntrain(m)", "Epoch 1 loss 1.0\nEpoch 2 loss 0.5\n"),
     )
     assert (result["LeNet"]["train_loss"], result["WideNet"]["train_loss"], result["WideNet"]["epochs"]) == (2.0, 0.5, 2)
+
+
+# --- the metric, the split and the model are each read, never guessed -------------------------
+
+
+def test_a_split_word_without_a_metric_is_read_through_the_code_that_prints_it():
+    train = ("def train_model(model, name):\n    print(f'train {len(train_set)} | val {len(val_set)}')\n"
+             "    for epoch in range(2):\n"
+             "        print(f'[{name}] epoch {epoch+1:3d}/2 | train {train_loss:.4f} | '\n"
+             "              f'val {val_loss:.4f} | val acc {val_acc*100:.2f}% | 18.6s')")
+    log = "[lenet_drop0.5] epoch   1/2 | train 2.2071 | val 1.9157 | val acc 26.32% | 19.4s\n" \
+          "[lenet_drop0.5] epoch   2/2 | train 1.7865 | val 1.5839 | val acc 41.36% | 18.8s\n"
+    # the run key is a positional argument beside the model: the line's prefix names LeNet
+    cells = [code(train), code("m = WideNet()"), code("train_model(LeNet(dropout=0.5), 'lenet_drop0.5')", log)]
+    assert reported(*cells)["LeNet"] == {"train_loss": 1.7865, "val_loss": 1.5839, "val_acc": 0.4136, "test_acc": None, "epochs": 2}
+    # printed by code the notebook does not hold: the numbers stay unread, and --explain says why
+    a = analyze(notebook(MODELS, code("m = LeNet()\ntrain(m)", log)))
+    assert (a.reported["LeNet"].train_loss, a.reported["LeNet"].val_acc) == (None, 0.4136)
+    assert any("'train' is followed by a number with no metric name" in u.reason for u in a.reading.unread)
+
+
+@pytest.mark.parametrize("source, output, expected", [
+    # the cell's code reads the test split only
+    ("m = LeNet()\nacc = evaluate(m, test_loader)\nprint(f'Accuracy: {acc}')", "Accuracy: 0.61\n", {"test_acc": 0.61}),
+    ("m = LeNet()\nacc = evaluate(m, val_loader)\nprint(f'Accuracy: {acc}')", "Accuracy: 0.61\n", {"val_acc": 0.61}),
+    # the expression it prints says it
+    ("m = LeNet()\nprint(f'Accuracy: {test_acc}')", "Accuracy: 0.61\n", {"test_acc": 0.61}),
+    # both splits, or none: unread (sklearn's "Accuracy: 0.73, Precision: ..." after training on both)
+    ("m = LeNet()\ntrain(m, train_loader, val_loader)\nevaluate(m, test_loader)", "Accuracy: 0.73, Precision: 0.74\n", {}),
+    ("m = LeNet()\nprint(f'Accuracy: {accuracy}, Precision: {precision}')", "Accuracy: 0.73, Precision: 0.74\n", {}),
+    # the line after an epoch line that names the validation split
+    ("m = LeNet()\ntrain(m)", "Epoch 1: training loss 1.9571, validation loss 1.6425\nAccuracy: 0.3747\nPrecision: 0.17\n",
+     {"train_loss": 1.9571, "val_loss": 1.6425, "val_acc": 0.3747}),
+])
+def test_an_accuracy_takes_its_split_from_the_line_the_code_or_the_lines_above(source, output, expected):
+    found = reported(code(source, output)).get("LeNet", {})
+    assert {k: v for k, v in found.items() if v is not None and k != "epochs"} == expected
+
+
+def test_the_split_of_a_cell_that_prints_what_earlier_cells_computed():
+    cells = [code("m = LeNet()\ncorrect = 0\nfor x, y in test_loader:\n    correct += (m(x).argmax(1) == y).sum()"),
+             code("overall = 100 * correct / 10000\nprint(f'Overall Accuracy: {overall:.2f}%')", "Overall Accuracy: 80.72%\n")]
+    assert reported(*cells)["LeNet"]["test_acc"] == 0.8072
+
+
+def test_a_history_named_with_words_keeps_its_last_value():
+    numpy_wrapped = ("Training loss history: [1.95708299 1.71388149 1.5256021\n 0.92637336 1.64183807\n 0.14616829]\n"
+                     "Validation loss history: [2.34119153e+00 1.89385486e+00\n 1.59649503e+00]\n")
+    result = reported(code("m = LeNet()\ntrain(m)", numpy_wrapped))["LeNet"]
+    assert (result["train_loss"], result["val_loss"]) == (0.14616829, 1.59649503)
+
+
+def test_summary_tables_read_only_the_columns_that_are_a_metric():
+    table = ("   family     best variant  test acc (%)  epochs to 70% val acc  final train-val gap (loss)\n"
+             "    LeNet        lenet_a          86.03                      8                       0.230\n"
+             "  WideNet      widenet_b          91.88                      3                       0.127\n")
+    cells = [code("a = LeNet()\ntrain(a, name='lenet_a')"), code("b = WideNet()\ntrain(b, name='widenet_b')"),
+             code("print(df.to_string(index=False))", table)]
+    assert {m: (r["test_acc"], r["val_acc"], r["val_loss"]) for m, r in reported(*cells).items()} == {
+        "LeNet": (0.8603, None, None), "WideNet": (0.9188, None, None)}
+
+
+def test_a_model_summary_lists_modules_not_values():
+    summary = ("  | Name      | Type     | Params\n---------------------------------------\n0 | model     | LeNet    | 62.0 K\n"
+               "1 | train_acc | Accuracy | 0\n2 | valid_acc | Accuracy | 0\n\nEpoch 1: val_acc 0.41\n")
+    assert reported(code("m = LeNet()\ntrainer.fit(m)", summary))["LeNet"]["val_acc"] == 0.41
+
+
+def test_training_further_without_building_again_adds_the_epochs():
+    result = reported(code("m = LeNet()"), code("train(m)", "Epoch 1, Loss: 0.8\nEpoch 2, Loss: 0.6\nEpoch 3, Loss: 0.5\n"),
+                      code("train(m)", "Epoch 1, Loss: 0.37\nEpoch 2, Loss: 0.19\n"))
+    assert (result["LeNet"]["epochs"], result["LeNet"]["train_loss"]) == (5, 0.19)
+
+
+def test_a_model_of_no_class_is_reported_apart():
+    a = analyze(notebook(code("import torchvision\nmodel = torchvision.models.resnet18()"),
+                         code("train(model)", "Epoch 1, Loss: 0.8\nEpoch 2, Loss: 0.6\n")))
+    assert a.reported == {} and (a.reading.unattributed.train_loss, a.reading.unattributed.epochs) == (0.6, 2)
+
+
+def test_a_class_trained_again_under_a_class_never_built_reports_nothing():
+    cells = [code("m = LeNet()\ntrain(m)", "epoch 2, loss 0.0103, test acc 0.491\n"),
+             code("class LeNetDropout(nn.Module):\n    pass"),
+             code("m = LeNet()\ntrain(m)", "epoch 2, loss 0.0105, test acc 0.508\n")]
+    a = analyze(notebook(MODELS, *cells))
+    assert "LeNet" not in a.reported
+    assert any("did you mean LeNetDropout()?" in w for w in a.warnings)
+
+
+def test_an_output_cut_at_the_cap_reports_no_epoch_count():
+    line = "Epoch {}, Training Loss 0.5\n"
+    log = "".join(line.format(e) for e in range(1, 301) for _ in range(200))  # 1.3 MB, epochs 1..300
+    result = reported(code("m = LeNet()\ntrain(m)", log))["LeNet"]
+    assert (result["train_loss"], result["epochs"]) == (0.5, None)
 
 
 # --- hostile shapes stay fast ------------------------------------------------------------------

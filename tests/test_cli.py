@@ -35,6 +35,19 @@ def test_failing_check_exits_1_and_shows_the_fix():
     assert "→ Give the proposed model a class name of its own" in result.output
 
 
+def test_explain_shows_each_value_its_line_and_model_and_each_line_not_used(tmp_path):
+    log = ("Epoch 1/2 | train 2.2071 | val 1.9157 | val acc 26.32%\nEpoch 2/2 | train 1.7865 | val 1.5839 | val acc 41.36%\n"
+           "Accuracy: 0.73, Precision: 0.74\n")
+    nb = write(tmp_path / "nb.ipynb", code(LENET + WIDENET), code("m = LeNet()\ntrain(m, train_loader, val_loader)\nevaluate(m, test_loader)", log))
+    result = run("check", nb, "--explain")
+    assert result.exit_code == 1, result.output
+    explained = result.output.split("How the outputs were read", 1)[1]
+    assert "41.36%" in explained and "cell 1: Epoch 2/2 | train 1.7865" in explained and "cell 1 uses LeNet" in explained
+    assert "'train' is followed by a number with no metric name: print 'train loss: ...'" in explained
+    assert "an accuracy with no split" in explained  # "Accuracy: 0.73" in a cell that reads val and test
+    assert run("check", nb, "--explain", "--json").exit_code == 2  # one or the other
+
+
 def test_json_is_the_result_json_of_a_static_grade():
     result = run("check", SUBMISSIONS / "complete.ipynb", "--json")
     data = json.loads(result.stdout)
@@ -44,7 +57,7 @@ def test_json_is_the_result_json_of_a_static_grade():
     models = {m["name"]: (m["kind"], m["role"]) for m in data["models"]}
     assert models == {"LeNet5": ("model", "baseline"), "ResDropNet": ("model", "proposed"), "ResidualBlock": ("helper", "unknown")}
     assert set(data["models"][0]) >= {"name", "role", "is_cnn", "cell", "line"}
-    assert set(data["reported"]["LeNet5"]) == {"train_loss", "val_loss", "val_acc", "test_acc", "epochs", "evidence"}
+    assert set(data["reported"]["LeNet5"]) == {"train_loss", "val_loss", "val_acc", "test_acc", "epochs", "evidence", "attribution"}
     assert [c["id"] for c in data["checks"]] == [
         "notebook_valid", "two_cnn_classes", "proposed_named", "losses_reported", "accuracies_reported", "discussion",
         "discussion_names_winner", "discussion_attributes", "same_config", "best_val_selection"]

@@ -10,12 +10,13 @@ named in a warning.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from grader.analysis.architecture import Architecture, architecture_from_code
 from grader.analysis.discussion import Discussion, find_discussion, read_claims
 from grader.analysis.limits import Deadline
-from grader.analysis.metrics import METRICS, Reported, extract_reported, first_metric_cell
+from grader.analysis.metrics import METRICS, Reading, Reported, Unread, extract_reported, first_metric_cell
+from grader.analysis.printing import read_printing
 from grader.analysis.models import Definitions, ModelClass, collect_definitions, find_model_classes, handed_reason
 from grader.analysis.roles import Role, assign_roles, pick_pair
 from grader.analysis.selection import Selection, find_selection
@@ -23,7 +24,8 @@ from grader.analysis.source import ParsedCell, parse_cells, walk_top_level
 from grader.analysis.usage import Usage, analyze_usage
 from grader.notebook import Notebook
 
-__all__ = ["Analysis", "AnalyzedModel", "FoundModel", "OtherModel", "SameConfig", "Selection", "analyze", "METRICS", "Reported"]
+__all__ = ["Analysis", "AnalyzedModel", "FoundModel", "OtherModel", "Reading", "SameConfig", "Selection", "Unread", "analyze",
+           "METRICS", "Reported"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class Analysis:
     usage: Usage
     selection: Selection = Selection()
     """How the notebook chooses its final weights (a best-validation checkpoint, early stopping)."""
+    reading: Reading = Reading()
+    """How the outputs were read: the lines that looked like metrics but were not used, and why."""
 
     def model(self, name: str | None) -> AnalyzedModel | None:
         return next((m for m in self.models if m.name == name), None)
@@ -130,18 +134,21 @@ def analyze(notebook: Notebook, deadline: Deadline | None = None) -> Analysis:
     baseline, proposed = pick_pair(models, roles, usage)
     unknown = Role("unknown", "the notebook does not say", False)
     analyzed = tuple(AnalyzedModel(m, roles.get(m.name, unknown)) for m in models)
-    reported, output_warnings = extract_reported(notebook, usage, [m.name for m in models],
-                                                 {n: r.role for n, r in roles.items()}, deadline)
+    reported, reading, output_warnings = extract_reported(
+        notebook, usage, {m.name: m.cell for m in models}, {n: r.role for n, r in roles.items()}, read_printing(cells), deadline)
     # Results can only be discussed after a model or a result appears: the assignment's own
     # instructions, above them, are not a discussion.
     starts = [m.cell for m in found] + [c for c in [first_metric_cell(notebook, deadline)] if c is not None]
     discussion, discussion_warnings = find_discussion(notebook, min(starts), deadline) if starts else (Discussion(False, None), ())
     warnings = list(parse_warnings) + list(output_warnings) + list(discussion_warnings)
+    other_models = find_other_models(cells, defs)
+    if any(o.kind == "Keras model" for o in other_models):
+        reading = replace(reading, unattributed=None)  # not a PyTorch model: nothing the assignment asks about
     warnings += [f"'{name}' is defined more than once; the last definition counts" for name in defs.redefined if name in {m.name for m in found}]
     return Analysis(
         models=analyzed,
         helpers=tuple(m for m in found if m.helper),
-        other_models=find_other_models(cells, defs),
+        other_models=other_models,
         baseline=baseline,
         proposed=proposed,
         reported=reported,
@@ -153,6 +160,7 @@ def analyze(notebook: Notebook, deadline: Deadline | None = None) -> Analysis:
         cells=cells,
         usage=usage,
         selection=find_selection(cells, defs, usage),
+        reading=reading,
     )
 
 

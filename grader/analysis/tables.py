@@ -14,6 +14,9 @@ import re
 from html.parser import HTMLParser
 
 _HEADER_TOKEN = re.compile(r"^[A-Za-z_][\w%()./-]*$")
+_ALIGNED_NAME = re.compile(r"^[A-Za-z_][\w%()./ -]*+$")
+# A printed DataFrame is a few hundred lines of a few hundred characters at most.
+_MAX_ALIGNED_LINES, _MAX_ALIGNED_WIDTH = 500, 1000
 
 
 def text_table(text: str) -> list[list[str]]:
@@ -35,6 +38,42 @@ def text_table(text: str) -> list[list[str]]:
 
 def _text_block(block: str) -> tuple[list[str], list[list[str]]] | None:
     """One block: its column names and its rows, or None when a line is not a row."""
+    return _token_block(block) or _aligned_block(block)
+
+
+def _aligned_block(block: str) -> tuple[list[str], list[list[str]]] | None:
+    """A block whose column names hold spaces ("test acc (%)"), split at the gutters: the character
+    positions that are blank on every line (pandas aligns every column under its name)."""
+    lines = block.splitlines()
+    if len(lines) < 2 or len(lines) > _MAX_ALIGNED_LINES or max(map(len, lines)) > _MAX_ALIGNED_WIDTH:
+        return None
+    width = max(map(len, lines))
+    padded = [line.ljust(width) for line in lines]
+    blank = [all(line[i] == " " for line in padded) for i in range(width)]
+    spans, start = [], None
+    for i, is_blank in enumerate([*blank, True]):
+        if not is_blank and start is None:
+            start = i
+        elif is_blank and start is not None:
+            spans.append((start, i))
+            start = None
+    # pandas right-aligns a column under its name: the words of a long name stand over blank rows.
+    merged: list[tuple[int, int]] = []
+    pending: int | None = None
+    for a, b in spans:
+        if all(not line[a:b].strip() for line in padded[1:]) and (a, b) != spans[-1]:
+            pending = a if pending is None else pending
+            continue
+        merged.append((a if pending is None else pending, b))
+        pending = None
+    table = [[line[a:b].strip() for a, b in merged] for line in padded]
+    header, rows = table[0], table[1:]
+    if len(merged) < 2 or not all(_ALIGNED_NAME.match(name) for name in header) or not all(all(row) for row in rows):
+        return None
+    return header, [[""] + row for row in rows]
+
+
+def _token_block(block: str) -> tuple[list[str], list[list[str]]] | None:
     lines = block.splitlines()
     header = lines[0].split()
     if header and header[-1] == "\\":

@@ -34,6 +34,8 @@ _OTHER_MODEL_SOURCES = re.compile(r"^(torch\.nn\.(Sequential|ModuleList)$|torchv
 # Methods only a module has: a variable they are called on that is not bound to a class holds another model.
 _MODULE_METHODS = {"eval", "parameters", "named_parameters", "modules", "children", "load_state_dict"}
 # Keyword arguments that name a run: train(model, name="baseline").
+# A positional string that names a file (torch.save(model, "net.pt")) is not a run key.
+_FILE_NAME = re.compile(r"\.[A-Za-z]{2,5}$")
 _NAMING_KEYWORD = re.compile(r"^(name|label|tag|key|run|run_name|model_name|experiment)$")
 
 
@@ -49,6 +51,10 @@ class CellUsage:
     other_model: bool = False
     """The cell builds, trains or evaluates a model that is not one of the classes (an nn.Sequential
     variable, a torchvision, hub or imported model)."""
+    built: tuple[str, ...] = ()
+    """Model classes the cell constructs (a class's or a builder's call)."""
+    builds_other: bool = False
+    """The cell constructs a model that is not a class (a torchvision or hub model, an nn.Sequential)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class _Reader:
         seen: list[str] = []
         trained: list[str] = []
         other_model = False
+        built: list[str] = []
+        builds_other = False
         for top in parsed.tree.body:  # type: ignore[union-attr]
             # A compound statement (a training loop) is one unit for "what does it train",
             # but its inner statements bind names, and record settings, in order.
@@ -123,6 +131,9 @@ class _Reader:
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     continue
                 own = _own_code(stmt)
+                calls = [n for root in own for n in ast.walk(root) if isinstance(n, ast.Call)]
+                built.extend(m for c in calls for m in self._constructed(c) if m not in built)
+                builds_other = builds_other or any(self._builds_other(c) for c in calls)
                 here = self._models_in(own)
                 used.extend(m for m in here if m not in used)
                 other_model = other_model or self._uses_other_model(own)
@@ -140,7 +151,7 @@ class _Reader:
                     if m not in trained:
                         trained.append(m)
                     self._record_loop(m, top)
-        self.cells[parsed.cell.index] = CellUsage(parsed.cell.index, tuple(seen), tuple(trained), other_model)
+        self.cells[parsed.cell.index] = CellUsage(parsed.cell.index, tuple(seen), tuple(trained), other_model, tuple(built), builds_other)
         for m in trained:
             if m not in self.training_order:
                 self.training_order.append(m)
@@ -337,9 +348,11 @@ class _Reader:
     def _pairs(self, node: ast.AST) -> list[tuple[str, str]]:
         """(run key, model class) pairs that `node` spells out: a registry of two models or more
         ({"baseline": BaselineCNN(), "v2": CNNv2()}, [("baseline", a), ("v2", b)]), or a call
-        naming the one model it is given (train(model, name="baseline"))."""
+        naming the one model it is given (train(model, name="baseline"), or with the one key as a
+        positional argument: train_model(Net(dropout=0.3), "net_drop0.3"))."""
         if isinstance(node, ast.Call):
             named = [k.value for k in node.keywords if k.arg and _NAMING_KEYWORD.match(k.arg) and is_key(k.value)]
+            named = named or [a for a in node.args if is_key(a) and not _FILE_NAME.search(a.value)]  # type: ignore[attr-defined]
             if len(named) != 1:
                 return []
             given = {m for a in [*node.args, *(k.value for k in node.keywords)] if (m := self._single_model(a))}
