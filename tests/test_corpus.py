@@ -17,7 +17,6 @@ ALEXNET_VGG_RESNET = "34_lmill-hw2-cifar10-cifar100-redefs.ipynb"
 IMPORTED_MODELS = "39_akraradets-rtml-lab2-imported-models.ipynb"
 KERAS_FACTORIES = "42_akshay-keras-vgg-batchnorm.ipynb"
 MODELS_IN_ONE_CELL = "06_lwx-lenet-dropout-bn.ipynb"
-PER_BATCH_LOG = "37_nickcoyle-hw3-resnet10-perbatch-log.ipynb"
 
 _DROPOUT_HEADING = ("roles from words: a '(CIFAR-10 With Dropout)' heading above a class that each cell redefines "
                     "for its variant reads as 'proposed'; the labels say the notebook never names a baseline or a proposed model")
@@ -37,8 +36,6 @@ KNOWN_GAPS: dict[tuple[str, str, str], str] = {
         "a class trained again right after another class is defined and never built (`net = LeNet()` under "
         "`class LeNetDropout`): the grader leaves LeNet's values out and warns; the labels give the runs to "
         "the classes by their headings"),
-    ("reported missed", PER_BATCH_LOG, ""): (
-        "an output over the 1 MB cap: its first epochs are not read, so the epoch count is left out"),
 }
 
 

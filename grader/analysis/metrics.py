@@ -8,7 +8,9 @@ the epoch count, or a second test accuracy, moves to the next one), then the las
 Tables (pandas DataFrames as text/html or text/plain) are read by column names, each row belonging
 to the model its first naming cell names. The value kept is the last one printed; when a model's
 epoch count starts again its earlier run no longer counts. An epoch a progress bar leaves short of
-its end is not counted, nor are the epochs of a run whose start the output cap cut off.
+its end is not counted. Of an output longer than the cap, only the epoch numbers of the part cut
+off are read (one linear scan): a run that starts there counts them when they are one run, and
+has no count otherwise.
 
 A model class trained again right after the notebook defines another class it never builds
 (`net = LeNet()` under `class LeNetDropout`) is likely the wrong constructor: which run is whose is
@@ -39,6 +41,9 @@ from grader.notebook import Cell, Notebook, Output
 __all__ = ["METRICS", "Reading", "Reported", "Unread", "extract_reported", "first_metric_cell"]
 
 UNATTRIBUTED = "a model that is not a class"
+MAX_HEAD_SCAN = 50_000_000
+"""Characters of an output's cut part scanned for epoch numbers (50 MB: a fraction of a second)."""
+_HEAD_EPOCH = re.compile(r"\bepoch\b[\s:#\[]*+(\d+)", re.I)
 MAX_UNREAD = 200
 """(cell, reason) pairs kept for --explain, each with its first line and a count."""
 # A model summary (Lightning's "| Name | Type | Params", torchsummary's "Layer (type) ... Param #")
@@ -90,6 +95,24 @@ class Reading:
     one (torchvision's, one imported from a module): shown to the student, never graded."""
 
 
+@dataclass(frozen=True)
+class Cut:
+    """The part of an output the cap cut off."""
+
+    epochs: frozenset[int] | None
+    """Its epoch numbers, when they are one run (never decreasing); None when they are not, or the
+    part is too long to scan."""
+
+    @classmethod
+    def of(cls, head: str) -> Cut:
+        if len(head) > MAX_HEAD_SCAN:
+            return cls(None)
+        whole_lines = head[: head.rfind("\n") + 1]  # the cap may cut "Epoch 128" into "Epoch 1" and "28"
+        numbers = [int(m.group(1)) for m in _HEAD_EPOCH.finditer(whole_lines)]
+        one_run = all(a <= b for a, b in zip(numbers, numbers[1:]))
+        return cls(frozenset(numbers) if one_run else None)
+
+
 @dataclass
 class _Track:
     """Mutable accumulator for one model while reading outputs in order."""
@@ -113,8 +136,9 @@ class _Track:
     run_cell: int = -1
     """The cell of the last epoch line of the run before the last one."""
 
-    def epoch(self, number: int, complete: bool = True, cut: bool = False, cell: int = -1) -> bool:
-        """Record an epoch number; True when it starts a new run (the count went back)."""
+    def epoch(self, number: int, complete: bool = True, cut: Cut | None = None, cell: int = -1) -> bool:
+        """Record an epoch number; True when it starts a new run (the count went back). `cut`: the
+        number is the first of an output whose head the cap cut off."""
         restart = self.last_epoch is None or number < self.last_epoch
         if restart:
             self.finished = len(self.runs[-1] - self.short) if self.runs else 0
@@ -122,7 +146,10 @@ class _Track:
             self.runs.append(set())
             self.short.clear()
             self.progress = None
-            self.start_cut = cut
+            head = cut.epochs if cut else frozenset()
+            self.start_cut = head is None or any(h > number for h in head)
+            if not self.start_cut:
+                self.runs[-1] |= head
         if complete:
             self.short.discard(number)
         elif number not in self.runs[-1]:
@@ -279,7 +306,8 @@ def _read_cell(cell: Cell, reader: _CellReader) -> None:
             reader.table(rows)
             continue
         text = _named_by_expression(cell, output) or output.text[-MAX_OUTPUT_CHARS:]
-        reader.lines(logical_lines(without_classification_report(text)), cut=len(output.text) > MAX_OUTPUT_CHARS)
+        cut = Cut.of(output.text[:-MAX_OUTPUT_CHARS]) if len(output.text) > MAX_OUTPUT_CHARS else None
+        reader.lines(logical_lines(without_classification_report(text)), cut)
 
 
 @dataclass
@@ -308,7 +336,8 @@ class _CellReader:
     def models(self) -> list[str]:
         return [m for m, _ in self.candidates]
 
-    def lines(self, lines: list[str], cut: bool = False) -> None:
+    def lines(self, lines: list[str], cut: Cut | None = None) -> None:
+        """`cut`: what the cap cut off the output's head (its first epoch line starts after it)."""
         in_epoch_record, carried, summary = False, "", False
         for raw in lines:
             if not raw.strip():
@@ -337,6 +366,7 @@ class _CellReader:
             progress = PROGRESS.search(line)
             if number is not None:
                 self._epoch(number, moved_by_name=bool(owner), complete=not progress or progress.group(1) == progress.group(2), cut=cut)
+                cut = None
             track = self.tracks.setdefault(self.active, _Track())  # type: ignore[arg-type]
             # A bar over the epochs says "epoch" without a number; one that names its epoch ("Epoch:2
             # iteration:351 ... | 351/782 [") counts the steps of that epoch.
@@ -381,7 +411,7 @@ class _CellReader:
         models = self.models
         return self.candidates[models.index(self.active) + 1:] if self.active in models else []
 
-    def _epoch(self, number: int, moved_by_name: bool, complete: bool, cut: bool) -> None:
+    def _epoch(self, number: int, moved_by_name: bool, complete: bool, cut: Cut | None) -> None:
         track = self.tracks.setdefault(self.active, _Track())  # type: ignore[arg-type]
         if not track.epoch(number, complete, cut, self.index):
             return
