@@ -83,6 +83,17 @@ def test_partial_credit_and_messages(rubric):
     assert "proposed_net is built as nn.Sequential variable, not as a class" in two.message
 
 
+def test_a_missing_value_says_which_line_was_not_read_and_why(tmp_path, rubric):
+    from nbfactory import LENET, WIDENET, code, write
+
+    log = "Epoch 1/2 | train 2.2071 | val 1.9157 | val acc 26.32%\nEpoch 2/2 | train 1.7865 | val 1.5839 | val acc 41.36%\n"
+    nb = write(tmp_path / "nb.ipynb", code(LENET + WIDENET), code("a = LeNet()\ntrain(a)", log), code("b = WideNet()\ntrain(b)", log))
+    losses = next(c for c in check_notebook(nb, rubric=rubric).checks if c.id == "losses_reported")
+    assert losses.points == 0
+    assert ("cell 1 prints 'Epoch 1/2 | train 2.2071 | val 1.9157 | val acc 26.32%', not read: 'train' is followed by a "
+            "number with no metric name: print 'train loss: ...' or 'train acc: ...' (and 7 more such lines)") in losses.message
+
+
 def test_a_rubric_can_leave_checks_out(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text('[assignment]\nname = "x"\n[checks.discussion]\npoints = 7\n')

@@ -107,9 +107,23 @@ def _reported_check(metrics: tuple[str, str], words: tuple[str, str]) -> Judge:
         found = 2 * len(pair) - len(missing)
         if len(pair) < 2:
             missing.append("only one of the two models was found")
-        return Verdict(False, "; ".join(missing), found / 4, cell)  # two metrics for each of two models
+        return Verdict(False, "; ".join(missing + _unread_lines(analysis, metrics)), found / 4, cell)  # two metrics for each of two models
 
     return check
+
+
+def _unread_lines(analysis: Analysis, metrics: tuple[str, str]) -> list[str]:
+    """What the grader saw but could not read as these metrics, in the student's words: the first
+    such line, and where to see them all."""
+    kind = "loss" if metrics[0].endswith("loss") else "accuracy"
+    unread = [u for u in analysis.reading.unread if "no metric name" in u.reason or f"{kind} with no split" in u.reason
+              or (kind == "loss" and "loss" in u.reason)]
+    if not unread:
+        return []
+    first = unread[0]
+    more = f" (and {sum(u.count for u in unread) - 1} more such lines)" if sum(u.count for u in unread) > 1 else ""
+    return [f"cell {first.cell} prints '{first.line}', not read: {first.reason}{more}; "
+            "`grader check NOTEBOOK --explain` shows how every line was read"]
 
 
 def _format_pair(analysis: Analysis, name: str, metrics: tuple[str, str]) -> str:
