@@ -18,7 +18,7 @@ from grader.errors import GraderError
 from grader.grading.executors.base import Executor
 from grader.grading.grade import grade_submission
 from grader.grading.result import GradeResult
-from grader.report.text import clean
+from grader.report.text import clean, one_line
 from grader.rubric import Budget, load_rubric
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -126,15 +126,14 @@ def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | No
 
 
 def _write_review(out: Path, results, similar) -> None:
-    """The class's page after grading: a failure to write it is one warning, the grades are all stored."""
-    from grader.report.review import REVIEW, write_review
-    from grader.report.text import one_line
-
+    """The class's page after grading: whatever fails (an import included) is one warning, the grades are all stored."""
     try:
+        from grader.report.review import write_review
+
         click.echo(f"class review: {write_review(out, results, similar)}", err=True)
     except Exception as e:  # noqa: BLE001 (whatever failed, the grades stand; the page can be made again)
-        click.echo(f"warning: could not write {out / REVIEW} ({one_line(e)}); every grade is saved: run "
-                   f"grader review {out} to try again", err=True)
+        click.echo(f"warning: could not write the class review page in {out} ({one_line(e)}); every grade is "
+                   f"saved: run grader review {out} to try again", err=True)
 
 
 def _executor(kind: str, *, workers: int | None, ray_address: str | None, cpus_per_task: float | None,

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
+from grader.analysis.similarity import similar_pairs
 from grader.checks import CheckResult
 from grader.cli import cli
 from grader.grading.batch import grade_batch
@@ -78,15 +79,21 @@ def test_review_of_a_folder_without_results_is_one_line(tmp_path):
     assert done.exit_code == 2 and done.output.count("\n") == 1 and "holds no graded results" in done.output
 
 
-def test_a_page_that_cannot_be_written_costs_no_grade(graded, tmp_path):
+@pytest.mark.parametrize("failure", ["a folder in its place", "a bug in the page"])
+def test_a_page_that_cannot_be_written_costs_no_grade(graded, tmp_path, monkeypatch, failure):
     root, _ = graded
     out = tmp_path / "out"
-    (out / REVIEW).mkdir(parents=True)  # a folder where the page goes: the page cannot replace it
-    (out / REVIEW / "keep").write_text("")
+    if failure == "a folder in its place":  # the page cannot replace it
+        (out / REVIEW / "keep").mkdir(parents=True)
+    else:
+        def broken(review):
+            raise RuntimeError("boom\non two lines")
+        monkeypatch.setattr("grader.report.review.review_html", broken)
     done = invoke("grade", root, "--out", out, "--no-train")
     assert done.exit_code == 0, done.output
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and f"could not write {out / REVIEW}" in warnings[0] and "grader review" in warnings[0]
+    assert len(warnings) == 1 and f"could not write the class review page in {out} (" in warnings[0]
+    assert f"run grader review {out}" in warnings[0] and "Traceback" not in done.stderr
     assert (out / "gradebook.csv").is_file()
     assert load_result(out / "bob" / "result.json").score == load_result(graded[1] / "bob" / "result.json").score
 
@@ -104,6 +111,20 @@ def test_counts_histogram_and_who_needs_a_look(graded):
     assert looked["zed"] == (Reason("could not be graded", "the folder holds no notebook; hand in exactly one .ipynb"),)
     assert looked["cy"][0].what == "flag"
     assert looked["cy"][0].detail.startswith("the discussion credits 'dropout' but the two models do not differ")
+
+
+def test_near_identical_models_are_grouped_and_need_a_look(graded):
+    results, _ = load_class(graded[1])
+    review = class_review(results, similar_pairs({r.student: r.signature for r in results}), title="t")
+    assert [group.students for group in review.groups] == [("ann", "bob", "dee", "eve")]  # the same ResDropNet code
+    assert len(review.groups[0].pairs) == 6 and review.layers["ann"] == review.layers["dee"] != ()
+    rows = {row.student: row for row in review.rows}
+    assert rows["dee"].similar_to == ("ann", "bob", "eve") and rows["cy"].similar_to == ()
+    assert rows["dee"].attention == (Reason("near-identical model", "the proposed model, Net, is near-identical to the "
+                                            "proposed model of ann, bob, eve (Near-identical models, below)"),)
+    page = review_html(review)
+    assert page.count('<div class="pair">') == 3  # the first pairs side by side, the other three listed
+    assert "3 more pairs in this group" in page
 
 
 def test_a_retraining_check_unscored_for_one_student_but_scored_for_others_needs_a_look(graded):
@@ -176,7 +197,8 @@ def test_the_page_loads_from_disk_with_no_console_error_and_fetches_nothing(grad
 
 @needs_chromium
 def test_sorting_and_filtering_the_students(graded, browser):
-    review = review_of(graded[1])
+    results, _ = load_class(graded[1])
+    review = class_review(results, similar_pairs({r.student: r.signature for r in results}), title="t")
     percent = {row.student: row.percent for row in review.rows}
     tab = browser.open((graded[1] / REVIEW).as_uri())
 
@@ -193,8 +215,10 @@ def test_sorting_and_filtering_the_students(graded, browser):
     set_value(tab, "#filter-text", "bob", "input")
     assert shown(tab) == ["bob"]
     click(tab, "#filter-clear")
-    set_value(tab, "#filter-kind", "attention")
-    assert shown(tab) == ["cy", "zed"]
+    for kind, students in (("flagged", ["cy"]), ("error", ["zed"]), ("similar", ["ann", "bob", "dee", "eve"]),
+                           ("attention", [row.student for row in review.rows if row.attention])):
+        set_value(tab, "#filter-kind", kind)
+        assert shown(tab) == students, kind
     click(tab, "#filter-clear")
     click(tab, "button.count-link[data-check=discussion][data-outcome=failed]")  # a count in the checks table
     assert shown(tab) == ["bob"]

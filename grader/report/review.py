@@ -6,8 +6,8 @@ that works from a file:// URL: styles and script inline, nothing fetched, and a
 Content-Security-Policy that runs the page's own script only (by its hash) and fetches nothing.
 
 It shows the score histogram, each check's passed / partial / failed / not-scored counts, the
-students to look at first (errors, flags, a retraining check not scored for them that was scored
-for classmates), one row per student to sort and filter, the near-identical proposed models side
+students to look at first (errors, flags, a near-identical proposed model, a retraining check not
+scored for them that was scored for classmates), one row per student to sort and filter, the near-identical proposed models side
 by side, and an editor whose overrides.toml `grader grade --overrides` reads.
 
 Student text (ids, class names, messages, flags that quote the notebook) reaches the page two ways,
@@ -69,7 +69,7 @@ class Reason:
     """One reason to look at a student first."""
 
     what: str
-    """'could not be graded', 'flag', or 'not scored: CHECK TITLE'."""
+    """'could not be graded', 'flag', 'near-identical model' or 'not scored: CHECK TITLE'."""
     detail: str
     """The grader's words (the error, the flag, why the check was not scored)."""
 
@@ -225,7 +225,7 @@ def _row(result: GradeResult, scored_somewhere: set[str], similar_to: list[str])
         effect=None if effect is None else round(100 * effect, 1),
         effect_verdict=result.effect.verdict if result.effect else "",
         outcomes=" ".join(f"{c.id}:{page_outcome(c)}" for c in result.checks),
-        attention=_attention(result, scored_somewhere),
+        attention=_attention(result, scored_somewhere, similar_to),
         overridden=tuple(c.label for c in result.checks if c.overridden_from is not None),
         similar_to=tuple(sorted(similar_to)))
 
@@ -233,11 +233,15 @@ def _row(result: GradeResult, scored_somewhere: set[str], similar_to: list[str])
 _RUN_CHECKS = frozenset(ids("run"))
 
 
-def _attention(result: GradeResult, scored_somewhere: set[str]) -> tuple[Reason, ...]:
-    """Why the instructor should look at this student first: the error, each flag, and each retraining
-    check left unscored for this student though it was scored for a classmate (the same budget could judge it)."""
+def _attention(result: GradeResult, scored_somewhere: set[str], similar_to: list[str]) -> tuple[Reason, ...]:
+    """Why the instructor should look at this student first: the error, each flag, a proposed model near-identical
+    to classmates', and each retraining check left unscored for this student though it was scored for a classmate
+    (the same budget could judge it)."""
     reasons = [Reason("could not be graded", clean(result.error or "no reason recorded"))] if result.status == "error" else []
     reasons += [Reason("flag", clean(flag)) for flag in result.flags]
+    if similar_to:
+        reasons.append(Reason("near-identical model", f"the proposed model, {result.proposed}, is near-identical to "
+                              f"the proposed model of {', '.join(sorted(similar_to))} (Near-identical models, below)"))
     reasons += [Reason(f"not scored: {c.label}", clean(c.message)) for c in result.checks
                 if c.id in _RUN_CHECKS and not c.scored and c.id in scored_somewhere and result.status != "error"]
     return tuple(reasons)
