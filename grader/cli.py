@@ -18,7 +18,7 @@ from grader.errors import GraderError
 from grader.grading.executors.base import Executor
 from grader.grading.grade import grade_submission
 from grader.grading.result import GradeResult
-from grader.report.text import clean
+from grader.report.text import clean, one_line
 from grader.rubric import Budget, load_rubric
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -135,7 +135,20 @@ def grade(submissions: Path, out: Path, rubric: Path | None, data_dir: Path | No
                              on_note=lambda line: click.echo(f"note: {line}", err=True), on_start=view.start,
                              on_done=view.done, on_progress=view.step)
     view.summary(report, out)
+    if report.results:
+        _write_review(out, report.results.values(), report.similar)
     sys.exit(130 if report.interrupted else EXIT_OK)
+
+
+def _write_review(out: Path, results, similar) -> None:
+    """The class's page after grading: whatever fails (an import included) is one warning, the grades are all stored."""
+    try:
+        from grader.report.review import write_review
+
+        click.echo(f"class review: {write_review(out, results, similar)}", err=True)
+    except Exception as e:  # noqa: BLE001 (whatever failed, the grades stand; the page can be made again)
+        click.echo(f"warning: could not write the class review page in {out} ({one_line(e)}); every grade is "
+                   f"saved: run grader review {out} to try again", err=True)
 
 
 def _executor(kind: str, *, workers: int | None, ray_address: str | None, cpus_per_task: float | None,
@@ -239,6 +252,35 @@ def export(kind: str, graded: Path, out: Path, rubric: Path | None, roster: Path
     for line in written.problems:
         click.echo(f"warning: {line}", err=True)
     click.echo(f"wrote {out}: {len(results.results)} students, out of {results.maximum:g} points")
+
+
+@cli.command()
+@click.argument("graded", type=click.Path(path_type=Path))
+@click.option("--no-open", is_flag=True, help="Only write the page; do not open it in a browser.")
+def review(graded: Path, no_open: bool) -> None:
+    """Rebuild GRADED/index.html (GRADED: the --out of grader grade) from its result.json files and open it."""
+    from grader.report.review import load_class, write_review
+
+    results, problems = load_class(graded)
+    for line in problems:
+        click.echo(f"warning: {line}", err=True)
+    page = write_review(graded, results)
+    opened = not no_open and _open_in_browser(page)
+    click.echo(f"wrote {page}: {len(results)} students" + ("; opened in your browser" if opened else
+                                                          f"; open {page.resolve().as_uri()} in a browser"))
+
+
+def _open_in_browser(page: Path) -> bool:
+    """Open `page` where a graphical browser can show it; never a text browser that would take the terminal."""
+    import os
+    import webbrowser
+
+    if sys.platform not in ("darwin", "win32") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        return webbrowser.open(page.resolve().as_uri(), new=2)
+    except webbrowser.Error:
+        return False
 
 
 @cli.group()

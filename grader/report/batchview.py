@@ -20,10 +20,10 @@ from rich.table import Table
 from grader.grading.batch import BatchReport
 from grader.grading.result import GradeResult
 from grader.report.progress import live_wanted, progress_line, write_plain
+from grader.report.review import BUCKETS, histogram, score_fraction
 from grader.report.text import clean
 from grader.training.progress import ProgressEvent
 
-BUCKETS = 10
 SHOWN_PAIRS = 5
 
 
@@ -80,15 +80,13 @@ class BatchView:
             console.print(f"[yellow]interrupted[/]: {len(report.graded)} graded this run; every finished result is in {out}", highlight=False)
         if not results:
             return
-        fractions = [r.score / r.max_score if r.max_score else 0.0 for r in results]
+        fractions = [score_fraction(r) for r in results]
         console.print(f"[bold]{len(results)} submissions[/] ({len(report.graded)} graded now, {len(report.reused)} unchanged)", highlight=False)
         table = Table(box=box.SIMPLE_HEAD)
         table.add_column("score")
         table.add_column("students", justify="right")
         table.add_column("")
-        counts = [0] * BUCKETS
-        for f in fractions:
-            counts[min(int(f * BUCKETS), BUCKETS - 1)] += 1
+        counts = histogram(results)
         for i in reversed(range(BUCKETS)):
             table.add_row(f"{i * 10:>3}-{i * 10 + 10}%", str(counts[i]), "█" * counts[i])
         console.print(table)

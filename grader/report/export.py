@@ -17,7 +17,8 @@ from pathlib import Path
 
 from grader.checks import CHECK_IDS, TITLES
 from grader.errors import GraderError
-from grader.grading.result import RESULT, GradeResult, load_result
+from grader.grading.result import GradeResult
+from grader.report.review import load_class
 from grader.report.roster import IDENTITY, RosterStudent, match_roster
 from grader.report.spreadsheet import Cell, csv_text
 from grader.rubric import DEFAULT_RUBRIC, Budget, Rubric, load_rubric
@@ -50,18 +51,7 @@ class Export:
 
 def load_graded(folder: Path, rubric_path: Path | None = None) -> Graded:
     """The results in `folder` (the --out of grader grade) and the rubric (default: the one they record)."""
-    if not folder.is_dir():
-        raise GraderError(f"{folder} is not a folder; give the --out folder of grader grade")
-    results: list[GradeResult] = []
-    problems: list[str] = []
-    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        result = load_result(student / RESULT)
-        if result is None:
-            problems.append(f"{student.name}: no readable {RESULT} (its grading did not finish); run grader grade again")
-        else:
-            results.append(result)
-    if not results:
-        raise GraderError(f"{folder} holds no graded results (STUDENT/{RESULT}); give the --out folder of grader grade")
+    results, problems = load_class(folder)
     budgets = sorted({r.provenance.budget for r in results})
     if len(budgets) > 1:
         raise GraderError(f"the results in {folder} were graded under several budgets ({', '.join(budgets)}); "

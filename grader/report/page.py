@@ -48,7 +48,7 @@ def render_page(page: Page) -> str:
     from markupsafe import Markup
 
     curves = f"data:image/png;base64,{base64.b64encode(page.curves_png).decode()}" if page.curves_png else ""
-    return _template().render(
+    return template("page.html.j2").render(
         title=page.title, lines=page.lines, error=page.error, score=page.score, checks=page.checks,
         body=Markup(markdown_html(page.body_markdown)), curves=curves, notebook=Markup(page.notebook_html),
         code_css=Markup(_code_css()))
@@ -60,13 +60,14 @@ def markdown_page(text: str, *, title: str) -> str:
     return render_page(Page(title=title, body_markdown=rest if first.startswith("# ") else text))
 
 
-@functools.lru_cache(maxsize=1)
-def _template():
+@functools.lru_cache(maxsize=None)
+def template(name: str):
+    """templates/NAME, autoescaped: every value is HTML-escaped unless it arrives as Markup."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.get_template("page.html.j2")
+    return env.get_template(name)
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,4 +78,4 @@ def _code_css() -> str:
     return HtmlFormatter(style="default").get_style_defs(".notebook .highlight")
 
 
-__all__ = ["Page", "TEMPLATES", "markdown_html", "markdown_page", "render_page"]
+__all__ = ["Page", "TEMPLATES", "markdown_html", "markdown_page", "render_page", "template"]
