@@ -63,3 +63,43 @@ def test_a_sentence_is_read_from_its_first_2000_characters():
         nb = notebook(code(LENET), md(text))
         claims = read_claims(analyze(nb).discussion, nb, "LeNet", None)
         assert claims.winner == winner, text[:60]
+
+
+def test_a_prompt_and_text_that_introduces_code_are_not_a_discussion():
+    prompt = ("b. Extend your CNN by adding one more convolution layer. Train your network for 300 epochs. Report your "
+              "training time, loss and accuracy, and compare your results against the baseline on accuracy and model size.")
+    narration = ("Next, we initialize our model. Also, we define a callback so that we can keep the model with the best "
+                 "validation performance after training, and we keep things simple with a CSV logger:")
+    a = analyze(notebook(code(LENET), md(prompt), md(narration)))
+    assert a.discussion.present is False
+    answer = "The deeper model reached a higher validation accuracy than the baseline, because its extra layer learns more features."
+    both = analyze(notebook(code(LENET), md(prompt), md(answer + " " + answer)))
+    assert (both.discussion.present, both.discussion.cell, both.discussion.words) == (True, 2, 34)
+    answered = analyze(notebook(code(LENET), md(prompt + " Do you see any over-fitting?\n\nRESPONSE: " + answer + " " + answer +
+                                                " " + answer + " " + answer + " " + answer)))
+    assert (answered.discussion.present, answered.discussion.words) == (True, 86)  # the prompt's words not counted
+    linked = analyze(notebook(code(LENET), md("The proposed model is better than the baseline, see [your grade](https://x.example), "
+                                              "because batch normalization keeps its training stable over many epochs.")))
+    assert linked.discussion.present is True  # a link's words are not words to the reader
+
+
+def test_a_short_summary_under_a_heading_that_names_it_is_a_discussion():
+    summary = "It seems like our model struggles with images of cats, dogs and birds."
+    for cells in ([md("# Summary\n\n* " + summary)], [md("## 6. Key Observations"), md(summary)]):
+        d = analyze(notebook(code(LENET), *cells)).discussion
+        assert (d.present, d.cell, d.words) == (True, len(cells), 13)
+    for heading in ("## Plot results", "## Training"):
+        assert analyze(notebook(code(LENET), md(heading + "\n\n" + summary))).discussion.present is False
+    long = ("We compared both models on the validation set and the wider model did better than the baseline in every "
+            "run we made, by three points of accuracy on average.")
+    d = analyze(notebook(code(LENET), md("## Conclusion\n" + summary), md(long))).discussion
+    assert d.cell == 1  # the cell the student names the discussion, though shorter
+
+
+def test_the_discussion_comes_after_both_models_are_defined():
+    tutorial = ("GoogLeNet went deeper with inception modules, and very deep networks are prone to overfitting, "
+                "which residual connections reduce because the gradient flows better through the identity path.")
+    a = analyze(notebook(md("## Baseline"), code(LENET), code("train(LeNet())"), md(tutorial),
+                         md("## Proposed model"), code(WIDENET), code("train(WideNet())")))
+    assert (a.baseline, a.proposed) == ("LeNet", "WideNet")
+    assert a.discussion.present is False

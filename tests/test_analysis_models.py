@@ -104,3 +104,103 @@ def test_a_chain_of_fifteen_hundred_classes_is_read_without_recursion():
     a = analyze(notebook(code(chain)))
     assert [(m.name, m.model.is_cnn) for m in a.models] == [("M1499", True)]  # a CNN through 1,499 blocks
     assert len(a.helpers) == 1499 and a.helpers[0].helper_reason == "used inside M1"
+
+
+def models_and_helpers(source: str) -> tuple[list[str], dict[str, str]]:
+    """The models and the helper blocks (with why each is one) of a notebook of one code cell."""
+    a = analyze(notebook(code(source)))
+    return [m.name for m in a.models], {h.name: h.helper_reason for h in a.helpers}
+
+
+LIGHTNING = ("import pytorch_lightning as pl\n"
+             "class Lit(pl.LightningModule):\n    def __init__(self, model, lr=0.1):\n        super().__init__(); self.model = model\n"
+             "    def forward(self, x):\n        return self.model(x)\n")
+
+
+def test_a_lightning_data_module_is_not_a_model_and_a_wrapper_handed_the_model_is_a_helper():
+    data = "class Data(pl.LightningDataModule):\n    def setup(self, stage=None):\n        self.train = []\n"
+    handed = "net = LeNet()\nlit = Lit(net, lr=0.01)\ntrainer.fit(lit, datamodule=Data())\n"
+    assert models_and_helpers(LENET + LIGHTNING + data + handed) == (["LeNet"], {"Lit": "a Lightning wrapper around another model"})
+    # The model built in the wrapper's call is what it trains, not a part of it.
+    assert models_and_helpers(LENET + LIGHTNING + "lit = Lit(LeNet())\n")[0] == ["LeNet"]
+
+
+def test_a_class_built_only_as_a_layer_of_nn_sequential_is_a_helper():
+    flatten = "class Flatten(nn.Module):\n    def forward(self, x):\n        return x.view(x.size(0), -1)\n"
+    seq = "seq = nn.Sequential(nn.Conv2d(3, 8, 3), Flatten(), nn.LazyLinear(10))\n"
+    assert models_and_helpers(LENET + flatten + seq) == (["LeNet"], {"Flatten": "passed to nn.Sequential(...)"})
+
+
+def test_a_block_a_model_is_built_from_is_a_helper_though_built_alone_to_test_it():
+    assert models_and_helpers(
+        "import torch.nn as nn\n"
+        "class Block(nn.Module):\n    def __init__(self, c):\n        super().__init__(); self.conv = nn.Conv2d(c, c, 3)\n"
+        "class ResNet(nn.Module):\n    def __init__(self, block, n):\n        super().__init__(); self.blocks = [block(8) for _ in range(n)]\n"
+        "m = Block(4)\nout = m(x)  # a sanity check of the block\nmodel = ResNet(Block, 2)\n"
+    ) == (["ResNet"], {"Block": "passed to ResNet(...)"})
+
+
+VIT = """import torch.nn as nn
+class PatchEmbedding(nn.Module):
+    def __init__(self, patch=4, dim=64):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
+class ViT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = PatchEmbedding()
+        self.blocks = nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4), 6)
+        self.head = nn.Linear(64, 10)
+"""
+
+
+def test_a_model_whose_only_convolution_is_a_patch_embedding_is_not_a_cnn():
+    a = analyze(notebook(code(VIT + "class Mixer(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                                    "        self.stem = nn.Conv2d(3, 64, 4, 4)\n        self.mlp = nn.Linear(64, 64)\n"
+                                    "class Pointwise(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                                    "        self.conv = nn.Conv2d(3, 64, kernel_size=1, stride=1)\n"
+                                    "class Strided(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                                    "        self.down = nn.Conv2d(3, 64, (2, 2), (2, 2))\n"
+                                    "class Hybrid(ViT):\n    def __init__(self):\n        super().__init__()\n"
+                                    "        self.stem = nn.Conv2d(3, 3, kernel_size=3, padding=1)\n")))
+    assert {m.name: m.model.is_cnn for m in a.models} == {"ViT": False, "Mixer": False, "Pointwise": True, "Strided": True, "Hybrid": True}
+    assert {h.name: h.is_cnn for h in a.helpers} == {"PatchEmbedding": True}  # a block that holds a convolution
+
+
+def test_only_words_that_name_a_role_are_a_reading_and_hints_are_guesses():
+    nb = notebook(
+        md("## Original model"), code(LENET.replace("LeNet", "First")),
+        md("## Modified: with dropout"), code(WIDENET.replace("WideNet", "Second")),
+    )
+    roles = {m.name: (m.role.role, m.role.guessed) for m in analyze(nb).models}
+    assert roles == {"First": ("baseline", True), "Second": ("proposed", True)}
+    reason = analyze(nb).models[1].role.reason
+    assert reason == "the text above its class says 'Modified' (a hint: it does not name the role)"
+
+
+def test_a_baseline_score_names_no_model_and_a_baseline_compared_with_names_the_other():
+    score = analyze(notebook(md("### Dumb baselines\nWe get a dumb baseline score to compare our model against."),
+                             code(LENET), md("### Performance baseline"), code("x = 1")))
+    assert (score.models[0].role.role, score.models[0].role.guessed) == ("proposed", True)  # 'our model', a hint
+    compared = analyze(notebook(
+        md("# Part a"), code(LENET.replace("LeNet", "Net")),
+        md("b. Extend your CNN with one more layer and compare its accuracy over the baseline implementation in part a."),
+        code(WIDENET.replace("WideNet", "ExtendedNet")),
+    ))
+    roles = {m.name: (m.role.role, m.role.guessed, m.role.reason) for m in compared.models}
+    assert roles["ExtendedNet"] == ("proposed", False, "the text above its class compares it with 'baseline'")
+    assert roles["Net"][:2] == ("baseline", True)
+
+
+def test_models_built_by_functions_are_named_by_the_function_where_the_notebook_keeps_one():
+    nb = notebook(code(
+        "import torch.nn as nn\nfrom keras.models import Sequential\n"
+        "def define_model():\n    model = Sequential()\n    model.add(Conv2D(32, (3, 3)))\n    return model\n"
+        "def unused_model():\n    return Sequential()\n"
+        "def conv_block(c_in, c_out):\n    return nn.Sequential(nn.Conv2d(c_in, c_out, 3), nn.ReLU())\n"
+        "def make_cnn():\n    return nn.Sequential(conv_block(3, 8), nn.Flatten(), nn.LazyLinear(10))\n"
+        "def run():\n    model = define_model()\n    model.fit(x, y)\n"
+        "net = make_cnn()\n"
+    ))
+    assert {(o.name, o.kind) for o in analyze(nb).other_models} == {
+        ("define_model()", "Keras model"), ("make_cnn()", "nn.Sequential variable")}

@@ -61,6 +61,37 @@ def test_a_broken_statement_costs_only_that_statement():
     assert "statement(s) in 1 cell(s) are not valid Python" in JUDGES["notebook_valid"](nb, a, load_rubric()).message
 
 
+TEMPLATE = """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3) +
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Sequential(
+            nn.Linear(8, 10), ))
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.fc(self.conv1(x))
+"""
+
+
+def test_a_class_with_broken_statements_is_read_without_them():
+    a = analyze(notebook(code("import torch.nn as nn\n" + TEMPLATE)))
+    assert [(m.name, m.model.is_cnn) for m in a.models] == [("Net", False)]  # its convolution's line is broken
+    assert a.warnings == (
+        "cell 0 line 5 is not valid Python (invalid syntax); that statement was skipped",
+        "cell 0 lines 7-8 is not valid Python (unmatched ')'); that statement was skipped",
+    )
+    cell = a.cells[0]
+    assert [(p.line, p.end_line, [b.where for b in p.broken]) for p in cell.partial] == [(2, 12, ["line 5", "lines 7-8"])]
+    init = cell.tree.body[1].body[0]
+    assert [type(s).__name__ for s in init.body] == ["Expr", "Pass", "Assign", "Pass", "Assign"]
+    assert [s.lineno for s in init.body] == [4, 5, 6, 7, 9]  # line numbers stay the cell's
+    assert cell.unrunnable(cell.tree.body[1]) is cell.partial[0] and cell.unrunnable(cell.tree.body[0]) is None
+    header = analyze(notebook(code("import torch.nn as nn\nclass Net(nn.Module) ???:\n    def f(self):\n        pass\n")))
+    assert header.models == ()  # what is left does not parse either: the statement is skipped whole
+
+
 def test_a_broken_multi_line_statement_is_named_with_its_lines():
     cells, problems = parse_cells(notebook(code(" if ready:\n    train(model)\n\nif done:\n    x = 1\n")))
     assert problems == ("cell 0 lines 1-2 is not valid Python (unexpected indent); that statement was skipped",)

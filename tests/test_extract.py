@@ -129,6 +129,18 @@ def test_classes_from_a_cell_with_a_broken_statement_are_extracted():
     assert namespace["LeNet5"]()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
 
 
+def test_a_class_read_without_its_broken_statements_is_not_run():
+    broken = "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.conv1 = ???\n"
+    uses = "class Wrapper(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.inner = Net()"
+    ex = extract_models(notebook(IMPORTS, LENET5, broken, uses), ["LeNet5", "Net", "Wrapper"])
+    assert ex.classes == ("LeNet5", "Wrapper") and ex.missing == ()
+    assert ex.cannot_run == {"Net": "Net is written in cell 2 lines 1-4 with statements that are not valid Python (line 4), "
+                                    "so the grader cannot run it; fix them"}
+    assert "Wrapper uses Net, written in cell 2 lines 1-4 with statements that are not valid Python (line 4): " \
+           "the grader cannot run it" in ex.warnings
+    assert "class Net" not in ex.source
+
+
 @pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the cases are newer than Python 3.11")
 def test_newer_syntax_runs_when_rewritten_exactly_and_is_refused_when_not():
     exact = ('class Tagged(nn.Module):\n    def __init__(self, tags={"kind": "cnn"}):\n        super().__init__()\n'

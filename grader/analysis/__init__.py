@@ -16,11 +16,11 @@ from grader.analysis.architecture import Architecture, architecture_from_code
 from grader.analysis.discussion import Discussion, find_discussion, read_claims
 from grader.analysis.limits import Deadline
 from grader.analysis.metrics import METRICS, Reading, Reported, Unread, extract_reported, first_metric_cell
+from grader.analysis.models import Definition, Definitions, ModelClass, collect_definitions, find_model_classes, handed_reason
 from grader.analysis.printing import read_printing
-from grader.analysis.models import Definitions, ModelClass, collect_definitions, find_model_classes, handed_reason
 from grader.analysis.roles import Role, assign_roles, pick_pair
 from grader.analysis.selection import Selection, find_selection
-from grader.analysis.source import ParsedCell, parse_cells, walk_top_level
+from grader.analysis.source import ParsedCell, dotted_name, parse_cells, walk_top_level
 from grader.analysis.usage import Usage, analyze_usage
 from grader.notebook import Notebook
 
@@ -76,7 +76,7 @@ class FoundModel:
     role: str = "unknown"
     """'baseline', 'proposed' or 'unknown' (models only)."""
     role_guessed: bool = False
-    """The role comes from names or training order, not from the notebook's words."""
+    """The role comes from hints ("modified"), names or training order, not from words that name it."""
     reason: str = ""
     """Why the model has its role; for a helper, why it is one."""
 
@@ -136,10 +136,11 @@ def analyze(notebook: Notebook, deadline: Deadline | None = None) -> Analysis:
     analyzed = tuple(AnalyzedModel(m, roles.get(m.name, unknown)) for m in models)
     reported, reading, output_warnings = extract_reported(
         notebook, usage, {m.name: m.cell for m in models}, {n: r.role for n, r in roles.items()}, read_printing(cells), deadline)
-    # Results can only be discussed after a model or a result appears: the assignment's own
-    # instructions, above them, are not a discussion.
+    # Results can only be discussed after a model or a result appears, and the two models compared once
+    # both are defined: the assignment's own instructions, and a tutorial's text above them, are not a discussion.
     starts = [m.cell for m in found] + [c for c in [first_metric_cell(notebook, deadline)] if c is not None]
-    discussion, discussion_warnings = find_discussion(notebook, min(starts), deadline) if starts else (Discussion(False, None), ())
+    after = max([min(starts)] + [m.cell for m in models if m.name in (baseline, proposed)]) if starts else None
+    discussion, discussion_warnings = find_discussion(notebook, after, deadline) if after is not None else (Discussion(False, None), ())
     warnings = list(parse_warnings) + list(output_warnings) + list(discussion_warnings)
     other_models = find_other_models(cells, defs)
     if any(o.kind == "Keras model" for o in other_models):
@@ -182,21 +183,49 @@ def compare_config(usage: Usage, baseline: str | None, proposed: str | None) -> 
 
 
 def find_other_models(cells: tuple[ParsedCell, ...], defs: Definitions) -> tuple[OtherModel, ...]:
-    """Models built as variables (nn.Sequential), with Keras, or taken from torchvision."""
+    """Models built as variables (nn.Sequential), with Keras, or taken from torchvision; and functions
+    that build and return one (`def define_model(): model = Sequential(); ...; return model`) where
+    the notebook assigns what they return (`model = define_model()`), named by the function."""
     found: dict[str, OtherModel] = {}
+    factories: dict[str, OtherModel | None] = {}  # each function read once
     for parsed in cells:
         if parsed.tree is None:
             continue
         for stmt in walk_top_level(parsed.tree):
-            if not isinstance(stmt, ast.Assign) or not isinstance(stmt.value, ast.Call):
-                continue
-            target = stmt.targets[0]
-            if not isinstance(target, ast.Name):
-                continue
-            kind = _model_kind(defs.imports.resolve(stmt.value.func))
-            if kind:
-                found[target.id] = OtherModel(target.id, kind, parsed.cell.index, stmt.lineno)
+            inside = isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(stmt) if inside else (stmt,):
+                if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
+                    continue
+                target, callee = node.targets[0], dotted_name(node.value.func)
+                if callee in defs.functions:
+                    if callee not in factories:
+                        factories[callee] = _built_and_returned(defs.functions[callee], defs)
+                    if factory := factories[callee]:
+                        found.setdefault(factory.name, factory)
+                elif isinstance(target, ast.Name) and not inside and (kind := _model_kind(defs.imports.resolve(node.value.func))):
+                    found[target.id] = OtherModel(target.id, kind, parsed.cell.index, node.lineno)
     return tuple(found.values())
+
+
+def _built_and_returned(function: Definition, defs: Definitions) -> OtherModel | None:
+    """The model a function builds and returns (a call of a model kind, or a variable assigned one)."""
+    built: dict[str, tuple[str, int]] = {}  # variable -> (kind, line)
+    returned: list[ast.expr] = []
+    for node in ast.walk(function.node):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            kind = _model_kind(defs.imports.resolve(node.value.func))
+            built.update({t.id: (kind, node.lineno) for t in node.targets if kind and isinstance(t, ast.Name)})
+        elif isinstance(node, ast.Return) and node.value is not None:
+            returned.append(node.value)
+    for value in returned:
+        if isinstance(value, ast.Name) and value.id in built:
+            kind, line = built[value.id]
+        elif isinstance(value, ast.Call) and (kind := _model_kind(defs.imports.resolve(value.func))):
+            line = value.lineno
+        else:
+            continue
+        return OtherModel(f"{function.name}()", kind, function.cell, line)
+    return None
 
 
 def _model_kind(callee: str) -> str | None:

@@ -1,5 +1,7 @@
 """Find the discussion, a markdown cell that talks about the results in the student's own words,
-and read what it claims: which model is better, and which factors it credits.
+and read what it claims: which model is better, and which factors it credits. The student's own
+words are the sentences that do not speak to the reader (an order, "your ...", a question): a
+prompt's text above or around the answer is not the discussion.
 
 The reading is deliberately literal: a sentence that compares the two models ("X outperforms Y",
 "Y performs worse than X", "the proposed model is better", "did not outperform") names a winner;
@@ -25,6 +27,8 @@ from grader.analysis.limits import MAX_MARKDOWN_CHARS, MAX_SENTENCE_CHARS, MAX_S
 from grader.notebook import Notebook
 
 MIN_WORDS = 20
+MIN_HEADED_WORDS = 10
+"""Under a heading that names it ("## Conclusion", "**Key findings**"), a sentence is a discussion."""
 # The optional "(" and its spaces go together: a leading `\s*` that may match nothing is tried from
 # every space of a run, which is quadratic in the run.
 _PLACEHOLDER = re.compile(r"(?:\(\s*+)?add (your )?(text|answer|discussion) here(?:\s*+\))?", re.I)
@@ -43,6 +47,28 @@ _STRIP = [
     re.compile(r"<[^<>]++>"),
     re.compile(r"^[ \t]*+#[^\n]*+", re.M),  # headings alone are not a discussion
 ]
+
+
+# A heading that names the discussion: the word, after a number and one word at most ("6. Key
+# Observations", "Results and discussion"), on a heading line or in bold.
+_NAMING = (r"(?:[\d.)]++[ \t]*+)?(?:(?:key|final|overall|general|main|brief|short|my|our)[ \t]++)?"
+           r"(?:discussion|conclusions?|summary|results?|observations?|findings|takeaways?|analysis|remarks)\b")
+_DISCUSSION_HEADING = re.compile(rf"^[ \t]*+(?:#++[ \t]*+{_NAMING}[^\n]{{0,30}}+$|\*\*[ \t]*+{_NAMING}[^*\n]{{0,30}}+\*\*)",
+                                 re.I | re.M)
+# Sentences that speak to the reader are a prompt's, not the student's discussion: an order ("Train
+# your network ...", after a list mark or "Next,"), words to the reader ("your model", "you will";
+# not "as you can see", nor a link's words), a question.
+_ORDERS = frozenset("""build implement create analyze analyse compare develop extend write describe explain discuss modify
+    try make add define choose answer comment evaluate include show provide save load consider remember submit complete
+    fill give summarize summarise tune repeat select replace remove print plot visualize visualise calculate compute measure
+    look check find apply take incorporate convert download upload adjust follow keep do don't perform identify justify
+    determine investigate read go ensure rerun instantiate construct verify be see observe list let's lets""".split())
+_OPENERS = frozenset("next now then also finally first second third here lastly again please".split())
+_OPENING_CHARS = 80
+_WORD = re.compile(r"[A-Za-z][A-Za-z']*+")
+_TO_THE_READER = re.compile(r"\byour\b|\byou(?:'ll|[ \t]++(?:will|are[ \t]++going|have[ \t]++to|need|should|must|may|might|"
+                            r"want|can(?![ \t]++(?:see|notice|observe)\b)))\b", re.I)
+_LINK = re.compile(r"\[[^\[\]]*+\]\([^()]*+\)")
 
 
 @dataclass(frozen=True)
@@ -94,10 +120,15 @@ FACTOR_WORDS: dict[ClaimedFactor, re.Pattern[str]] = {
 
 def find_discussion(notebook: Notebook, after_cell: int,
                     deadline: Deadline | None = None) -> tuple[Discussion, tuple[str, ...]]:
-    """The longest markdown cell after `after_cell` that compares results in prose, among those read
-    before `deadline` (default: the static reading's own); and a warning naming those left unread."""
+    """The markdown cell after `after_cell` that discusses the results in the student's own words
+    (one under a heading that names it first, else the longest), among those read before `deadline`
+    (default: the static reading's own); and a warning naming those left unread.
+
+    Its words are the sentences it says (`statements`): MIN_WORDS of them that compare, or
+    MIN_HEADED_WORDS under a heading that names the discussion."""
     deadline = deadline or Deadline.after()
     best: Discussion = Discussion(False, None)
+    best_headed = False
     unread: list[int] = []
     for cell in notebook.markdown_cells:
         if cell.index <= after_cell:
@@ -105,13 +136,47 @@ def find_discussion(notebook: Notebook, after_cell: int,
         if unread or deadline.passed:
             unread.append(cell.index)
             continue
-        text = prose(cell.source)
-        words = len(re.findall(r"[A-Za-z]{2,}", text))
-        if words < MIN_WORDS or not _COMPARISON.search(text):
+        said = " ".join(statements(prose(cell.source)))
+        words = len(re.findall(r"[A-Za-z]{2,}", said))
+        headed = _headed(notebook, cell.index)
+        if not (headed and words >= MIN_HEADED_WORDS or words >= MIN_WORDS and _COMPARISON.search(said)):
             continue
-        if words > best.words:
-            best = Discussion(True, cell.index, words)
+        if (headed, words) > (best_headed, best.words):
+            best, best_headed = Discussion(True, cell.index, words), headed
     return best, (deadline.skipped(f"markdown {cells_named(unread)}"),) if unread else ()
+
+
+def _headed(notebook: Notebook, index: int) -> bool:
+    """Whether the markdown cell at `index`, or a heading cell right above it, has a heading that names
+    the discussion."""
+    above = notebook.cells[index - 1] if index > 0 else None
+    return bool(_DISCUSSION_HEADING.search(notebook.cells[index].source[:MAX_MARKDOWN_CHARS])) or (
+        above is not None and above.kind == "markdown" and not prose(above.source).strip()
+        and bool(_DISCUSSION_HEADING.search(above.source[:MAX_MARKDOWN_CHARS])))
+
+
+def statements(text: str) -> list[str]:
+    """The sentences of `text` (prose) that the student says, each on one line: none in a cell that
+    introduces what follows it (it ends with ':') or in a prompt (half its sentences or more speak to
+    the reader); in others, all but those."""
+    if text.rstrip().endswith(":"):
+        return []
+    sentences = [" ".join(s.split()) for s in _sentences(text)]
+    sentences = [s for s in sentences if re.search(r"[A-Za-z]{2,}", s)]
+    said = [s for s in sentences if not _to_the_reader(s)]
+    return said if 2 * len(said) > len(sentences) else []
+
+
+def _to_the_reader(sentence: str) -> bool:
+    """An order, words to the reader or a question (`_ORDERS`, `_TO_THE_READER`)."""
+    if sentence.endswith("?") or _TO_THE_READER.search(_LINK.sub(" ", sentence)):
+        return True
+    for m in _WORD.finditer(sentence[:_OPENING_CHARS]):
+        word = m.group(0).lower()
+        if (len(word) == 1 and sentence[m.end():m.end() + 1] in (".", ")")) or word in _OPENERS:
+            continue  # a list letter ("a. Build ...") or an opening word ("Next, train ...")
+        return word in _ORDERS
+    return False
 
 
 def prose(markdown: str) -> str:
@@ -173,8 +238,7 @@ def read_claims(discussion: Discussion, notebook: Notebook, baseline: str | None
     """`discussion` with the winner and the factors its cell claims."""
     if discussion.cell is None:
         return discussion
-    text = prose(next(c.source for c in notebook.cells if c.index == discussion.cell))
-    sentences = [" ".join(s.split()) for s in _sentences(text)]
+    sentences = statements(prose(next(c.source for c in notebook.cells if c.index == discussion.cell)))
     claims = [(side, s) for s in sentences if (side := claimed_winner(s, baseline, proposed))]
     votes = Counter(side for side, _ in claims).most_common()
     winner: Side | None = votes[0][0] if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]) else None

@@ -1,10 +1,13 @@
 """Find the model classes a notebook defines, and which of them are CNNs.
 
 A model class is any class whose bases lead to `torch.nn.Module` (directly, through another
-torch.nn class, through a Lightning module, or through another class of the notebook). It is a
+torch.nn class, through a LightningModule, or through another class of the notebook). It is a
 CNN when it uses a convolution itself, through its bases, or through the notebook's helper
-classes and functions it builds layers from. A module class used only inside another model (a
-residual block passed to `ResNet(BasicBlock, ...)`) is a helper, not a model of its own.
+classes and functions it builds layers from; a patch embedding (a convolution whose kernel is its
+stride) does not make a model a CNN. A module class that is only a part of models is a helper,
+not a model of its own: one used inside another model, handed to a model's constructor (a block
+passed to `ResNet(BasicBlock, ...)`, even where the notebook also builds one alone to test it),
+built only inside `nn.Sequential(...)`, a loss, or a Lightning wrapper around another model.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from grader.analysis.source import Imports, ParsedCell, dotted_name, walk_top_le
 
 _CONV = re.compile(r"^(Lazy)?Conv(Transpose)?[123]d$|^conv(_transpose)?[123]d$")
 _TORCH_MODULE_BASES = ("torch.nn.", "lightning.", "pytorch_lightning.")
+_MIN_PATCH = 4
+"""The smallest patch a patch embedding cuts (pixels a side)."""
+# Containers whose arguments are layers: a class built only inside one is a layer, not a model.
+_CONTAINERS = ("torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict")
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,9 @@ def is_torch_module_base(resolved: str) -> bool:
     last = resolved.rsplit(".", 1)[-1]
     if resolved in ("Module", "nn.Module", "LightningModule"):
         return True
+    # Lightning's LightningDataModule and the like hold data, not layers: only LightningModule is a module.
     return resolved.startswith(_TORCH_MODULE_BASES) and last[:1].isupper() and (
-        resolved.startswith("torch.nn.") or last.endswith("Module")
+        resolved.startswith("torch.nn.") or last == "LightningModule"
     )
 
 
@@ -112,45 +120,86 @@ def module_class_names(defs: Definitions) -> set[str]:
 
 
 def uses_convolution_directly(node: ast.AST, imports: Imports) -> bool:
+    return any(_convolutions(node, imports))
+
+
+def _convolutions(node: ast.AST, imports: Imports) -> tuple[bool, bool]:
+    """Whether `node` uses a patch embedding, and whether it uses any other convolution.
+
+    A convolution whose kernel is its stride (`nn.Conv2d(3, 128, kernel_size=4, stride=4)`) cuts
+    the image into patches, the tokens of a vision transformer or an MLP-Mixer: it extracts no
+    features the way a CNN's overlapping convolutions do."""
+    patches: set[int] = set()  # the callee nodes of patch embeddings: ast.walk visits a call before its callee
+    patch = features = False
     for sub in ast.walk(node):
-        if isinstance(sub, (ast.Attribute, ast.Name)):
+        if isinstance(sub, ast.Call) and _is_patch_embedding(sub):
+            patches.add(id(sub.func))
+        elif isinstance(sub, (ast.Attribute, ast.Name)):
             resolved = imports.resolve(sub)
             if not resolved:
                 continue
             last = resolved.rsplit(".", 1)[-1]
             if _CONV.match(last) and (resolved.startswith("torch.") or "." not in resolved or resolved.startswith(("nn.", "F."))):
-                return True
-            if resolved.startswith("torchvision.models."):
-                return True  # a torchvision architecture (resnet18, vgg...) is a CNN
-    return False
+                if id(sub) in patches:
+                    patch = True
+                else:
+                    features = True
+            elif resolved.startswith("torchvision.models."):
+                features = True  # a torchvision architecture (resnet18, vgg...) is a CNN
+    return patch, features
+
+
+def _is_patch_embedding(call: ast.Call) -> bool:
+    """`Conv2d(c, d, kernel_size=p, stride=p)`: the same kernel and stride, a patch size (a name, or 4
+    pixels or more: a 2x2 convolution with stride 2 downsamples a CNN's feature maps). The callee's
+    name is checked here, where it comes from by `_convolutions`."""
+    if not _CONV.match(dotted_name(call.func).rsplit(".", 1)[-1]):
+        return False
+    keywords = {k.arg: k.value for k in call.keywords}
+    kernel = keywords.get("kernel_size", call.args[2] if len(call.args) > 2 else None)
+    stride = keywords.get("stride", call.args[3] if len(call.args) > 3 else None)
+    if kernel is None or stride is None or ast.dump(kernel) != ast.dump(stride):
+        return False
+    sizes = [e.value for e in (kernel.elts if isinstance(kernel, ast.Tuple) else [kernel]) if isinstance(e, ast.Constant)]
+    return all(isinstance(size, int) and size >= _MIN_PATCH for size in sizes)
 
 
 def referenced_names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-def cnn_classes(defs: Definitions, module_classes: set[str]) -> set[str]:
+def cnn_classes(defs: Definitions, module_classes: set[str]) -> tuple[set[str], set[str]]:
     """Module classes that use a convolution themselves, via bases, or via notebook helpers: those
-    from which a definition that uses one directly can be reached through the names they use."""
+    from which a definition that uses one directly can be reached through the names they use. Two
+    sets: through any convolution (what makes a block convolutional), and through one that is not
+    a patch embedding (what makes a model a CNN)."""
     definitions = {**defs.functions, **defs.classes}
     users: dict[str, list[str]] = {}  # a definition -> the definitions that use its name
     for name, d in definitions.items():
         for dep in (referenced_names(d.node) | {dotted_name(b) for b in getattr(d.node, "bases", [])}) - {name}:
             if dep in definitions:
                 users.setdefault(dep, []).append(name)
-    found = {name for name, d in definitions.items() if uses_convolution_directly(d.node, defs.imports)}
+    uses = {name: _convolutions(d.node, defs.imports) for name, d in definitions.items()}
+    convolutional = _reaching({name for name, kinds in uses.items() if any(kinds)}, users)
+    features = _reaching({name for name, (_, other) in uses.items() if other}, users)
+    return convolutional & module_classes, features & module_classes
+
+
+def _reaching(found: set[str], users: dict[str, list[str]]) -> set[str]:
+    """`found` and every definition that uses one of them, through any chain of uses."""
+    found = set(found)
     todo = list(found)
     while todo:  # iteratively, not recursively: a chain of thousands of classes is no deeper a stack
         for user in users.get(todo.pop(), ()):
             if user not in found:
                 found.add(user)
                 todo.append(user)
-    return found & module_classes
+    return found
 
 
 def find_model_classes(cells: tuple[ParsedCell, ...], defs: Definitions) -> tuple[ModelClass, ...]:
     module_classes = module_class_names(defs)
-    cnns = cnn_classes(defs, module_classes)
+    convolutional, cnns = cnn_classes(defs, module_classes)
     helpers = helper_classes(cells, defs, module_classes)
     found = []
     for name in module_classes:
@@ -162,7 +211,7 @@ def find_model_classes(cells: tuple[ParsedCell, ...], defs: Definitions) -> tupl
                 name=name,
                 cell=d.cell,
                 line=d.line,
-                is_cnn=name in cnns,
+                is_cnn=name in (convolutional if name in helpers else cnns),
                 helper=name in helpers,
                 helper_reason=helpers.get(name, ""),
                 bases=tuple(defs.imports.resolve(b) or ast.unparse(b) for b in node.bases),
@@ -182,24 +231,32 @@ def helper_classes(cells: tuple[ParsedCell, ...], defs: Definitions, module_clas
             users.setdefault(name, []).append(other)
     for name in sorted(users):
         part_of[name] = f"used inside {users[name][0]}"
+    calls = list(_calls_outside_model_classes(cells, defs.imports, module_classes))
+    wrappers = {name for name in module_classes if _is_lightning_wrapper(
+        defs.classes[name].node, defs, module_classes, any(c.callee == name and c.holds for c in calls))}
     standalone: set[str] = set()
-    for node in _code_outside_model_classes(cells):
-        model_calls = [n for n in ast.walk(node) if isinstance(n, ast.Call) and dotted_name(n.func) in module_classes]
-        nested: set[int] = set()
-        for call in model_calls:
-            # Classes handed to another model's constructor are its parts: ResNet(BasicBlock, ...)
-            for arg in [*call.args, *(k.value for k in call.keywords)]:
-                for ref in referenced_names(arg) & module_classes:
-                    part_of.setdefault(ref, handed_reason(dotted_name(call.func)))
-                nested |= {id(n) for n in ast.walk(arg) if isinstance(n, ast.Call)}
-        standalone |= {dotted_name(c.func) for c in model_calls if id(c) not in nested}
-    helpers = {name: why for name, why in part_of.items() if name not in standalone}
+    block_types: set[str] = set()
+    for call in calls:
+        if call.callee in wrappers:
+            standalone |= call.holds  # a Lightning wrapper is handed the model it trains
+        else:
+            # Classes handed to another model's constructor or to a container are its parts:
+            # ResNet(BasicBlock, ...), nn.Sequential(..., Flatten(), ...)
+            for ref in call.names:
+                part_of.setdefault(ref, handed_reason(call.callee))
+            if call.callee in module_classes:
+                block_types |= call.types
+        if not call.nested:
+            standalone.add(call.callee)
+    # A class a model is built from (ResNet(BasicBlock, ...)) is a block even where the notebook
+    # builds one alone, to test it; a class only used inside others is a model where it is built alone.
+    helpers = {name: why for name, why in part_of.items() if name not in standalone or name in block_types}
     for name in sorted(module_classes - set(helpers)):
         node = defs.classes[name].node
         assert isinstance(node, ast.ClassDef)
         if name.endswith("Loss") and not uses_convolution_directly(node, defs.imports):
             helpers[name] = "a loss module"
-        elif _is_lightning_wrapper(node, defs, module_classes):
+        elif name in wrappers:
             helpers[name] = "a Lightning wrapper around another model"
     return helpers
 
@@ -209,11 +266,49 @@ def handed_reason(model: str) -> str:
     return f"passed to {model}(...)"
 
 
-def _is_lightning_wrapper(node: ast.ClassDef, defs: Definitions, module_classes: set[str]) -> bool:
+@dataclass(frozen=True)
+class _Call:
+    """A call, outside model classes, of a model class or of a torch.nn container."""
+
+    callee: str
+    names: frozenset[str]
+    """Model classes its arguments name (`ResNet(BasicBlock)`, `nn.Sequential(Flatten())`)."""
+    types: frozenset[str]
+    """Model classes its arguments are (`ResNet(BasicBlock, [2, 2])`): the types of its blocks."""
+    holds: frozenset[str]
+    """Model classes whose objects its arguments are, built there or held by a variable (`net = Net()`)."""
+    nested: bool
+    """It is itself inside the arguments of another such call."""
+
+
+def _calls_outside_model_classes(cells: tuple[ParsedCell, ...], imports: Imports, module_classes: set[str]):
+    """Each call of a model class or of an nn container in top-level code and functions, in notebook order."""
+    instances: dict[str, str] = {}  # variable -> the model class it was last assigned an object of
+    for node in _code_outside_model_classes(cells):
+        found = [n for n in ast.walk(node) if isinstance(n, ast.Call)
+                 and (dotted_name(n.func) in module_classes or imports.resolve(n.func) in _CONTAINERS)]
+        nested = {id(inner) for call in found for arg in _arguments(call) for inner in ast.walk(arg)}
+        for call in found:
+            args = _arguments(call)
+            names = set().union(*map(referenced_names, args)) & module_classes if args else set()
+            types = {a.id for a in args if isinstance(a, ast.Name) and a.id in module_classes}
+            held = {instances[a.id] for a in args if isinstance(a, ast.Name) and a.id in instances}
+            held |= {dotted_name(a.func) for a in args if isinstance(a, ast.Call) and dotted_name(a.func) in module_classes}
+            yield _Call(dotted_name(call.func), frozenset(names), frozenset(types), frozenset(held), id(call) in nested)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and dotted_name(node.value.func) in module_classes:
+            instances.update((t.id, dotted_name(node.value.func)) for t in node.targets if isinstance(t, ast.Name))
+
+
+def _arguments(call: ast.Call) -> list[ast.expr]:
+    return [*call.args, *(k.value for k in call.keywords)]
+
+
+def _is_lightning_wrapper(node: ast.ClassDef, defs: Definitions, module_classes: set[str], handed_a_model: bool) -> bool:
+    """A LightningModule without a convolution of its own that trains another model: one it builds,
+    or one the notebook hands to its constructor (`LightningModel(pytorch_model, lr)`)."""
     lightning = any(defs.imports.resolve(b).endswith("LightningModule") for b in node.bases)
-    return lightning and not uses_convolution_directly(node, defs.imports) and bool(
-        referenced_names(node) & (module_classes - {node.name})
-    )
+    return lightning and not uses_convolution_directly(node, defs.imports) and (
+        handed_a_model or bool(referenced_names(node) & (module_classes - {node.name})))
 
 
 def _code_outside_model_classes(cells: tuple[ParsedCell, ...]):

@@ -12,7 +12,10 @@
    equivalent (an f-string that reuses its quotes becomes `'...'.format(...)`), approximately
    where it has none (type parameters dropped): such a statement is `Newer` with runs=False and
    the extraction leaves it out;
-3. what neither reads is `Skipped`, with its lines and ast's reason.
+3. a class or function that still does not parse is read without the statements parso finds
+   broken inside it (each becomes `pass`): it is `Partial`, for the analysis only, and its
+   broken statements are `Skipped`;
+4. what none of these reads is `Skipped`, with its lines and ast's reason.
 
 Limits stay limits: a statement nested deeper than MAX_DEPTH, or one that hits a limit of
 CPython's parser (nesting, recursion, memory), is skipped; newer Pythons share those limits, so
@@ -94,6 +97,25 @@ class Newer(Lines):
     runs: bool = True
     """The 3.11 code means the same (and runs); else only its structure is kept, for the analysis."""
 
+    @property
+    def why(self) -> tuple[str, str]:
+        """Where and why the grader cannot run it when it does not run, and what to do."""
+        return (f"{self.where} with {'; '.join(self.syntax)}, syntax the grader's {GRADER_PYTHON} has no equivalent for",
+                "write the class without that syntax")
+
+
+@dataclass(frozen=True)
+class Partial(Lines):
+    """A class or function read without its statements that are not valid Python (each `Skipped`):
+    the analysis reads what is left, but running it would run what the notebook never defined."""
+
+    broken: tuple[Lines, ...] = ()
+
+    @property
+    def why(self) -> tuple[str, str]:
+        """Where and why the grader cannot run it ('lines 3-9 with ...'), and what to do."""
+        return f"{self.where} with statements that are not valid Python ({', '.join(b.where for b in self.broken)})", "fix them"
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -106,6 +128,7 @@ class Reading:
     error_line: int | None = None
     skipped: tuple[Skipped, ...] = ()
     newer: tuple[Newer, ...] = ()
+    partial: tuple[Partial, ...] = ()
 
 
 def read_cells(sources: Iterable[str], deadline: Deadline) -> tuple[list[Reading], tuple[str, ...]]:
@@ -190,6 +213,8 @@ class _Statement:
     source: str
     tree: ast.Module | None
     failure: _Failure
+    broken: tuple[Lines, ...] = ()
+    """In a class or function: the statements parso found broken inside it."""
 
 
 def _recover(sources: dict[int, str], failures: dict[int, _Failure],
@@ -210,7 +235,7 @@ def _recover(sources: dict[int, str], failures: dict[int, _Failure],
         else:
             split_chars += len(source)
             lines = source.splitlines(keepends=True)
-            statements[i] = [_statement(where, lines) for where in _split(source)]
+            statements[i] = [_statement(where, broken, lines) for where, broken in _split(source)]
     # The whole cell first: a newer construct can span lines parso (pre-3.12 f-strings) splits.
     # Nothing that hits a limit of CPython's parser goes to the child: newer Pythons share those
     # limits, and such input is what makes LibCST slow or crash.
@@ -254,51 +279,104 @@ def _within_budget(candidates: list[tuple[int, object, str]]) -> tuple[list, lis
     return sent, unsent
 
 
-def _split(source: str) -> list[Lines]:
-    """The line ranges of the top-level statements parso finds, broken ones included."""
+def _split(source: str) -> list[tuple[Lines, tuple[Lines, ...]]]:
+    """The line ranges of the top-level statements parso finds, broken ones included; for a class or
+    function, with the line ranges of the statements broken inside it."""
     import parso  # only for a cell ast rejects: ~70 ms with its grammar
 
     try:
         module = parso.load_grammar(version=_PARSO_GRAMMAR).parse(source, error_recovery=True)
-        ranges: list[Lines] = []
+        ranges: list[tuple[Lines, tuple[Lines, ...]]] = []
         for child in module.children:
             if child.type in ("endmarker", "newline"):
                 continue
-            (line, _), (end_line, end_column) = child.start_pos, child.end_pos
-            end_line = max(line, end_line if end_column else end_line - 1)  # (n, 0): ends with line n-1's break
-            if ranges and line <= ranges[-1].end_line:  # pieces of one broken line are one statement
-                ranges[-1] = Lines(ranges[-1].line, max(end_line, ranges[-1].end_line))
+            line, end_line = _line_range(child)
+            broken = _broken_inside(child) if child.type in _DEFINITIONS else ()
+            if ranges and line <= ranges[-1][0].end_line:  # pieces of one broken line are one statement
+                where, before = ranges[-1]
+                ranges[-1] = (Lines(where.line, max(end_line, where.end_line)), before + broken)
             else:
-                ranges.append(Lines(line, end_line))
+                ranges.append((Lines(line, end_line), broken))
         return ranges
     except RecursionError:  # parso's tree is recursive too; such nesting is not a statement to save
-        return [Lines(1, source.count("\n") + 1)]
+        return [(Lines(1, source.count("\n") + 1), ())]
 
 
-def _statement(where: Lines, lines: list[str]) -> _Statement:
+_DEFINITIONS = ("classdef", "funcdef", "async_funcdef", "async_stmt", "decorated")
+
+
+def _line_range(node) -> tuple[int, int]:
+    """The first and last line of a parso node."""
+    (line, _), (end_line, end_column) = node.start_pos, node.end_pos
+    return line, max(line, end_line if end_column else end_line - 1)  # (n, 0): ends with line n-1's break
+
+
+def _broken_inside(node) -> tuple[Lines, ...]:
+    """The line ranges of parso's error nodes inside `node`, adjacent ones as one range."""
+    found: list[tuple[int, int]] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.type in ("error_node", "error_leaf"):
+            found.append(_line_range(n))
+        else:
+            stack.extend(getattr(n, "children", ()))
+    merged: list[tuple[int, int]] = []
+    for line, end_line in sorted(found):
+        if merged and line <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(end_line, merged[-1][1]))
+        else:
+            merged.append((line, end_line))
+    return tuple(Lines(line, end_line) for line, end_line in merged)
+
+
+def _statement(where: Lines, broken: tuple[Lines, ...], lines: list[str]) -> _Statement:
     """The statement at `where` among the cell's `lines` (split once per cell, with their line breaks)."""
     text = "".join(lines[where.line - 1:where.end_line])
     tree, failure = _parse(text, where.line)
-    return _Statement(where, text, tree, failure)
+    return _Statement(where, text, tree, failure, broken)
 
 
 def _combine(statements: list[_Statement], answers: dict[int, dict | None], failure: _Failure) -> Reading:
-    """The cell's tree from the statements that read, directly or as newer syntax."""
+    """The cell's tree from the statements that read, directly, as newer syntax, or (a definition)
+    without the statements broken inside it."""
     body: list[ast.stmt] = []
     skipped: list[Skipped] = []
     newer: list[Newer] = []
+    partial: list[Partial] = []
     for s in statements:
         reading = (_within_depth(s.tree) if s.tree is not None else _from_newer(answers.get(id(s)), s.lines.line)
-                   or Reading(None, s.failure.message))
+                   or _without_broken(s) or Reading(None, s.failure.message))
         if reading.tree is None:
             skipped.append(Skipped(s.lines.line, s.lines.end_line, reading.error))
             continue
         body.extend(reading.tree.body)
         skipped.extend(reading.skipped)
         newer.extend(reading.newer)
+        partial.extend(reading.partial)
     if not body:
         return Reading(None, failure.message, failure.line)
-    return Reading(ast.Module(body=body, type_ignores=[]), skipped=tuple(skipped), newer=tuple(newer))
+    return Reading(ast.Module(body=body, type_ignores=[]), skipped=tuple(skipped), newer=tuple(newer),
+                   partial=tuple(partial))
+
+
+def _without_broken(s: _Statement) -> Reading | None:
+    """A class or function read without the statements broken inside it: each becomes `pass` (and
+    blank lines, so that lines keep their numbers); None when what is left does not parse either."""
+    if not s.broken:
+        return None
+    lines = s.source.splitlines(keepends=True)
+    for b in s.broken:
+        first, last = b.line - s.lines.line, b.end_line - s.lines.line
+        indent = lines[first][:len(lines[first]) - len(lines[first].lstrip(" \t"))]
+        lines[first:last + 1] = [f"{indent}pass\n"] + ["\n"] * (last - first)
+    tree, _ = _parse("".join(lines), s.lines.line)
+    reading = _within_depth(tree) if tree is not None else None
+    if reading is None or reading.tree is None:
+        return None
+    reasons = [s.failure.message if b.line <= (s.failure.line or 0) <= b.end_line else "invalid syntax" for b in s.broken]
+    skipped = tuple(Skipped(b.line, b.end_line, why) for b, why in zip(s.broken, reasons))
+    return Reading(reading.tree, skipped=skipped, partial=(Partial(s.lines.line, s.lines.end_line, s.broken),))
 
 
 def _from_newer(answer: dict | None, first_line: int) -> Reading | None:
@@ -364,4 +442,4 @@ def _reader_isolation():
         return str(e)
 
 
-__all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Lines", "Newer", "Reading", "Skipped", "read_cells"]
+__all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Lines", "Newer", "Partial", "Reading", "Skipped", "read_cells"]

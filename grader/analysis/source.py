@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from grader.analysis.limits import MAX_CODE_CHARS, MAX_CODE_NODES, Deadline, cells_named
-from grader.analysis.recovery import GRADER_PYTHON, MAX_DEPTH, Newer, Reading, Skipped, read_cells
+from grader.analysis.recovery import GRADER_PYTHON, MAX_DEPTH, Newer, Partial, Reading, Skipped, read_cells
 from grader.notebook import Cell, Notebook
 
 MAX_WARNINGS_PER_CELL = 20
@@ -38,8 +38,8 @@ _MAYBE_IPYTHON = re.compile(r"^[ \t]*+[!%?,;/]|=[ \t]*+[!%]|\?", re.M)
 # The line of an escape that the cheap reading turns into a call: `!cmd`, `%magic`, `x = !cmd`, `x = %magic`.
 _ESCAPED_LINE = re.compile(r"^([ \t]*+)(?:([\w.,\[\] \t]*?=[ \t]*+))?[!%][^\n]*+", re.M)
 
-__all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Imports", "Newer", "ParsedCell", "Skipped", "dotted_name", "parse_cells",
-           "walk_top_level"]
+__all__ = ["GRADER_PYTHON", "MAX_DEPTH", "Imports", "Newer", "ParsedCell", "Partial", "Skipped", "dotted_name",
+           "parse_cells", "walk_top_level"]
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,15 @@ class ParsedCell:
     """Top-level statements left out of `tree` because they do not parse."""
     newer: tuple[Newer, ...] = ()
     """Top-level statements in syntax newer than the grader's Python, in `tree` as 3.11 code."""
+    partial: tuple[Partial, ...] = ()
+    """Classes and functions in `tree` without the statements broken inside them (in `skipped`)."""
 
-    def unrunnable(self, stmt: ast.stmt) -> Newer | None:
-        """The newer syntax that keeps a top-level statement of `tree` from running as written:
-        3.11 has no equivalent, so its 3.11 code only approximates it. None for other statements."""
-        return next((n for n in self.newer if n.line == stmt.lineno and not n.runs), None)
+    def unrunnable(self, stmt: ast.stmt) -> Newer | Partial | None:
+        """What keeps a top-level statement of `tree` from running as written: newer syntax 3.11 has
+        no equivalent for (its 3.11 code only approximates it), or statements left out of a definition.
+        None for other statements."""
+        return (next((n for n in self.newer if n.line == stmt.lineno and not n.runs), None)
+                or next((p for p in self.partial if p.line <= stmt.lineno <= p.end_line), None))
 
 
 def _transformer():
@@ -98,7 +102,8 @@ def parse_cells(notebook: Notebook, deadline: Deadline | None = None) -> tuple[t
     problems: list[str] = []
     for cell, python, reading in zip(kept[:within], pythons, readings[:within]):
         has_magics = "get_ipython()" in python and "get_ipython()" not in cell.source
-        parsed.append(ParsedCell(cell, python, reading.tree, reading.error, has_magics, reading.skipped, reading.newer))
+        parsed.append(ParsedCell(cell, python, reading.tree, reading.error, has_magics, reading.skipped, reading.newer,
+                                 reading.partial))
         problems += _warnings(cell.index, reading)
     problems += notes
     if len(kept) < len(cells):

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from grader.analysis.source import GRADER_PYTHON, Imports, dotted_name, parse_cells
+from grader.analysis.source import Imports, dotted_name, parse_cells
 from grader.notebook import Notebook
 
 # Calls allowed on the right-hand side of an extracted assignment: they build a value and touch
@@ -75,7 +75,8 @@ class Extraction:
     """What could not be carried over (names computed by code the grader does not run)."""
     cannot_run: Mapping[str, str] = field(default_factory=dict)
     """Requested class name -> why the grader cannot run it: it is written in syntax newer than the
-    grader's Python that has no equivalent there (see grader/analysis/recovery.py)."""
+    grader's Python that has no equivalent there, or read without statements that are not valid
+    Python (see grader/analysis/recovery.py)."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,7 @@ def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str])
     table, imports, rejected, newer = _definitions(cells)
     warnings: list[str] = []
     wanted = [n for n in class_names if n in table and isinstance(table[n].node, ast.ClassDef)]
-    cannot_run = {n: f"{n} is written in {newer[n]}, syntax the grader's {GRADER_PYTHON} has no equivalent for, "
-                     "so the grader cannot run it; write the class without that syntax"
+    cannot_run = {n: f"{n} is written in {newer[n][0]}, so the grader cannot run it; {newer[n][1]}"
                   for n in class_names if n in newer}
     missing = tuple(n for n in class_names if n not in wanted and n not in cannot_run)
     inst = {n: _instantiation(n, cells, table, imports) for n in wanted}
@@ -122,12 +122,13 @@ def extract_models(notebook: Notebook, class_names: tuple[str, ...] | list[str])
     )
 
 
-def _definitions(cells) -> tuple[dict[str, _Definition], Imports, dict[str, int], dict[str, str]]:
+def _definitions(cells) -> tuple[dict[str, _Definition], Imports, dict[str, int], dict[str, tuple[str, str]]]:
     """name -> its last safe definition; also names last bound by code we do not extract, and
-    names last bound by a statement in newer syntax that the grader's Python cannot run."""
+    names last bound by a statement the grader's Python cannot run as written (newer syntax, or a
+    definition read without its broken statements): name -> where and why, and what to do."""
     table: dict[str, _Definition] = {}
     rejected: dict[str, int] = {}  # name -> cell of an unsafe binding (e.g. train_loader = DataLoader(...))
-    newer: dict[str, str] = {}  # name -> where and which syntax
+    newer: dict[str, tuple[str, str]] = {}  # name -> where and why, what to do
     imports = Imports()
     order = 0
     for pc in cells:
@@ -140,7 +141,8 @@ def _definitions(cells) -> tuple[dict[str, _Definition], Imports, dict[str, int]
                 for name, _ in _bound_names(stmt, imports):
                     table.pop(name, None)
                     rejected.pop(name, None)
-                    newer[name] = f"cell {pc.cell.index} {blocked.where} with {'; '.join(blocked.syntax)}"
+                    why, fix = blocked.why
+                    newer[name] = (f"cell {pc.cell.index} {why}", fix)
                 continue
             for name, is_import in _bound_names(stmt, imports):
                 if is_import or _safe_statement(stmt, imports, table):
@@ -208,7 +210,7 @@ def _free_names(node: ast.AST) -> set[str]:
 
 
 def _closure(wanted: list[str], table: dict[str, _Definition], rejected: dict[str, int],
-             warnings: list[str], newer: Mapping[str, str]) -> list[_Definition]:
+             warnings: list[str], newer: Mapping[str, tuple[str, str]]) -> list[_Definition]:
     chosen: dict[str, _Definition] = {}
     stack = list(reversed(wanted))
     while stack:
@@ -231,8 +233,7 @@ def _closure(wanted: list[str], table: dict[str, _Definition], rejected: dict[st
                     f"(data loading, training or a call); define {used} as a constant or inside the class"
                 )
             elif used in newer:
-                warnings.append(f"{name} uses {used}, written in {newer[used]}, syntax the grader's {GRADER_PYTHON} "
-                                "has no equivalent for: the grader cannot run it")
+                warnings.append(f"{name} uses {used}, written in {newer[used][0]}: the grader cannot run it")
     return list(chosen.values())
 
 
