@@ -339,7 +339,8 @@ def test_a_split_word_without_a_metric_is_read_through_the_code_that_prints_it()
     log = "[lenet_drop0.5] epoch   1/2 | train 2.2071 | val 1.9157 | val acc 26.32% | 19.4s\n" \
           "[lenet_drop0.5] epoch   2/2 | train 1.7865 | val 1.5839 | val acc 41.36% | 18.8s\n"
     # the run key is a positional argument beside the model: the line's prefix names LeNet
-    cells = [code(train), code("m = WideNet()"), code("train_model(LeNet(dropout=0.5), 'lenet_drop0.5')", log)]
+    cells = [code(train), code("m = WideNet()"), code("train_model(LeNet(dropout=0.5), 'lenet_drop0.5')", log),
+             code("print(f'train {len(train_set)} | val {len(val_set)}')", "train 45000 | val 5000\n")]  # not the epoch's f-string
     assert reported(*cells)["LeNet"] == {"train_loss": 1.7865, "val_loss": 1.5839, "val_acc": 0.4136, "test_acc": None, "epochs": 2}
     # printed by code the notebook does not hold: the numbers stay unread, and --explain says why
     a = analyze(notebook(MODELS, code("m = LeNet()\ntrain(m)", log)))

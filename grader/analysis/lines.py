@@ -124,7 +124,7 @@ def read_line(line: str, context: LineContext = LineContext()) -> LineReading:
             unread.append(f"'{modifier.group(1)} {kw.group(1)}' is not the last value")
             continue
         printed_after = line[: value_pos if value_pos >= 0 and not history else kw.end()]
-        metric, why = _metric_for(kind, split, printed_after, context, epoch_line=context.epoch_line or history)
+        metric, why = _metric_for(kind, split, printed_after, line, context, epoch_line=context.epoch_line or history)
         if metric:
             found.append((metric, value))
         elif why:
@@ -134,14 +134,14 @@ def read_line(line: str, context: LineContext = LineContext()) -> LineReading:
     return LineReading(tuple(found), tuple(unread), _SPLIT[named[-1]] if named else "")
 
 
-def _metric_for(kind: str, split: str, before: str, context: LineContext, epoch_line: bool) -> tuple[str | None, str]:
+def _metric_for(kind: str, split: str, before: str, line: str, context: LineContext, epoch_line: bool) -> tuple[str | None, str]:
     """The metric a value of `kind` is, and why not when it is none."""
     if kind == "loss":
         metric = {"": "train_loss", "train": "train_loss", "val": "val_loss"}.get(split)
         return metric, "" if metric or split == "test" else f"a {split} loss"
     if split:
         return {"val": "val_acc", "test": "test_acc"}.get(split), ""  # a training accuracy is not reported
-    printed = _split_of(context.printing.expression_after(before))
+    printed = _split_of(context.printing.expression_after(before, line))
     if printed:
         return {"val": "val_acc", "test": "test_acc"}.get(printed), ""
     if epoch_line:
@@ -160,11 +160,12 @@ def _unnamed_values(line: str, start: int, end: int, context: LineContext, unrea
     found: list[tuple[str, float]] = []
     previous = start
     for m in _NUMBER.finditer(line, start, end):
-        label = label_before(line[previous : m.start()])
+        text = line[previous : m.start()]
+        label = label_before(text)
         previous = m.end()
         if label.split()[-1:] not in [[w] for w in _LINE_SPLITS]:
             continue
-        expression = context.printing.labels.get(label, "")
+        expression = context.printing.expression_after(text, line)
         words = words_of(expression)
         kw = KEYWORD.search(words)
         split = _split_of(expression) or _SPLIT[label.split()[-1]]
