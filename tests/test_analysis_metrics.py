@@ -414,6 +414,7 @@ def test_a_class_trained_again_under_a_class_never_built_reports_nothing():
     a = analyze(notebook(MODELS, *cells))
     assert "LeNet" not in a.reported
     assert any("did you mean LeNetDropout()?" in w for w in a.warnings)
+    assert "did you mean LeNetDropout()?" in a.reading.left_out["LeNet"]  # for the checks' messages
 
 
 def test_an_output_cut_at_the_cap_counts_the_epochs_of_its_cut_part():

@@ -94,6 +94,19 @@ def test_a_missing_value_says_which_line_was_not_read_and_why(tmp_path, rubric):
             "number with no metric name: print 'train loss: ...' or 'train acc: ...' (and 7 more such lines)") in losses.message
 
 
+def test_values_left_out_say_why_in_the_check(tmp_path, rubric):
+    from nbfactory import LENET, WIDENET, code, write
+
+    out = "Epoch 1 | train loss 2.1 | val loss 2.0\n"
+    nb = write(tmp_path / "nb.ipynb", code(LENET + WIDENET), code("a = LeNet()\ntrain(a)", out),
+               code("class LeNetDropout(nn.Module):\n    pass"), code("a = LeNet()\ntrain(a)", out),
+               code("b = WideNet()\ntrain(b)", out))
+    losses = next(c for c in check_notebook(nb, rubric=rubric).checks if c.id == "losses_reported")
+    assert losses.message.startswith("LeNet has no training loss; LeNet has no validation loss;")
+    assert ("; cell 3 trains LeNet again right after cell 2 defines LeNetDropout, which the notebook never builds: "
+            "did you mean LeNetDropout()?") in losses.message
+
+
 def test_a_rubric_can_leave_checks_out(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text('[assignment]\nname = "x"\n[checks.discussion]\npoints = 7\n')

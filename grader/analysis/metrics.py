@@ -90,6 +90,8 @@ class Reading:
     unread: tuple[Unread, ...] = ()
     more_unread: int = 0
     """Reasons past MAX_UNREAD, not kept."""
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Model -> why its values are left out although its outputs print some."""
     unattributed: Reported | None = None
     """In a notebook with no model class, what its outputs report for the model it trains without
     one (torchvision's, one imported from a module): shown to the student, never graded."""
@@ -267,7 +269,7 @@ def extract_reported(
     found = {m: t.freeze() for m, t in tracks.items() if m not in doubtful}
     reported = {m: r for m, r in found.items() if any(getattr(r, k) is not None for k in METRICS)}
     kept = tuple(unread_lines.values())
-    reading = Reading(kept[:MAX_UNREAD], max(0, len(kept) - MAX_UNREAD), reported.pop(UNATTRIBUTED, None))
+    reading = Reading(kept[:MAX_UNREAD], max(0, len(kept) - MAX_UNREAD), doubtful, reported.pop(UNATTRIBUTED, None))
     return reported, reading, tuple(warnings)
 
 

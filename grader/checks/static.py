@@ -107,7 +107,8 @@ def _reported_check(metrics: tuple[str, str], words: tuple[str, str]) -> Judge:
         found = 2 * len(pair) - len(missing)
         if len(pair) < 2:
             missing.append("only one of the two models was found")
-        return Verdict(False, "; ".join(missing + _unread_lines(analysis, metrics)), found / 4, cell)  # two metrics for each of two models
+        left_out = [why for name, why in analysis.reading.left_out.items() if name in pair]
+        return Verdict(False, "; ".join(missing + left_out + _unread_lines(analysis, metrics)), found / 4, cell)  # two metrics for each of two models
 
     return check
 
