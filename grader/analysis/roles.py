@@ -132,6 +132,8 @@ def _heading_says_baseline(notebook: Notebook) -> bool:
         for cell in notebook.markdown_cells
         for line in cell.source[:MAX_MARKDOWN_CHARS].splitlines()
     )
+
+
 def _guess_remaining(models: list[ModelClass], usage: Usage, roles: dict[str, Role]) -> None:
     unknown = [m.name for m in models if m.name not in roles]
     if not unknown:
