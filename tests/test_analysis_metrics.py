@@ -366,6 +366,13 @@ def test_an_accuracy_takes_its_split_from_the_line_the_code_or_the_lines_above(s
     assert {k: v for k, v in found.items() if v is not None and k != "epochs"} == expected
 
 
+def test_an_error_rate_is_not_turned_into_an_accuracy():
+    a = analyze(notebook(MODELS, code("m = LeNet()\ntrain(m)", "Epoch 1 loss 1.2\nTest error: 35.2%\n")))
+    assert a.reported["LeNet"].test_acc is None
+    assert [u.reason for u in a.reading.unread] == [
+        "an error rate: the grader reads accuracies as printed, not 1 - error; print 'test accuracy: ...'"]
+
+
 def test_the_split_of_a_cell_that_prints_what_earlier_cells_computed():
     cells = [code("m = LeNet()\ncorrect = 0\nfor x, y in test_loader:\n    correct += (m(x).argmax(1) == y).sum()"),
              code("overall = 100 * correct / 10000\nprint(f'Overall Accuracy: {overall:.2f}%')", "Overall Accuracy: 80.72%\n")]

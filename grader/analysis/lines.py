@@ -14,7 +14,8 @@ it was not used (`LineReading.unread`), for `grader check --explain`:
   "Accuracy: 61 %"); on an epoch log's line it is the training accuracy; otherwise it is unread;
 - a number after a split word only ("| train 0.2697 | val 0.4818 |") takes its metric from the
   expression the code prints there (`f"| train {train_loss:.4f}"`), or is unread;
-- best/average/peak figures and per-class accuracies are skipped.
+- best/average/peak figures and per-class accuracies are skipped, and an error rate ("test error:
+  35%") is not turned into an accuracy.
 
 Every pattern is linear in what it reads (grader/analysis/limits.py).
 """
@@ -52,6 +53,8 @@ CIFAR_CLASS = re.compile(r"\b(plane|airplane|car|automobile|bird|cat|deer|dog|fr
 _SPLIT = {"train": "train", "training": "train", "trn": "train", "tr": "train", "val": "val", "valid": "val",
           "validation": "val", "validate": "val", "dev": "val", "va": "val", "test": "test", "testing": "test", "te": "test"}
 _LINE_SPLITS = ("train", "training", "trn", "val", "valid", "validation", "validate", "dev", "test", "testing")
+# "test error: 35%": an accuracy's complement, which the grader does not compute (a value is what was printed).
+_ERROR_RATE = re.compile(r"\b(?:train|training|val|valid|validation|test|testing)[ \t]*+error(?:[ \t]*+rate)?+[ \t]*+[:=]?+[ \t]*+\d")
 # sklearn's classification_report header; atomic: the first "precision" of a line decides, so a line
 # of many is read once (a backtracking `.*precision.*recall` was quadratic in the line).
 _REPORT_HEADER = re.compile(r"^(?>[^\n]*?\bprecision\b)[^\n]*?\brecall\b", re.M)
@@ -130,6 +133,8 @@ def read_line(line: str, context: LineContext = LineContext()) -> LineReading:
         elif why:
             unread.append(why)
     found += _unnamed_values(line, segment_start, len(line), context, unread)
+    if _ERROR_RATE.search(line):
+        unread.append("an error rate: the grader reads accuracies as printed, not 1 - error; print 'test accuracy: ...'")
     named = _QUALIFIER.findall(line)
     return LineReading(tuple(found), tuple(unread), _SPLIT[named[-1]] if named else "")
 

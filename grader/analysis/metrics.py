@@ -392,7 +392,7 @@ class _CellReader:
                     self.tested.add(self.active)  # type: ignore[arg-type]
 
     def _not_used(self, raw: str, line: str, reason: str) -> None:
-        if not KEYWORD.search(line) and "no metric name" not in reason:
+        if not KEYWORD.search(line) and "no metric name" not in reason and "error rate" not in reason:
             return
         key = (self.index, reason)
         seen = self.unread.get(key)
