@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from grader.analysis.limits import MAX_LINE_CHARS, head_and_tail
-from grader.analysis.printing import Printing, label_before, words_of
+from grader.analysis.printing import Printing, label_before, snake_to_words, words_of
 
 METRICS = ("train_loss", "val_loss", "val_acc", "test_acc")
 
@@ -86,8 +86,7 @@ class LineReading:
 
 
 def normalize(text: str) -> str:
-    text = _ANSI.sub("", text).lower()
-    return re.sub(r"(?<=[a-z])_(?=[a-z])", " ", text)  # val_accuracy -> val accuracy
+    return snake_to_words(_ANSI.sub("", text).lower())
 
 
 def epoch_number(line: str) -> int | None:
@@ -168,12 +167,13 @@ def _unnamed_values(line: str, start: int, end: int, context: LineContext, unrea
         text = line[previous : m.start()]
         label = label_before(text)
         previous = m.end()
-        if label.split()[-1:] not in [[w] for w in _LINE_SPLITS]:
+        split_word = label.rsplit(" ", 1)[-1]
+        if split_word not in _LINE_SPLITS:
             continue
         expression = context.printing.expression_after(text, line)
         words = words_of(expression)
         kw = KEYWORD.search(words)
-        split = _split_of(expression) or _SPLIT[label.split()[-1]]
+        split = _split_of(expression) or _SPLIT[split_word]
         if not kw:
             unread.append(f"'{label}' is followed by a number with no metric name: print '{label} loss: ...' or '{label} acc: ...'")
             continue

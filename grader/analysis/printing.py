@@ -26,6 +26,7 @@ _TEST_NAME = re.compile(r"^(?:test|testing|tst)(?:set|loader|data|dataset|dl|ds|
 _VAL_NAME = re.compile(r"^(?:val|valid|validation|dev)(?:set|loader|data|dataset|dl|ds|iter|x|y|images|labels)?$")
 _METRIC_WORD = re.compile(r"\b(loss|cost|acc|accuracy|correct)\b")
 _WORD = re.compile(r"[a-z]+")
+_SNAKE = re.compile(r"(?<=[a-z])_(?=[a-z])")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _LABEL_CHARS = 60
 """A label is read from the last characters before a value: the words of a log's column."""
@@ -110,7 +111,7 @@ def _placeholders(node: ast.AST) -> list[tuple[str, Placeholder]]:
 
 def _labelled(parts: list[tuple[str, str | None]]) -> list[tuple[str, Placeholder]]:
     """Literal text and expressions in order -> each expression with the label before it."""
-    words = frozenset(_WORD.findall(re.sub(r"(?<=[a-z])_(?=[a-z])", " ", "".join(t for t, _ in parts).lower())))
+    words = frozenset(_WORD.findall(snake_to_words("".join(t for t, _ in parts).lower())))
     labelled, literal = [], ""
     for text, expression in parts:
         literal += text
@@ -141,10 +142,15 @@ def _format_parts(template: str, call: ast.Call) -> list[tuple[str, str | None]]
     return parts
 
 
+def snake_to_words(text: str) -> str:
+    """val_accuracy -> val accuracy (lowercase text)."""
+    return _SNAKE.sub(" ", text)
+
+
 def label_before(text: str) -> str:
     """The words that end `text` ("[run] epoch 3/30 | train " -> "train"), lowercased, without the
     colon or equals sign between them and their value."""
-    text = re.sub(r"(?<=[a-z])_(?=[a-z])", " ", text[-_LABEL_CHARS:].lower()).rstrip(" :=\t")
+    text = snake_to_words(text[-_LABEL_CHARS:].lower()).rstrip(" :=\t")
     start = len(text)
     while start > 0 and (text[start - 1].isalpha() or text[start - 1] in " _-"):
         start -= 1
